@@ -1,0 +1,49 @@
+/** `onebit demo`: the README's first command — a short STE training run on Fashion-MNIST, then evaluation. */
+import { Command } from 'commander';
+import { TRAIN_DEFAULTS } from '../train/config.js';
+import { parseChoice, parsePositiveInteger } from './options.js';
+import { runTrain } from './train-command.js';
+
+interface DemoFlags {
+  out: string;
+  threads?: number;
+  backend: 'wasm' | 'reference';
+}
+
+export function demoCommand(): Command {
+  return new Command('demo')
+    .description('train a small binary network on Fashion-MNIST for about a minute, then evaluate it')
+    .option('--out <dir>', 'output folder', 'runs/demo')
+    .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
+    .option(
+      '--backend <kind>',
+      'wasm or reference',
+      parseChoice('--backend', ['wasm', 'reference'] as const),
+      'wasm',
+    )
+    .action(async (flags: DemoFlags) => {
+      const config = {
+        ...TRAIN_DEFAULTS,
+        data: 'fashion-mnist',
+        model: 'mlp-2x2048',
+        method: 'ste',
+        epochs: 2,
+      };
+      process.stdout.write(
+        `onebit demo: training ${config.model} (binary weights, real activations) with the straight-through\n` +
+          `estimator and Adam on Fashion-MNIST for ${config.epochs} epochs, batch ${config.batchSize}, lr ${config.learningRate} (cosine), seed ${config.seed}.\n`,
+      );
+      const result = await runTrain({
+        config,
+        outDir: flags.out,
+        resume: false,
+        json: false,
+        backend: flags.backend,
+        threads: flags.threads,
+      });
+      process.stdout.write(
+        `\nresults in ${flags.out}/: checkpoint.ckpt (the trained run), metrics.jsonl (one line per epoch).\n` +
+          `next: npx onebit eval ${result.checkpoint}    npx onebit summary ${result.checkpoint}\n`,
+      );
+    });
+}

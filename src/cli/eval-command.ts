@@ -1,0 +1,181 @@
+/** `onebit eval <checkpoint>`: accuracy, NLL, ECE and entropy of a trained run; reliability-diagram data. */
+import { writeFileSync } from 'node:fs';
+import { Command } from 'commander';
+import type { Dataset } from '../data/dataset.js';
+import { Normalizer } from '../data/pipeline.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { ConfigError, type BackendKind, type TrainConfig } from '../train/config.js';
+import { createBackendBatch, evaluate, type Evaluation } from '../train/evaluate.js';
+import { createRun, disposeRun, restoreRun } from '../train/run.js';
+import { parseChoice, parseInteger, parsePositiveInteger } from './options.js';
+import { loadSplits, openBackend } from './train-command.js';
+
+interface EvalFlags {
+  data?: string;
+  dataDir?: string;
+  testSamples: number;
+  testLimit?: number;
+  reliability?: string;
+  seed: number;
+  json: boolean;
+  backend: BackendKind;
+  threads?: number;
+}
+
+function summarize(e: Evaluation): Record<string, number> {
+  return { accuracy: e.accuracy, nll: e.nll, ece: e.ece, meanEntropy: e.meanEntropy, count: e.count };
+}
+
+function line(label: string, e: Evaluation): string {
+  return `${label.padEnd(22)} accuracy ${e.accuracy.toFixed(4)}  NLL ${e.nll.toFixed(4)}  ECE ${e.ece.toFixed(4)}  mean entropy ${e.meanEntropy.toFixed(4)}`;
+}
+
+export interface EvalReport {
+  readonly mode: Evaluation;
+  /** Ensemble of sampled networks, when the method has a distribution and samples were asked for. */
+  readonly ensemble: Evaluation | null;
+  readonly sample: Evaluation | null;
+}
+
+/** Evaluates a checkpoint on the test split of its (or the given) data set. */
+export async function evaluateCheckpoint(
+  path: string,
+  options: {
+    data?: string;
+    dataDir?: string;
+    testSamples: number;
+    testLimit?: number;
+    seed: number;
+    backend: BackendKind;
+    threads?: number;
+  },
+): Promise<{ report: EvalReport; config: TrainConfig; test: Dataset }> {
+  const checkpoint = loadCheckpoint(path);
+  const config: TrainConfig = {
+    ...checkpoint.meta.config,
+    ...(options.data !== undefined ? { data: options.data } : {}),
+    ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
+  };
+  const { test } = await loadSplits(config);
+  const backend = await openBackend(options.backend, options.threads);
+  try {
+    const batchSize = Math.max(config.batchSize, 100);
+    const run = createRun(
+      config,
+      backend,
+      { inputShape: test.shape, classes: test.classes, stepsPerEpoch: 1 },
+      batchSize,
+    );
+    try {
+      restoreRun(run, path, checkpoint);
+      const normalizer = new Normalizer(test.shape, checkpoint.meta.normalization);
+      if (normalizer.shape.join() !== test.shape.join()) {
+        throw new ConfigError(
+          '--data',
+          `images of shape [${normalizer.shape.join(', ')}]`,
+          `[${test.shape.join(', ')}]`,
+        );
+      }
+      const batch = createBackendBatch(run, batchSize);
+      try {
+        const limit = options.testLimit ?? null;
+        const mode = evaluate(run, test, normalizer, batch, {
+          kind: 'mode',
+          seed: options.seed,
+          keepEntropies: true,
+          limit,
+        });
+        const stochastic = run.method.stochastic && options.testSamples > 0;
+        const ensemble = stochastic
+          ? evaluate(run, test, normalizer, batch, {
+              kind: 'ensemble',
+              samples: options.testSamples,
+              seed: options.seed,
+              keepEntropies: true,
+              limit,
+            })
+          : null;
+        const sample = stochastic
+          ? evaluate(run, test, normalizer, batch, {
+              kind: 'ensemble',
+              samples: 1,
+              seed: options.seed,
+              limit,
+            })
+          : null;
+        return { report: { mode, ensemble, sample }, config, test };
+      } finally {
+        backend.free(batch.images);
+      }
+    } finally {
+      disposeRun(run);
+    }
+  } finally {
+    backend.dispose();
+  }
+}
+
+export function evalCommand(): Command {
+  return new Command('eval')
+    .description('evaluate a checkpoint: accuracy, NLL, ECE (15 bins), predictive entropy')
+    .argument('<checkpoint>', 'a checkpoint file written by onebit train')
+    .option('--data <name>', 'data set (default: the one the run trained on)')
+    .option('--data-dir <dir>', 'folder searched first for the data set files')
+    .option(
+      '--test-samples <T>',
+      'sampled networks to average (methods with a weight distribution)',
+      parseInteger('--test-samples'),
+      0,
+    )
+    .option(
+      '--test-limit <n>',
+      'evaluate only the first n test examples',
+      parsePositiveInteger('--test-limit'),
+    )
+    .option(
+      '--reliability <file>',
+      'write reliability-diagram data (bin confidence, accuracy, count) as JSON',
+    )
+    .option('--seed <n>', 'seed of the sampling stream', parseInteger('--seed'), 1)
+    .option(
+      '--backend <kind>',
+      'wasm or reference',
+      parseChoice('--backend', ['wasm', 'reference'] as const),
+      'wasm',
+    )
+    .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
+    .option('--json', 'print one JSON object', false)
+    .action(async (path: string, flags: EvalFlags) => {
+      const { report, config } = await evaluateCheckpoint(path, flags);
+      if (flags.reliability !== undefined) {
+        const diagrams = {
+          mode: report.mode.bins,
+          ...(report.ensemble !== null ? { ensemble: report.ensemble.bins } : {}),
+        };
+        writeFileSync(flags.reliability, `${JSON.stringify(diagrams, null, 2)}\n`);
+      }
+      if (flags.json) {
+        process.stdout.write(
+          `${JSON.stringify({
+            type: 'eval',
+            checkpoint: path,
+            method: config.method,
+            data: config.data,
+            mode: summarize(report.mode),
+            ...(report.ensemble !== null
+              ? { ensemble: { samples: flags.testSamples, ...summarize(report.ensemble) } }
+              : {}),
+            ...(report.sample !== null ? { sample: summarize(report.sample) } : {}),
+          })}\n`,
+        );
+        return;
+      }
+      process.stdout.write(`${config.method} on ${config.data} (${report.mode.count} test examples)\n`);
+      process.stdout.write(`${line('mode (deterministic)', report.mode)}\n`);
+      if (report.sample !== null) process.stdout.write(`${line('one sampled network', report.sample)}\n`);
+      if (report.ensemble !== null)
+        process.stdout.write(`${line(`ensemble of ${flags.testSamples}`, report.ensemble)}\n`);
+      if (flags.reliability !== undefined)
+        process.stdout.write(`reliability diagram data written to ${flags.reliability}\n`);
+    });
+}

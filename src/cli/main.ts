@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * The onebit command line. The only code in the project that prints, reads the environment or exits;
+ * it turns flags into one typed config and hands it to the library.
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { dataCommand } from './data-command.js';
+import { demoCommand } from './demo-command.js';
+import { evalCommand } from './eval-command.js';
+import { summaryCommand } from './summary-command.js';
+import { trainCommand } from './train-command.js';
+
+function packageVersion(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') {
+    return pkg.version;
+  }
+  return 'unknown';
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('onebit')
+    .description('Train binary neural networks and run them bit-packed in WebAssembly.')
+    .version(packageVersion())
+    .option('--verbose', 'show stack traces on errors')
+    .showHelpAfterError();
+  for (const command of [trainCommand(), evalCommand(), summaryCommand(), demoCommand(), dataCommand()]) {
+    program.addCommand(command.exitOverride());
+  }
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    const verbose = argv.includes('--verbose');
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`onebit: ${message}\n`);
+    if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,45 @@
+/** Flag parsing helpers shared by the commands: every bad value becomes one clear ConfigError. */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { InvalidArgumentError } from 'commander';
+
+export function parseInteger(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${flag} expects an integer, got "${value}"`);
+    return n;
+  };
+}
+
+export function parsePositiveInteger(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new InvalidArgumentError(`${flag} expects a positive integer, got "${value}"`);
+    return n;
+  };
+}
+
+export function parseNumber(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n))
+      throw new InvalidArgumentError(`${flag} expects a number, got "${value}"`);
+    return n;
+  };
+}
+
+export function parseChoice<T extends string>(flag: string, choices: readonly T[]): (value: string) => T {
+  return (value) => {
+    if (!(choices as readonly string[]).includes(value)) {
+      throw new InvalidArgumentError(`${flag} expects one of ${choices.join(', ')}, got "${value}"`);
+    }
+    return value as T;
+  };
+}
+
+/** onebit's download cache: $XDG_CACHE_HOME/onebit or ~/.cache/onebit. */
+export function defaultCacheDir(): string {
+  const xdg = process.env.XDG_CACHE_HOME;
+  return join(xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.cache'), 'onebit');
+}

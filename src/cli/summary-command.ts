@@ -1,0 +1,111 @@
+/** `onebit summary`: per-layer parameters, memory and MACs by precision, and the method's training state. */
+import { Command } from 'commander';
+import { createMethod } from '../methods/registry.js';
+import { buildModel, isModelName, MODEL_NAMES } from '../nn/models.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { ConfigError } from '../train/config.js';
+import { summarizeModel, type ModelSummary } from '../train/summary.js';
+import { parseChoice } from './options.js';
+
+interface SummaryFlags {
+  model?: string;
+  method: string;
+  activations: 'real' | 'binary';
+  surrogate?: string;
+  json: boolean;
+}
+
+function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes >= 1 << 20) return `${(bytes / (1 << 20)).toFixed(2)} MiB`;
+  if (bytes >= 1 << 10) return `${(bytes / (1 << 10)).toFixed(2)} KiB`;
+  return `${bytes} B`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows
+    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '))
+    .join('\n');
+}
+
+export function renderSummary(name: string, s: ModelSummary, method: string, stateBytes: number): string {
+  const header = [
+    'layer',
+    'output',
+    '1-bit params',
+    '32-bit params',
+    'memory',
+    '1b x 1b MACs',
+    '1b x 32b MACs',
+    '32b MACs',
+  ];
+  const rows = s.layers.map((l) => [
+    `${l.name} (${l.kind})`,
+    `[${l.outputShape.join(', ')}]`,
+    formatCount(l.binaryParameters),
+    formatCount(l.realParameters),
+    formatBytes(Math.ceil(l.memoryBits / 8)),
+    formatCount(l.binaryBinaryMacs),
+    formatCount(l.binaryRealMacs),
+    formatCount(l.realMacs),
+  ]);
+  const t = s.totals;
+  rows.push([
+    'total',
+    '',
+    formatCount(t.binaryParameters),
+    formatCount(t.realParameters),
+    formatBytes(s.memoryBytes),
+    formatCount(t.binaryBinaryMacs),
+    formatCount(t.binaryRealMacs),
+    formatCount(t.realMacs),
+  ]);
+  return [
+    `model ${name}`,
+    table([header, ...rows]),
+    '',
+    `inference memory: ${formatBytes(s.memoryBytes)} bit-packed vs ${formatBytes(s.float32Bytes)} in float32 (compression ${s.compressionRatio.toFixed(1)}x)`,
+    `training state of method ${method}: ${stateBytes} bytes per binary weight (${formatBytes(stateBytes * t.binaryParameters)} for this model)`,
+  ].join('\n');
+}
+
+export function summaryCommand(): Command {
+  return new Command('summary')
+    .description('per-layer parameters, memory and MACs by precision (like Larq summary)')
+    .argument('[checkpoint]', 'a checkpoint file; or give --model')
+    .option('--model <name>', `model (${MODEL_NAMES.join(', ')})`)
+    .option('--method <name>', 'training method whose state to account for', 'ste')
+    .option(
+      '--activations <kind>',
+      'real or binary',
+      parseChoice('--activations', ['real', 'binary'] as const),
+      'real',
+    )
+    .option('--json', 'print one JSON object', false)
+    .action((checkpoint: string | undefined, flags: SummaryFlags) => {
+      let model = flags.model;
+      let method = flags.method;
+      let activations = flags.activations;
+      let methodOptions: Readonly<Record<string, string | number | boolean>> = {};
+      if (checkpoint !== undefined) {
+        const config = loadCheckpoint(checkpoint).meta.config;
+        ({ model, method, activations, methodOptions } = config);
+      }
+      if (model === undefined) throw new ConfigError('summary', 'a checkpoint or --model NAME', 'neither');
+      if (!isModelName(model)) throw new ConfigError('--model', `one of ${MODEL_NAMES.join(', ')}`, model);
+      const built = buildModel(model, { activations });
+      const summary = summarizeModel(built, built.inputShape);
+      const stateBytes = createMethod(method, methodOptions).stateBytesPerWeight;
+      if (flags.json) {
+        process.stdout.write(
+          `${JSON.stringify({ type: 'summary', model, method, activations, ...summary, stateBytesPerBinaryWeight: stateBytes })}\n`,
+        );
+      } else {
+        process.stdout.write(`${renderSummary(model, summary, method, stateBytes)}\n`);
+      }
+    });
+}

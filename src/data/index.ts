@@ -1,0 +1,10 @@
+/** The data module: formats (IDX, CIFAR), data sets, downloads, batching, augmentation, task streams. */
+export * from './errors.js';
+export * from './idx.js';
+export * from './cifar.js';
+export * from './dataset.js';
+export * from './fetch.js';
+export * from './pipeline.js';
+export * from './tasks.js';
+export { encodeTar, parseTar, type TarEntry } from './tar.js';
+export { isGzip } from './gzip.js';

@@ -1,0 +1,24 @@
+/** Atomic file writes: write a temporary file beside the target, flush it, then rename over the target. */
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+
+/** Writes `chunks` to `path` so that a crash leaves either the old file or the new one, never a torn one. */
+export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  let fd = -1;
+  try {
+    fd = openSync(temporary, 'w');
+    for (const chunk of chunks) {
+      let written = 0;
+      while (written < chunk.byteLength) written += writeSync(fd, chunk, written);
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = -1;
+    renameSync(temporary, path);
+  } catch (error) {
+    if (fd >= 0) closeSync(fd);
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+}

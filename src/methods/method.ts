@@ -1,0 +1,49 @@
+/**
+ * The one idea that holds onebit together: a training method is a distribution over binary weights.
+ *
+ * Every method fits the same contract over a model's binary parameters (design.md):
+ *  1. `propose(rng)`   writes the weights for this forward pass into each binary parameter's `value`;
+ *  2. the model runs forward and backward with them and leaves dL/dw in each parameter's `grad`;
+ *  3. `update(step)`   turns those gradients into the method's new state;
+ *  4. `predict(kind)`  writes the test-time weights: the mode, or one sample of an ensemble.
+ * A method's state is plain data (typed arrays and numbers), listed by `stateTensors` and `stateScalars`, so
+ * checkpoints and resumption need nothing method-specific.
+ */
+import type { Backend } from '../backend/backend.js';
+import type { Parameter } from '../nn/layer.js';
+import type { NamedTensor } from '../io/tensor-file.js';
+import type { Rng } from '../tensor/rng.js';
+
+export interface MethodStep {
+  /** 1-based count of updates so far, including this one. */
+  readonly step: number;
+  /** Learning rate from the schedule for this step. */
+  readonly learningRate: number;
+}
+
+/** Which weights `predict` writes: the single deterministic network, or one draw from the distribution. */
+export type PredictionKind = 'mode' | 'sample';
+
+export interface BinaryMethod {
+  readonly name: string;
+  /**
+   * Binds the method to the binary parameters and initialises its state from their current values
+   * (the layers' initialisation). Called once, before the first step.
+   */
+  attach(params: readonly Parameter[], backend: Backend, rng: Rng): void;
+  /** Writes this step's forward weights into every bound parameter's value. */
+  propose(rng: Rng): void;
+  /** Reads every bound parameter's grad and updates the state. */
+  update(step: MethodStep): void;
+  /** Writes test-time weights; 'sample' draws one network with `rng` (methods without a distribution give the mode). */
+  predict(kind: PredictionKind, rng: Rng): void;
+  /** Whether 'sample' differs from 'mode' (so ensembles are meaningful). */
+  readonly stochastic: boolean;
+  /** Every state array, for checkpoints; restoring writes into these same arrays. */
+  stateTensors(): NamedTensor[];
+  stateScalars(): Record<string, number>;
+  loadStateScalars(scalars: Record<string, number>): void;
+  /** Bytes of training state kept per binary weight (for `onebit summary`). */
+  readonly stateBytesPerWeight: number;
+  dispose(): void;
+}

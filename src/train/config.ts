@@ -1,0 +1,94 @@
+/**
+ * The one typed configuration of a training run. The CLI builds it from flags; the library reads nothing
+ * else (no environment, no globals). It is stored in every checkpoint so that `--resume` and `eval` rebuild
+ * exactly the same model and method.
+ */
+import type { ScheduleKind } from '../optim/schedules.js';
+
+export type ActivationPrecision = 'real' | 'binary';
+export type BackendKind = 'wasm' | 'reference';
+
+export interface TrainConfig {
+  /** Data set name (fashion-mnist, mnist, cifar10, cifar100, synthetic-mnist, synthetic-cifar). */
+  readonly data: string;
+  readonly dataDir: string | null;
+  readonly model: string;
+  readonly activations: ActivationPrecision;
+  readonly method: string;
+  /** Method hyperparameters by flag name (e.g. { surrogate: 'identity' } or { temperature: 1e-10 }). */
+  readonly methodOptions: Readonly<Record<string, number | string | boolean>>;
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly learningRate: number;
+  readonly schedule: ScheduleKind;
+  readonly warmupEpochs: number;
+  /** Learning rate of the optimizer for real-valued parameters (batch-norm affine, PReLU). */
+  readonly realLearningRate: number;
+  readonly seed: number;
+  /** Fraction of the training set held out for validation (0 disables). */
+  readonly validationFraction: number;
+  /** Limit on training examples (after the validation split), for quick runs and tests; null = all. */
+  readonly trainLimit: number | null;
+  /** Limit on test examples; null = all. */
+  readonly testLimit: number | null;
+  readonly batchNormAffine: boolean;
+}
+
+export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'model' | 'method'> = {
+  dataDir: null,
+  activations: 'real',
+  methodOptions: {},
+  epochs: 5,
+  batchSize: 100,
+  learningRate: 1e-3,
+  schedule: 'cosine',
+  warmupEpochs: 0,
+  realLearningRate: 1e-3,
+  seed: 1,
+  validationFraction: 0.1,
+  trainLimit: null,
+  testLimit: null,
+  batchNormAffine: false,
+};
+
+/** A configuration value a user can get wrong: names the field, what was expected and what was found. */
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    readonly expected: string,
+    readonly found: string,
+  ) {
+    super(`${field}: expected ${expected}, got ${found}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function positiveInteger(field: string, value: number): void {
+  if (!Number.isInteger(value) || value <= 0)
+    throw new ConfigError(field, 'a positive integer', String(value));
+}
+
+function positiveNumber(field: string, value: number): void {
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(field, 'a positive number', String(value));
+}
+
+/** Checks ranges that would otherwise fail deep inside a run. */
+export function validateConfig(config: TrainConfig): void {
+  positiveInteger('epochs', config.epochs);
+  positiveInteger('batch-size', config.batchSize);
+  positiveNumber('lr', config.learningRate);
+  positiveNumber('real-lr', config.realLearningRate);
+  if (!Number.isInteger(config.seed)) throw new ConfigError('seed', 'an integer', String(config.seed));
+  if (!(config.validationFraction >= 0 && config.validationFraction < 1)) {
+    throw new ConfigError('validation', 'a fraction in [0, 1)', String(config.validationFraction));
+  }
+  if (!(config.warmupEpochs >= 0 && config.warmupEpochs <= config.epochs)) {
+    throw new ConfigError(
+      'warmup-epochs',
+      `a number in [0, epochs=${config.epochs}]`,
+      String(config.warmupEpochs),
+    );
+  }
+  if (config.trainLimit !== null) positiveInteger('train-limit', config.trainLimit);
+  if (config.testLimit !== null) positiveInteger('test-limit', config.testLimit);
+}

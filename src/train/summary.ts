@@ -1,0 +1,105 @@
+/**
+ * Model summary in the spirit of Larq's `summary`: per layer, parameters by precision, memory, and
+ * multiply-accumulates by precision of (input, weight); totals, compression against float32, and the
+ * training state a method keeps per binary weight.
+ */
+import { createReferenceBackend } from '../backend/reference/index.js';
+import type { Layer } from '../nn/layer.js';
+import { Sequential } from '../nn/sequential.js';
+import type { Shape } from '../tensor/shape.js';
+import { shapeSize } from '../tensor/shape.js';
+
+export interface LayerSummary {
+  readonly name: string;
+  readonly kind: string;
+  readonly outputShape: Shape;
+  readonly binaryParameters: number;
+  /** Real-valued parameters plus float32 state kept for inference (batch-norm statistics). */
+  readonly realParameters: number;
+  /** Inference memory: 1 bit per binary parameter, 32 bits per real one (batch-norm statistics included). */
+  readonly memoryBits: number;
+  /** MACs with binary weights on binary inputs (XNOR/popcount). */
+  readonly binaryBinaryMacs: number;
+  /** MACs with binary weights on real inputs (additions and subtractions only). */
+  readonly binaryRealMacs: number;
+  /** MACs with real weights. */
+  readonly realMacs: number;
+}
+
+export interface ModelSummary {
+  readonly layers: readonly LayerSummary[];
+  readonly totals: Omit<LayerSummary, 'name' | 'kind' | 'outputShape'>;
+  readonly memoryBytes: number;
+  readonly float32Bytes: number;
+  /** float32 size of all parameters divided by the bit-packed size. */
+  readonly compressionRatio: number;
+}
+
+/** Whether a binary layer binarizes its input (so its MACs are XNOR/popcount). */
+function binarizesInput(layer: Layer): boolean {
+  const config = (layer as unknown as { config?: { binarizer?: string } }).config;
+  return config?.binarizer === 'sign';
+}
+
+/**
+ * Walks the top level of a Sequential model. Plans each layer on a small reference backend to learn its
+ * output shape; MACs per example follow from the weight shape and the output's spatial size.
+ */
+export function summarizeModel(model: Sequential, inputShape: Shape): ModelSummary {
+  const backend = createReferenceBackend('float32');
+  const layers: LayerSummary[] = [];
+  let shape = inputShape;
+  try {
+    for (const layer of model.layers) {
+      shape = layer.plan(backend, shape, 1);
+      let binaryParameters = 0;
+      let realParameters = 0;
+      let binaryBinaryMacs = 0;
+      let binaryRealMacs = 0;
+      let realMacs = 0;
+      const spatial = shape.length === 3 ? shape[1] * shape[2] : 1;
+      for (const p of layer.parameters()) {
+        const n = shapeSize(p.shape);
+        // Weights are rank 2 (dense: out x in) or rank 4 (conv: out x in x kh x kw); each entry is used
+        // once per output position.
+        const macs = p.shape.length >= 2 ? n * spatial : 0;
+        if (p.kind === 'binary') {
+          binaryParameters += n;
+          if (binarizesInput(layer)) binaryBinaryMacs += macs;
+          else binaryRealMacs += macs;
+        } else {
+          realParameters += n;
+          realMacs += macs;
+        }
+      }
+      // Running statistics are kept in float32 at inference (folded into thresholds or scale and shift).
+      for (const state of layer.stateBuffers()) realParameters += state.value.length;
+      layers.push({
+        name: layer.name,
+        kind: layer.constructor.name,
+        outputShape: shape,
+        binaryParameters,
+        realParameters,
+        memoryBits: binaryParameters + 32 * realParameters,
+        binaryBinaryMacs,
+        binaryRealMacs,
+        realMacs,
+      });
+    }
+  } finally {
+    for (const layer of model.layers) layer.dispose();
+  }
+  const sum = (key: keyof Omit<LayerSummary, 'name' | 'kind' | 'outputShape'>): number =>
+    layers.reduce((acc, l) => acc + l[key], 0);
+  const totals = {
+    binaryParameters: sum('binaryParameters'),
+    realParameters: sum('realParameters'),
+    memoryBits: sum('memoryBits'),
+    binaryBinaryMacs: sum('binaryBinaryMacs'),
+    binaryRealMacs: sum('binaryRealMacs'),
+    realMacs: sum('realMacs'),
+  };
+  const memoryBytes = Math.ceil(totals.memoryBits / 8);
+  const float32Bytes = 4 * (totals.binaryParameters + totals.realParameters);
+  return { layers, totals, memoryBytes, float32Bytes, compressionRatio: float32Bytes / memoryBytes };
+}
