@@ -63,7 +63,7 @@ export async function evaluateCheckpoint(
     const run = createRun(
       config,
       backend,
-      { inputShape: test.shape, classes: test.classes, stepsPerEpoch: 1 },
+      { inputShape: test.shape, classes: test.classes, stepsPerEpoch: 1, trainingExamples: 1 },
       batchSize,
     );
     try {

@@ -34,6 +34,8 @@ export interface TrainFlags {
   batchSize: number;
   lr: number;
   realLr?: number;
+  realOptimizer: 'adam' | 'sgd';
+  weightDecay: number;
   schedule: 'constant' | 'cosine' | 'warmup-cosine';
   warmupEpochs: number;
   seed: number;
@@ -66,6 +68,8 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     batchSize: flags.batchSize,
     learningRate: flags.lr,
     realLearningRate: flags.realLr ?? flags.lr,
+    realOptimizer: flags.realOptimizer,
+    realWeightDecay: flags.weightDecay,
     schedule: flags.schedule,
     warmupEpochs: flags.warmupEpochs,
     seed: flags.seed,
@@ -101,6 +105,18 @@ export function addTrainingFlags(command: Command): Command {
       '--real-lr <x>',
       'learning rate of Adam on real-valued parameters (default: --lr)',
       parseNumber('--real-lr'),
+    )
+    .option(
+      '--real-optimizer <kind>',
+      'optimizer of real-valued parameters: adam or sgd (momentum 0.9)',
+      parseChoice('--real-optimizer', ['adam', 'sgd'] as const),
+      TRAIN_DEFAULTS.realOptimizer,
+    )
+    .option(
+      '--weight-decay <x>',
+      'weight decay of the real-valued optimizer',
+      parseNumber('--weight-decay'),
+      TRAIN_DEFAULTS.realWeightDecay,
     )
     .option(
       '--schedule <kind>',

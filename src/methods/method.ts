@@ -21,6 +21,14 @@ export interface MethodStep {
   readonly learningRate: number;
 }
 
+/** Facts about the run a method may need (BayesBiNN scales its gradient by the training-set size). */
+export interface MethodContext {
+  /** Number of training examples per epoch (after the validation split). */
+  readonly trainingExamples: number;
+  /** Optimisation steps per epoch. */
+  readonly stepsPerEpoch: number;
+}
+
 /** Which weights `predict` writes: the single deterministic network, or one draw from the distribution. */
 export type PredictionKind = 'mode' | 'sample';
 
@@ -30,7 +38,7 @@ export interface BinaryMethod {
    * Binds the method to the binary parameters and initialises its state from their current values
    * (the layers' initialisation). Called once, before the first step.
    */
-  attach(params: readonly Parameter[], backend: Backend, rng: Rng): void;
+  attach(params: readonly Parameter[], backend: Backend, rng: Rng, context: MethodContext): void;
   /** Writes this step's forward weights into every bound parameter's value. */
   propose(rng: Rng): void;
   /** Reads every bound parameter's grad and updates the state. */

@@ -22,8 +22,12 @@ export interface TrainConfig {
   readonly learningRate: number;
   readonly schedule: ScheduleKind;
   readonly warmupEpochs: number;
-  /** Learning rate of the optimizer for real-valued parameters (batch-norm affine, PReLU). */
+  /** Learning rate of the optimizer for real-valued parameters (batch-norm affine, PReLU, scales). */
   readonly realLearningRate: number;
+  /** Optimizer for real-valued parameters: Adam, or SGD with momentum 0.9 (VISPA's recipe). */
+  readonly realOptimizer: 'adam' | 'sgd';
+  /** Weight decay of the real-valued optimizer (decoupled for Adam, L2 for SGD); only on decay=true params. */
+  readonly realWeightDecay: number;
   readonly seed: number;
   /** Fraction of the training set held out for validation (0 disables). */
   readonly validationFraction: number;
@@ -44,6 +48,8 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'model' | 'method'> = {
   schedule: 'cosine',
   warmupEpochs: 0,
   realLearningRate: 1e-3,
+  realOptimizer: 'adam',
+  realWeightDecay: 0,
   seed: 1,
   validationFraction: 0.1,
   trainLimit: null,

@@ -12,8 +12,9 @@ import type { BinaryMethod } from '../methods/method.js';
 import type { Layer, Parameter } from '../nn/layer.js';
 import { SoftmaxCrossEntropy } from '../nn/losses.js';
 import { buildModel, isModelName, MODEL_NAMES } from '../nn/models.js';
-import { adam, type AdamState } from '../optim/adam.js';
-import type { Optimizer } from '../optim/optimizer.js';
+import { adam } from '../optim/adam.js';
+import { sgd } from '../optim/sgd.js';
+import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { scheduleFromConfig, type Schedule } from '../optim/schedules.js';
 import { Rng } from '../tensor/rng.js';
 import type { Shape } from '../tensor/shape.js';
@@ -25,6 +26,8 @@ export interface RunShape {
   readonly classes: number;
   /** Optimisation steps per epoch. */
   readonly stepsPerEpoch: number;
+  /** Training examples per epoch (after the validation split). */
+  readonly trainingExamples: number;
 }
 
 export interface Run {
@@ -35,8 +38,8 @@ export interface Run {
   readonly method: BinaryMethod;
   readonly binaryParameters: readonly Parameter[];
   readonly realParameters: readonly Parameter[];
-  readonly optimizer: Optimizer<AdamState>;
-  readonly optimizerState: AdamState;
+  readonly optimizer: Optimizer;
+  readonly optimizerState: OptimizerState;
   readonly schedule: Schedule;
   readonly rng: Rng;
   readonly shape: RunShape;
@@ -65,7 +68,10 @@ export function createRun(config: TrainConfig, backend: Backend, shape: RunShape
   const binaryParameters = parameters.filter((p) => p.kind === 'binary');
   const realParameters = parameters.filter((p) => p.kind === 'real');
   const method = createMethod(config.method, config.methodOptions);
-  method.attach(binaryParameters, backend, rng);
+  method.attach(binaryParameters, backend, rng, {
+    trainingExamples: shape.trainingExamples,
+    stepsPerEpoch: shape.stepsPerEpoch,
+  });
 
   const totalSteps = config.epochs * shape.stepsPerEpoch;
   const schedule = (learningRate: number): Schedule =>
@@ -77,7 +83,11 @@ export function createRun(config: TrainConfig, backend: Backend, shape: RunShape
         ? { warmupSteps: Math.round(config.warmupEpochs * shape.stepsPerEpoch) }
         : {}),
     });
-  const optimizer = adam(backend, { learningRate: schedule(config.realLearningRate) });
+  const realSchedule = schedule(config.realLearningRate);
+  const optimizer: Optimizer =
+    config.realOptimizer === 'sgd'
+      ? sgd(backend, { learningRate: realSchedule, momentum: 0.9, weightDecay: config.realWeightDecay })
+      : adam(backend, { learningRate: realSchedule, weightDecay: config.realWeightDecay });
   const optimizerState = optimizer.init(realParameters);
   return {
     config,

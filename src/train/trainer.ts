@@ -157,7 +157,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const run = createRun(
     config,
     backend,
-    { inputShape: trainData.shape, classes: trainData.classes, stepsPerEpoch },
+    { inputShape: trainData.shape, classes: trainData.classes, stepsPerEpoch, trainingExamples: trainData.count },
     config.batchSize,
   );
   let batch: ReturnType<typeof createBackendBatch> | null = null;

@@ -1,0 +1,15 @@
+/** Choosing a backend, once, by kind. */
+import type { Backend, DType } from './backend.js';
+import { createReferenceBackend } from './reference/index.js';
+
+export { createReferenceBackend } from './reference/index.js';
+
+export type BackendOptions =
+  | { readonly kind: 'reference'; readonly dtype?: DType }
+  | { readonly kind: 'wasm'; readonly threads?: number };
+
+export async function createBackend(options: BackendOptions = { kind: 'wasm' }): Promise<Backend> {
+  if (options.kind === 'reference') return createReferenceBackend(options.dtype ?? 'float32');
+  const { createWasmBackend } = await import('./wasm/index.js');
+  return createWasmBackend({ threads: options.threads });
+}
