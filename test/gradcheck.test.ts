@@ -16,6 +16,7 @@ import {
   BatchNorm,
   BinaryConv2d,
   BinaryDense,
+  ChannelScale,
   Conv2d,
   Dense,
   Dropout,
@@ -149,6 +150,8 @@ describe('gradcheck: layers', () => {
     gradcheck(new PReLU('prelu'), [4], { input: distinct, setup: randomSlopes }));
   it('PReLU 2-D incl. slope gradient', () =>
     gradcheck(new PReLU('prelu'), [2, 2, 3], { input: distinct, setup: randomSlopes }));
+  it('ChannelScale 1-D incl. scale gradient', () => gradcheck(new ChannelScale('scale'), [4]));
+  it('ChannelScale 2-D incl. scale gradient', () => gradcheck(new ChannelScale('scale'), [3, 2, 2]));
   it('MaxPool2d 2x2 (no ties)', () =>
     gradcheck(new MaxPool2d('pool', { kernelSize: 2 }), [2, 4, 4], { input: distinct }));
   it('MaxPool2d 3x3 stride 2 padding 1 (no ties)', () =>

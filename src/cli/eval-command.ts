@@ -16,6 +16,8 @@ interface EvalFlags {
   testSamples: number;
   testLimit?: number;
   reliability?: string;
+  entropies?: string;
+  average: 'logits' | 'probabilities';
   seed: number;
   json: boolean;
   backend: BackendKind;
@@ -48,6 +50,8 @@ export async function evaluateCheckpoint(
     seed: number;
     backend: BackendKind;
     threads?: number;
+    /** How the ensemble combines sampled networks (default 'logits', as the official code). */
+    average?: 'logits' | 'probabilities';
   },
 ): Promise<{ report: EvalReport; config: TrainConfig; test: Dataset }> {
   const checkpoint = loadCheckpoint(path);
@@ -90,6 +94,7 @@ export async function evaluateCheckpoint(
           ? evaluate(run, test, normalizer, batch, {
               kind: 'ensemble',
               samples: options.testSamples,
+              average: options.average ?? 'logits',
               seed: options.seed,
               keepEntropies: true,
               limit,
@@ -115,6 +120,22 @@ export async function evaluateCheckpoint(
   }
 }
 
+/** Per-example predictive entropies of the mode (and the ensemble, when there is one), with the labels. */
+function writeEntropies(path: string, report: EvalReport, test: Dataset): void {
+  const mode = report.mode.entropies ?? [];
+  const ensemble = report.ensemble?.entropies ?? null;
+  if (path.toLowerCase().endsWith('.csv')) {
+    const rows = [`index,label,mode_entropy${ensemble !== null ? ',ensemble_entropy' : ''}`];
+    for (let i = 0; i < mode.length; i++) {
+      rows.push(`${i},${test.labels[i]},${mode[i]}${ensemble !== null ? `,${ensemble[i]}` : ''}`);
+    }
+    writeFileSync(path, `${rows.join('\n')}\n`);
+    return;
+  }
+  const labels = Array.from(test.labels.subarray(0, mode.length));
+  writeFileSync(path, `${JSON.stringify({ labels, mode, ...(ensemble !== null ? { ensemble } : {}) })}\n`);
+}
+
 export function evalCommand(): Command {
   return new Command('eval')
     .description('evaluate a checkpoint: accuracy, NLL, ECE (15 bins), predictive entropy')
@@ -136,6 +157,16 @@ export function evalCommand(): Command {
       '--reliability <file>',
       'write reliability-diagram data (bin confidence, accuracy, count) as JSON',
     )
+    .option(
+      '--entropies <file>',
+      'write per-example predictive entropies (nats): CSV if the name ends in .csv, else JSON',
+    )
+    .option(
+      '--average <kind>',
+      'how the ensemble combines sampled networks: logits (official BayesBiNN/VISPA) or probabilities',
+      parseChoice('--average', ['logits', 'probabilities'] as const),
+      'logits',
+    )
     .option('--seed <n>', 'seed of the sampling stream', parseInteger('--seed'), 1)
     .option(
       '--backend <kind>',
@@ -146,7 +177,8 @@ export function evalCommand(): Command {
     .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
     .option('--json', 'print one JSON object', false)
     .action(async (path: string, flags: EvalFlags) => {
-      const { report, config } = await evaluateCheckpoint(path, flags);
+      const { report, config, test } = await evaluateCheckpoint(path, flags);
+      if (flags.entropies !== undefined) writeEntropies(flags.entropies, report, test);
       if (flags.reliability !== undefined) {
         const diagrams = {
           mode: report.mode.bins,
@@ -163,7 +195,13 @@ export function evalCommand(): Command {
             data: config.data,
             mode: summarize(report.mode),
             ...(report.ensemble !== null
-              ? { ensemble: { samples: flags.testSamples, ...summarize(report.ensemble) } }
+              ? {
+                  ensemble: {
+                    samples: flags.testSamples,
+                    average: flags.average,
+                    ...summarize(report.ensemble),
+                  },
+                }
               : {}),
             ...(report.sample !== null ? { sample: summarize(report.sample) } : {}),
           })}\n`,
@@ -175,7 +213,11 @@ export function evalCommand(): Command {
       if (report.sample !== null) process.stdout.write(`${line('one sampled network', report.sample)}\n`);
       if (report.ensemble !== null)
         process.stdout.write(`${line(`ensemble of ${flags.testSamples}`, report.ensemble)}\n`);
+      else if (flags.testSamples > 0)
+        process.stdout.write(`(${config.method} has no weight distribution: --test-samples ignored)\n`);
       if (flags.reliability !== undefined)
         process.stdout.write(`reliability diagram data written to ${flags.reliability}\n`);
+      if (flags.entropies !== undefined)
+        process.stdout.write(`per-example entropies written to ${flags.entropies}\n`);
     });
 }

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { continualCommand } from './continual-command.js';
 import { dataCommand } from './data-command.js';
 import { demoCommand } from './demo-command.js';
 import { evalCommand } from './eval-command.js';
@@ -27,7 +28,14 @@ export function buildProgram(): Command {
     .version(packageVersion())
     .option('--verbose', 'show stack traces on errors')
     .showHelpAfterError();
-  for (const command of [trainCommand(), evalCommand(), summaryCommand(), demoCommand(), dataCommand()]) {
+  for (const command of [
+    trainCommand(),
+    evalCommand(),
+    summaryCommand(),
+    demoCommand(),
+    dataCommand(),
+    continualCommand(),
+  ]) {
     program.addCommand(command.exitOverride());
   }
   return program;

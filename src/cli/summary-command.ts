@@ -1,17 +1,18 @@
 /** `onebit summary`: per-layer parameters, memory and MACs by precision, and the method's training state. */
 import { Command } from 'commander';
-import { createMethod } from '../methods/registry.js';
+import { createMethod, defaultRunSettings } from '../methods/registry.js';
 import { buildModel, isModelName, MODEL_NAMES } from '../nn/models.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { ConfigError } from '../train/config.js';
 import { summarizeModel, type ModelSummary } from '../train/summary.js';
-import { parseChoice } from './options.js';
+import { parseChoice, parseInteger } from './options.js';
 
 interface SummaryFlags {
   model?: string;
   method: string;
   activations: 'real' | 'binary';
   surrogate?: string;
+  rank?: number;
   json: boolean;
 }
 
@@ -79,6 +80,7 @@ export function summaryCommand(): Command {
     .argument('[checkpoint]', 'a checkpoint file; or give --model')
     .option('--model <name>', `model (${MODEL_NAMES.join(', ')})`)
     .option('--method <name>', 'training method whose state to account for', 'ste')
+    .option('--rank <K>', 'vispa: rank of the covariance factor Z (default 4)', parseInteger('--rank'))
     .option(
       '--activations <kind>',
       'real or binary',
@@ -90,14 +92,18 @@ export function summaryCommand(): Command {
       let model = flags.model;
       let method = flags.method;
       let activations = flags.activations;
-      let methodOptions: Readonly<Record<string, string | number | boolean>> = {};
+      let methodOptions: Readonly<Record<string, string | number | boolean>> =
+        flags.rank !== undefined ? { rank: flags.rank } : {};
+      // A per-channel scale after each binary layer: as the run had it, or the method's default.
+      let channelScale = defaultRunSettings(method, 1).channelScale ?? false;
       if (checkpoint !== undefined) {
         const config = loadCheckpoint(checkpoint).meta.config;
         ({ model, method, activations, methodOptions } = config);
+        channelScale = config.channelScale ?? false;
       }
       if (model === undefined) throw new ConfigError('summary', 'a checkpoint or --model NAME', 'neither');
       if (!isModelName(model)) throw new ConfigError('--model', `one of ${MODEL_NAMES.join(', ')}`, model);
-      const built = buildModel(model, { activations });
+      const built = buildModel(model, { activations, channelScale });
       const summary = summarizeModel(built, built.inputShape);
       const stateBytes = createMethod(method, methodOptions).stateBytesPerWeight;
       if (flags.json) {

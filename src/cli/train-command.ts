@@ -5,7 +5,8 @@ import { SingleBar } from 'cli-progress';
 import { createBackend } from '../backend/index.js';
 import type { Backend } from '../backend/backend.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, type Dataset } from '../data/dataset.js';
-import { createMethod, METHOD_NAMES } from '../methods/registry.js';
+import { createMethod, defaultLearningRate, defaultRunSettings, METHOD_NAMES } from '../methods/registry.js';
+import { BOP_SCHEDULES } from '../methods/bop.js';
 import { isModelName, MODEL_NAMES } from '../nn/models.js';
 import {
   ConfigError,
@@ -32,18 +33,35 @@ export interface TrainFlags {
   activations: 'real' | 'binary';
   epochs: number;
   batchSize: number;
-  lr: number;
+  /** Absent: the method's default (defaultLearningRate), else TRAIN_DEFAULTS.learningRate. */
+  lr?: number;
   realLr?: number;
-  realOptimizer: 'adam' | 'sgd';
-  weightDecay: number;
-  schedule: 'constant' | 'cosine' | 'warmup-cosine';
-  warmupEpochs: number;
+  /** Absent (as the next three): the method's default (defaultRunSettings), else TRAIN_DEFAULTS. */
+  realOptimizer?: 'adam' | 'sgd';
+  weightDecay?: number;
+  schedule?: 'constant' | 'cosine' | 'warmup-cosine';
+  warmupEpochs?: number;
   seed: number;
   validation: number;
   trainLimit?: number;
   testLimit?: number;
   bnAffine: boolean;
   surrogate?: string;
+  temperature?: number;
+  trainSetScale?: number;
+  klReweight?: number;
+  bbMomentum?: number;
+  lambdaInit?: number;
+  /** false with --no-mu-lag. */
+  muLag?: boolean;
+  bopThreshold?: number;
+  bopGamma?: number;
+  bopSchedule?: string;
+  rank?: number;
+  vispaScale?: number;
+  momentum?: number;
+  /** true with --channel-scale, false with --no-channel-scale, absent: the method's default. */
+  channelScale?: boolean;
   out?: string;
   resume?: string;
   json: boolean;
@@ -56,6 +74,30 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     throw new ConfigError('--data', `one of ${DATASET_NAMES.join(', ')}`, flags.data);
   const methodOptions: Record<string, string | number | boolean> = {};
   if (flags.surrogate !== undefined) methodOptions.surrogate = flags.surrogate;
+  // BayesBiNN and Bop: only the flags given, so configs stay minimal and other methods reject strays.
+  if (flags.temperature !== undefined) methodOptions.temperature = flags.temperature;
+  if (flags.trainSetScale !== undefined) methodOptions.trainSetScale = flags.trainSetScale;
+  if (flags.klReweight !== undefined) methodOptions.klReweight = flags.klReweight;
+  if (flags.bbMomentum !== undefined) methodOptions.bbMomentum = flags.bbMomentum;
+  if (flags.lambdaInit !== undefined) methodOptions.lambdaInit = flags.lambdaInit;
+  if (flags.muLag === false) methodOptions.muLag = false;
+  if (flags.bopThreshold !== undefined) methodOptions.bopThreshold = flags.bopThreshold;
+  if (flags.bopGamma !== undefined) methodOptions.bopGamma = flags.bopGamma;
+  if (flags.bopSchedule !== undefined) methodOptions.bopSchedule = flags.bopSchedule;
+  // VISPA: rank, S and momentum only when given; its weight decay is the run's (one SGD decays everything).
+  if (flags.rank !== undefined) methodOptions.rank = flags.rank;
+  if (flags.vispaScale !== undefined) methodOptions.scale = flags.vispaScale;
+  if (flags.momentum !== undefined) methodOptions.momentum = flags.momentum;
+  const learningRate = flags.lr ?? defaultLearningRate(flags.method) ?? TRAIN_DEFAULTS.learningRate;
+  const run = defaultRunSettings(flags.method, flags.epochs);
+  const weightDecay = flags.weightDecay ?? run.realWeightDecay ?? TRAIN_DEFAULTS.realWeightDecay;
+  if (flags.method === 'vispa') methodOptions.weightDecay = weightDecay;
+  const schedule = flags.schedule ?? run.schedule ?? TRAIN_DEFAULTS.schedule;
+  const warmupEpochs =
+    flags.warmupEpochs ??
+    (schedule === 'warmup-cosine' ? run.warmupEpochs : undefined) ??
+    TRAIN_DEFAULTS.warmupEpochs;
+  const channelScale = flags.channelScale ?? run.channelScale ?? false;
   return {
     ...TRAIN_DEFAULTS,
     data: flags.data,
@@ -66,17 +108,18 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     methodOptions,
     epochs: flags.epochs,
     batchSize: flags.batchSize,
-    learningRate: flags.lr,
-    realLearningRate: flags.realLr ?? flags.lr,
-    realOptimizer: flags.realOptimizer,
-    realWeightDecay: flags.weightDecay,
-    schedule: flags.schedule,
-    warmupEpochs: flags.warmupEpochs,
+    learningRate,
+    realLearningRate: flags.realLr ?? run.realLearningRate ?? flags.lr ?? TRAIN_DEFAULTS.realLearningRate,
+    realOptimizer: flags.realOptimizer ?? run.realOptimizer ?? TRAIN_DEFAULTS.realOptimizer,
+    realWeightDecay: weightDecay,
+    schedule,
+    warmupEpochs,
     seed: flags.seed,
     validationFraction: flags.validation,
     trainLimit: flags.trainLimit ?? null,
     testLimit: flags.testLimit ?? null,
     batchNormAffine: flags.bnAffine,
+    ...(channelScale ? { channelScale } : {}),
   };
 }
 
@@ -100,35 +143,35 @@ export function addTrainingFlags(command: Command): Command {
       parsePositiveInteger('--batch-size'),
       TRAIN_DEFAULTS.batchSize,
     )
-    .option('--lr <x>', 'learning rate of the method', parseNumber('--lr'), TRAIN_DEFAULTS.learningRate)
+    .option(
+      '--lr <x>',
+      `learning rate of the method (default: ${TRAIN_DEFAULTS.learningRate}; bayesbinn ${defaultLearningRate('bayesbinn')}; vispa ${defaultLearningRate('vispa')})`,
+      parseNumber('--lr'),
+    )
     .option(
       '--real-lr <x>',
-      'learning rate of Adam on real-valued parameters (default: --lr)',
+      `learning rate of the real-valued parameters' optimizer (default: --lr; vispa ${defaultRunSettings('vispa', 1).realLearningRate})`,
       parseNumber('--real-lr'),
     )
     .option(
       '--real-optimizer <kind>',
-      'optimizer of real-valued parameters: adam or sgd (momentum 0.9)',
+      `optimizer of real-valued parameters: adam or sgd (momentum 0.9) (default: ${TRAIN_DEFAULTS.realOptimizer}; vispa sgd)`,
       parseChoice('--real-optimizer', ['adam', 'sgd'] as const),
-      TRAIN_DEFAULTS.realOptimizer,
     )
     .option(
       '--weight-decay <x>',
-      'weight decay of the real-valued optimizer',
+      `weight decay of the real-valued optimizer, and of m and Z for vispa (default: ${TRAIN_DEFAULTS.realWeightDecay}; vispa ${defaultRunSettings('vispa', 1).realWeightDecay})`,
       parseNumber('--weight-decay'),
-      TRAIN_DEFAULTS.realWeightDecay,
     )
     .option(
       '--schedule <kind>',
-      'constant, cosine or warmup-cosine (per iteration)',
+      `constant, cosine or warmup-cosine (per iteration) (default: ${TRAIN_DEFAULTS.schedule}; vispa warmup-cosine)`,
       parseChoice('--schedule', ['constant', 'cosine', 'warmup-cosine'] as const),
-      TRAIN_DEFAULTS.schedule,
     )
     .option(
       '--warmup-epochs <x>',
-      'linear warm-up length for warmup-cosine',
+      `linear warm-up length for warmup-cosine (default: ${TRAIN_DEFAULTS.warmupEpochs}; vispa min(5, epochs/10))`,
       parseNumber('--warmup-epochs'),
-      TRAIN_DEFAULTS.warmupEpochs,
     )
     .option(
       '--seed <n>',
@@ -154,6 +197,55 @@ export function addTrainingFlags(command: Command): Command {
     )
     .option('--bn-affine', 'learn batch-norm scale and shift (trained by Adam)', false)
     .option('--surrogate <kind>', 'ste: identity or clipped-identity')
+    .option(
+      '--rank <K>',
+      'vispa: rank K of the covariance factor Z (default 4; 0 = the diagonal / LP view, deterministic)',
+      parseInteger('--rank'),
+    )
+    .option(
+      '--vispa-scale <S>',
+      'vispa: the constant S, r ~ N(0, I/S) and m^2 + |z|^2/S = 1 (default 100)',
+      parseNumber('--vispa-scale'),
+    )
+    .option('--momentum <x>', 'vispa: SGD momentum on m and Z (default 0.9)', parseNumber('--momentum'))
+    .option(
+      '--channel-scale',
+      'learnable per-channel scale after each binary layer (VISPA Alpha; default: on for vispa)',
+    )
+    .option('--no-channel-scale', 'no per-channel scale')
+    .option(
+      '--temperature <tau>',
+      'bayesbinn: Gumbel-softmax temperature (default 1e-10)',
+      parseNumber('--temperature'),
+    )
+    .option(
+      '--train-set-scale <x>',
+      'bayesbinn: N = training examples * x (default 1; 10 with augmentation)',
+      parseNumber('--train-set-scale'),
+    )
+    .option(
+      '--kl-reweight <x>',
+      'bayesbinn: weight of the prior (KL) term (default 1)',
+      parseNumber('--kl-reweight'),
+    )
+    .option(
+      '--bb-momentum <beta>',
+      'bayesbinn: momentum with bias correction (default 0)',
+      parseNumber('--bb-momentum'),
+    )
+    .option('--lambda-init <x>', 'bayesbinn: initial |lambda| (default 10)', parseNumber('--lambda-init'))
+    .option('--no-mu-lag', 'bayesbinn: use tanh(current lambda) instead of the official one-step-lagged mu')
+    .option('--bop-threshold <x>', 'bop: flip threshold (default 1e-8)', parseNumber('--bop-threshold'))
+    .option(
+      '--bop-gamma <x>',
+      'bop: adaptivity rate of the gradient average (default 1e-4)',
+      parseNumber('--bop-gamma'),
+    )
+    .option(
+      '--bop-schedule <which>',
+      `bop: hyperparameters that follow the learning-rate schedule's shape (${BOP_SCHEDULES.join(', ')}; default none)`,
+      parseChoice('--bop-schedule', BOP_SCHEDULES),
+    )
     .option(
       '--threads <n>',
       'threads of the wasm backend (default: the number of cores)',

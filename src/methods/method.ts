@@ -27,6 +27,11 @@ export interface MethodContext {
   readonly trainingExamples: number;
   /** Optimisation steps per epoch. */
   readonly stepsPerEpoch: number;
+  /**
+   * Peak learning rate of the run's schedule (the --lr flag), so a method can follow the schedule's shape
+   * (`MethodStep.learningRate / learningRate`) for its own hyperparameters (Bop's gamma). Absent: 1 is assumed.
+   */
+  readonly learningRate?: number;
 }
 
 /** Which weights `predict` writes: the single deterministic network, or one draw from the distribution. */
@@ -51,6 +56,13 @@ export interface BinaryMethod {
   stateTensors(): NamedTensor[];
   stateScalars(): Record<string, number>;
   loadStateScalars(scalars: Record<string, number>): void;
+  /**
+   * Optional, for continual learning: called before training on task `task` (0-based) of a stream, with the
+   * facts of that task. BayesBiNN makes its current posterior the prior of what follows (lambda0 <- lambda
+   * for task > 0) and takes the task's training-set size as its N. Methods without a prior omit it; their
+   * state simply carries over from task to task.
+   */
+  beginTask?(task: number, context: MethodContext): void;
   /** Bytes of training state kept per binary weight (for `onebit summary`). */
   readonly stateBytesPerWeight: number;
   dispose(): void;

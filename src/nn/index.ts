@@ -18,6 +18,8 @@ export type { BatchNormOptions } from './batch-norm.js';
 export { ReLU } from './relu.js';
 export { Hardtanh } from './hardtanh.js';
 export { PReLU } from './prelu.js';
+export { ChannelScale } from './channel-scale.js';
+export type { ChannelScaleOptions } from './channel-scale.js';
 export type { PReLUOptions } from './prelu.js';
 export { MaxPool2d } from './max-pool2d.js';
 export { AvgPool2d } from './avg-pool2d.js';

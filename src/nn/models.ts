@@ -7,7 +7,9 @@
  * - activations 'real': ReLU, real activations (1W32A, BinaryConnect / BayesBiNN);
  *   activations 'binary': every binary layer after the first binarizes its input with sign (surrogate
  *   default clipped-identity) and the hidden activation is hardtanh (1W1A, BinaryNet). The first layer
- *   sees the real input.
+ *   sees the real input;
+ * - optionally (ModelOptions.channelScale) a learnable per-output-channel scale right after every binary
+ *   layer, before its batch norm (VISPA's `Alpha`, see channel-scale.ts).
  *
  * Architectures:
  * - mlp-100:    784-100-100-10, no dropout (BayesBiNN permuted-MNIST continual learning);
@@ -31,6 +33,7 @@ import type { Shape } from '../tensor/shape.js';
 import { BatchNorm } from './batch-norm.js';
 import { BinaryConv2d } from './binary-conv2d.js';
 import { BinaryDense } from './binary-dense.js';
+import { ChannelScale } from './channel-scale.js';
 import { Dropout } from './dropout.js';
 import { Flatten } from './flatten.js';
 import { Hardtanh } from './hardtanh.js';
@@ -57,6 +60,11 @@ export interface ModelOptions {
   readonly batchNormAffine?: boolean;
   /** Surrogate gradient of the activation binarizer; default 'clipped-identity'. */
   readonly surrogate?: SignSurrogate;
+  /**
+   * A learnable per-output-channel scale (ChannelScale, VISPA's `Alpha`, init U(0, 1)) right after every
+   * binary layer, named scale1, scale2, ...; default false.
+   */
+  readonly channelScale?: boolean;
 }
 
 /** A named model: a Sequential that knows its input shape and splits its parameters by kind. */
@@ -102,11 +110,18 @@ class Stack {
   private readonly binaryActivations: boolean;
   private readonly surrogate: SignSurrogate;
   private readonly affine: boolean;
+  private readonly channelScale: boolean;
 
   constructor(options: ModelOptions) {
     this.binaryActivations = (options.activations ?? 'real') === 'binary';
     this.surrogate = options.surrogate ?? 'clipped-identity';
     this.affine = options.batchNormAffine ?? false;
+    this.channelScale = options.channelScale ?? false;
+  }
+
+  /** The optional per-channel scale after the binary layer just pushed. */
+  private scale(): void {
+    if (this.channelScale) this.layers.push(new ChannelScale(`scale${this.linear}`));
   }
 
   /** Every binary layer but the first binarizes its input when activations are binary. */
@@ -119,6 +134,7 @@ class Stack {
     this.layers.push(
       new BinaryDense(`fc${this.linear}`, { units, binarizer: this.binarizer(), surrogate: this.surrogate }),
     );
+    this.scale();
     return this;
   }
 
@@ -133,6 +149,7 @@ class Stack {
         surrogate: this.surrogate,
       }),
     );
+    this.scale();
     return this;
   }
 

@@ -36,6 +36,12 @@ export interface TrainConfig {
   /** Limit on test examples; null = all. */
   readonly testLimit: number | null;
   readonly batchNormAffine: boolean;
+  /**
+   * A learnable per-output-channel scale after every binary layer (VISPA's `Alpha`, init U(0, 1)), trained
+   * by the real-valued optimizer. Optional so that configs stored before it existed still load; absent =
+   * false.
+   */
+  readonly channelScale?: boolean;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'model' | 'method'> = {

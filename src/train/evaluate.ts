@@ -14,6 +14,12 @@ export interface EvaluationOptions {
   readonly kind: 'mode' | 'ensemble';
   /** Number of sampled networks for 'ensemble'. */
   readonly samples?: number;
+  /**
+   * How an ensemble combines its networks: 'logits' (default; the official BayesBiNN and VISPA evaluation,
+   * softmax of the mean logits) or 'probabilities' (mean of the softmax outputs, the usual Bayesian model
+   * average, as BayesBiNN's two-moons notebook does).
+   */
+  readonly average?: 'logits' | 'probabilities';
   /** Seed of the sampling stream (kept apart from the training stream, so evaluation never changes training). */
   readonly seed: number;
   /** Keep per-example predictive entropies in the result. */
@@ -47,17 +53,25 @@ export function evaluate(
   const rng = new Rng(options.seed);
   const logitSums = new Float64Array(count * classes);
   const ctx = { training: false, rng };
+  const averageProbabilities = options.average === 'probabilities';
+  const probabilities = averageProbabilities ? new Float64Array(batch.capacity * classes) : null;
   for (let s = 0; s < samples; s++) {
     run.method.predict(options.kind === 'ensemble' ? 'sample' : 'mode', rng);
     for (let start = 0; start < count; start += batch.capacity) {
       const n = fillBatch(data, order, start, batch, { normalizer });
       const logits = run.model.forward(batch.images, n, ctx);
       const base = start * classes;
-      for (let i = 0; i < n * classes; i++) logitSums[base + i] += logits[i];
+      if (probabilities !== null) {
+        softmaxRows(logits, probabilities, n, classes);
+        for (let i = 0; i < n * classes; i++) logitSums[base + i] += probabilities[i];
+      } else {
+        for (let i = 0; i < n * classes; i++) logitSums[base + i] += logits[i];
+      }
     }
   }
   if (samples > 1) for (let i = 0; i < logitSums.length; i++) logitSums[i] /= samples;
-  softmaxRows(logitSums, logitSums, count, classes);
+  // Averaged probabilities are already a distribution; averaged logits go through the softmax.
+  if (!averageProbabilities) softmaxRows(logitSums, logitSums, count, classes);
   const metrics = new MetricsAccumulator(classes, 15, options.keepEntropies ?? false);
   const labels = data.labels.subarray(0, count);
   metrics.add(logitSums, labels, count);

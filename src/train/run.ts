@@ -57,6 +57,7 @@ export function createRun(config: TrainConfig, backend: Backend, shape: RunShape
     classes: shape.classes,
     inputShape: shape.inputShape,
     batchNormAffine: config.batchNormAffine,
+    channelScale: config.channelScale ?? false,
   });
   const inputShape: Shape = shape.inputShape;
   model.plan(backend, inputShape, maxBatch);
@@ -71,6 +72,7 @@ export function createRun(config: TrainConfig, backend: Backend, shape: RunShape
   method.attach(binaryParameters, backend, rng, {
     trainingExamples: shape.trainingExamples,
     stepsPerEpoch: shape.stepsPerEpoch,
+    learningRate: config.learningRate,
   });
 
   const totalSteps = config.epochs * shape.stepsPerEpoch;

@@ -14,8 +14,8 @@ import { channelStats, fillBatch, Normalizer, subsetDataset, validationSplit } f
 import { ConfigError, validateConfig, type TrainConfig } from './config.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { createBackendBatch, evaluate, type Evaluation } from './evaluate.js';
-import { countCorrect } from './metrics.js';
 import { createRun, disposeRun, restoreRun, runTensors, type Run } from './run.js';
+import { trainStep } from './step.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.ckpt';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -157,7 +157,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const run = createRun(
     config,
     backend,
-    { inputShape: trainData.shape, classes: trainData.classes, stepsPerEpoch, trainingExamples: trainData.count },
+    {
+      inputShape: trainData.shape,
+      classes: trainData.classes,
+      stepsPerEpoch,
+      trainingExamples: trainData.count,
+    },
     config.batchSize,
   );
   let batch: ReturnType<typeof createBackendBatch> | null = null;
@@ -193,15 +198,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       for (let b = 0; b < stepsPerEpoch; b++) {
         const n = fillBatch(trainData, order, b * config.batchSize, batch, { normalizer });
         learningRate = run.schedule(step);
-        run.method.propose(run.rng);
-        const logits = run.model.forward(batch.images, n, ctx);
-        const loss = run.loss.forward(logits, batch.labels, n);
-        correct += countCorrect(logits, batch.labels, n, run.shape.classes);
+        const { loss, correct: hits } = trainStep(run, batch.images, batch.labels, n, ctx, {
+          step: step + 1,
+          learningRate,
+          scheduleStep: step,
+        });
+        correct += hits;
         if (!Number.isFinite(loss)) throw new TrainingDivergedError(epoch, step + 1, lastCheckpoint);
-        run.model.backward(run.loss.backward(), n);
         step++;
-        run.method.update({ step, learningRate });
-        run.optimizer.update(run.optimizerState, run.realParameters, { step: step - 1 });
         lossSum += loss * n;
         seen += n;
         if (callbacks?.onBatch !== undefined) {

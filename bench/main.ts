@@ -1,0 +1,22 @@
+/**
+ * Benchmark entry point: `npm run bench -- <name> [--json]`. Benchmarks are never run as tests.
+ *   kernels   GEMM and binary GEMM throughput per backend and thread count (bench/kernels.ts)
+ */
+import { runKernelBench } from './kernels.js';
+
+type BenchFn = (opts: { json: boolean; print: (line: string) => void }) => Promise<void>;
+
+const BENCHES: Record<string, BenchFn> = {
+  kernels: runKernelBench,
+};
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const names = args.filter((a) => !a.startsWith('--'));
+const name = names[0];
+const bench = name === undefined ? undefined : BENCHES[name];
+if (bench === undefined) {
+  console.error(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--json]`);
+  process.exit(1);
+}
+await bench({ json, print: (line) => console.log(line) });

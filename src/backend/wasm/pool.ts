@@ -1,0 +1,168 @@
+/**
+ * A persistent pool of worker threads sharing the kernel module's memory.
+ *
+ * `run` is synchronous, like every Backend kernel: the calling thread writes the job into the control
+ * block (protocol.ts), bumps GEN and notifies, runs share 0 itself, then waits until PENDING drops to 0.
+ * Node allows Atomics.wait on its main thread; a browser main thread does not, so there the backend must
+ * run in a worker or with threads = 1. With threads = 1 no worker is started and nothing is imported
+ * from node:worker_threads.
+ *
+ * Workers are unref'd so they never keep the process alive, and `dispose` stops and terminates them.
+ */
+import type { Worker } from 'node:worker_threads';
+import { KERNEL_NAMES, type KernelFunction, type KernelInstance, type KernelName } from './loader.js';
+import { alignUp } from './memory.js';
+import { WORKER_SOURCE } from './worker-source.js';
+import {
+  ARGS_BYTE,
+  CONTROL_BYTES,
+  ERRORS,
+  FN,
+  GEN,
+  MAX_ARGS,
+  MAX_THREADS,
+  NT,
+  PARTIALS_BYTE,
+  PENDING,
+  QUIT,
+  type WorkerInit,
+} from './protocol.js';
+import type { WasmMemory, WasmModule } from './wasm-api.js';
+
+/** Each worker instance's shadow stack (the kernels do not use it today; this is headroom). */
+export const WORKER_STACK_BYTES = 64 * 1024;
+
+/** Spins on PENDING before sleeping: a wake-up through the kernel costs tens of microseconds. */
+const SPIN_CHECKS = 2000;
+
+export interface PoolOptions {
+  readonly module: WasmModule;
+  readonly memory: WasmMemory;
+  readonly main: KernelInstance;
+  readonly threads: number;
+  /** Byte offset of CONTROL_BYTES reserved for the control block. */
+  readonly control: number;
+  /** Reserves `bytes` of memory for the pool's own use (worker stacks), returning the offset. */
+  readonly reserve: (bytes: number) => number;
+}
+
+export class ThreadPool {
+  readonly threads: number;
+  private readonly ctl: Int32Array;
+  private readonly args: Float64Array;
+  private readonly partials: Float64Array;
+  private readonly kernels: Record<KernelName, KernelFunction>;
+  private readonly workers: Worker[];
+
+  private constructor(options: PoolOptions, workers: Worker[]) {
+    this.threads = options.threads;
+    const buf = options.memory.buffer;
+    this.ctl = new Int32Array(buf, options.control, ARGS_BYTE / 4);
+    this.args = new Float64Array(buf, options.control + ARGS_BYTE, MAX_ARGS);
+    this.partials = new Float64Array(buf, options.control + PARTIALS_BYTE, MAX_THREADS);
+    this.kernels = options.main.kernels;
+    this.workers = workers;
+  }
+
+  static async create(options: PoolOptions): Promise<ThreadPool> {
+    const { threads } = options;
+    if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+      throw new RangeError(`wasm backend: threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
+    }
+    if (options.control % 8 !== 0) throw new Error('wasm backend: control block must be 8-byte aligned');
+    new Int32Array(options.memory.buffer, options.control, CONTROL_BYTES / 4).fill(0);
+    if (threads === 1) return new ThreadPool(options, []);
+
+    const { Worker } = await import('node:worker_threads');
+    const workers: Worker[] = [];
+    const ready: Promise<void>[] = [];
+    for (let tid = 1; tid < threads; tid++) {
+      const stackTop = alignUp(options.reserve(WORKER_STACK_BYTES) + WORKER_STACK_BYTES - 16, 16);
+      const init: WorkerInit = {
+        module: options.module,
+        memory: options.memory,
+        names: KERNEL_NAMES,
+        control: options.control,
+        tid,
+        stackTop,
+      };
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: init });
+      workers.push(worker);
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          worker.once('message', () => resolve());
+          worker.once('error', (err) => reject(new Error(`wasm backend: worker ${tid} failed to start: ${String(err)}`)));
+          worker.once('exit', (code) => reject(new Error(`wasm backend: worker ${tid} exited (${code}) before starting`)));
+        }),
+      );
+    }
+    try {
+      await Promise.all(ready);
+    } catch (err) {
+      for (const w of workers) void w.terminate();
+      throw err;
+    }
+    for (const w of workers) {
+      w.removeAllListeners();
+      // A worker that dies later (it should not) must not crash the process through an unhandled 'error'.
+      w.on('error', () => undefined);
+      w.unref();
+    }
+    return new ThreadPool(options, workers);
+  }
+
+  /** Runs `name(tid, nt, ...args)` on every thread (args.length <= MAX_ARGS) and waits for all shares. */
+  run(name: KernelName, args: readonly number[]): void {
+    const nt = this.threads;
+    const fn = this.kernels[name];
+    if (nt === 1) {
+      fn(0, 1, ...args);
+      return;
+    }
+    const ctl = this.ctl;
+    for (let i = 0; i < args.length; i++) this.args[i] = args[i];
+    ctl[FN] = KERNEL_NAMES.indexOf(name);
+    ctl[NT] = nt;
+    Atomics.store(ctl, PENDING, nt - 1);
+    Atomics.add(ctl, GEN, 1);
+    Atomics.notify(ctl, GEN);
+    try {
+      fn(0, nt, ...args);
+    } finally {
+      this.waitForWorkers();
+    }
+    const errors = Atomics.exchange(ctl, ERRORS, 0);
+    if (errors > 0) throw new Error(`wasm backend: ${name} failed on ${errors} worker thread(s)`);
+  }
+
+  /** Per-thread float64 results written by a kernel (thread t at index t). */
+  partial(tid: number): number {
+    return this.partials[tid];
+  }
+
+  /** Byte offset of the partials array, passed to kernels that write per-thread results. */
+  get partialsOffset(): number {
+    return this.partials.byteOffset;
+  }
+
+  dispose(): void {
+    if (this.workers.length === 0) return;
+    Atomics.store(this.ctl, QUIT, 1);
+    Atomics.add(this.ctl, GEN, 1);
+    Atomics.notify(this.ctl, GEN);
+    for (const w of this.workers) void w.terminate();
+    this.workers.length = 0;
+  }
+
+  private waitForWorkers(): void {
+    const ctl = this.ctl;
+    for (let spin = 0; spin < SPIN_CHECKS; spin++) {
+      if (Atomics.load(ctl, PENDING) === 0) return;
+    }
+    for (;;) {
+      const pending = Atomics.load(ctl, PENDING);
+      if (pending === 0) return;
+      Atomics.wait(ctl, PENDING, pending);
+    }
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The source of a pool worker, run with `new Worker(source, { eval: true })`.
+ *
+ * Why a string rather than a worker file: under Node 20 a worker does not inherit the TypeScript loader
+ * hooks (`--import tsx`) of its parent, so a worker.ts entry cannot load when running from sources, and
+ * a file also has to be located next to dist/ or inside a bundle. An eval'd CommonJS snippet works the
+ * same everywhere. It is deliberately tiny: instantiate the module over the shared memory with its own
+ * stack, then loop running its share of each job posted in the control block (protocol.ts, pool.ts).
+ */
+import { ARGS_BYTE, ERRORS, FN, GEN, MAX_ARGS, NT, PENDING, QUIT } from './protocol.js';
+
+const args = Array.from({ length: MAX_ARGS }, (_, i) => `a[${i}]`).join(', ');
+
+export const WORKER_SOURCE = `'use strict';
+const { parentPort, workerData: init } = require('node:worker_threads');
+const instance = new WebAssembly.Instance(init.module, { env: { memory: init.memory } });
+instance.exports.__stack_pointer.value = init.stackTop;
+const fns = init.names.map((name) => instance.exports[name]);
+const ctl = new Int32Array(init.memory.buffer, init.control, ${ARGS_BYTE / 4});
+const a = new Float64Array(init.memory.buffer, init.control + ${ARGS_BYTE}, ${MAX_ARGS});
+const tid = init.tid;
+let seen = Atomics.load(ctl, ${GEN});
+parentPort.postMessage('ready');
+for (;;) {
+  Atomics.wait(ctl, ${GEN}, seen);
+  const gen = Atomics.load(ctl, ${GEN});
+  if (gen === seen) continue;
+  seen = gen;
+  if (Atomics.load(ctl, ${QUIT}) !== 0) break;
+  try {
+    // Arguments past a kernel's arity are ignored by the wasm call.
+    fns[ctl[${FN}]](tid, ctl[${NT}], ${args});
+  } catch {
+    Atomics.add(ctl, ${ERRORS}, 1);
+  }
+  if (Atomics.sub(ctl, ${PENDING}, 1) === 1) Atomics.notify(ctl, ${PENDING});
+}
+`;

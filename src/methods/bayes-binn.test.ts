@@ -1,0 +1,281 @@
+/**
+ * BayesBiNN against numbers worked out by hand (methods.md 3.2 and 3.8), not by the code under test:
+ * the float32 saturation of the scale s at lambda = +-10, two full saturated steps with the official mu
+ * lag, a non-saturated step with a prior, momentum with bias correction, the exact Bernoulli sampler and
+ * the continual-learning hook.
+ */
+import { strict as assert } from 'node:assert';
+import { describe, test } from 'node:test';
+import { createReferenceBackend } from '../backend/reference/index.js';
+import type { Backend, FloatArray } from '../backend/backend.js';
+import type { Parameter } from '../nn/layer.js';
+import { Rng } from '../tensor/rng.js';
+import { BAYES_BINN_DEFAULTS, BayesBinnMethod, bayesBinnScale, type BayesBinnOptions } from './bayes-binn.js';
+
+function param(backend: Backend, name: string, n: number): Parameter {
+  return { name, shape: [n], kind: 'binary', value: backend.alloc(n), grad: backend.alloc(n), decay: false };
+}
+
+/** A method bound to one parameter of `n` weights, with its state arrays by name. */
+function setup(
+  options: Partial<BayesBinnOptions>,
+  n: number,
+  trainingExamples: number,
+): { method: BayesBinnMethod; p: Parameter; state: Map<string, FloatArray>; backend: Backend } {
+  const backend = createReferenceBackend('float32');
+  const p = param(backend, 'w', n);
+  const method = new BayesBinnMethod({ ...BAYES_BINN_DEFAULTS, ...options });
+  method.attach([p], backend, new Rng(3), { trainingExamples, stepsPerEpoch: 1 });
+  const state = new Map(method.stateTensors().map((t) => [t.name.replace('w/', ''), t.value as FloatArray]));
+  return { method, p, state, backend };
+}
+
+function close(actual: number, expected: number, relative: number, what: string): void {
+  const scale = Math.max(Math.abs(expected), 1e-30);
+  assert.ok(Math.abs(actual - expected) / scale <= relative, `${what}: expected ${expected}, got ${actual}`);
+}
+
+describe('BayesBiNN scale s in float32', () => {
+  test('saturates to 1e10 at lambda = +-10 with tau = 1e-10 (float64 would give about 1.2e8)', () => {
+    // mu = tanh(10) = 1 - 4.1e-9 rounds to exactly 1 in float32 (the spacing below 1 is 6e-8), and the
+    // relaxed sample is exactly +-1, so numerator = (1 - 1) + 1e-10 and denominator = (1 - 1) + 1e-10:
+    // s = (1e-10f / 1e-10f) / 1e-10f = 1 / 1.00000001335e-10 = 9999999866.5, and the nearest float32
+    // (spacing 1024 there) is 1e10 itself.
+    assert.equal(bayesBinnScale(1, Math.tanh(10), 1e-10), 1e10);
+    assert.equal(bayesBinnScale(-1, Math.tanh(-10), 1e-10), 1e10);
+    // In float64: 1 - tanh(10)^2 = 8.2446e-9, so s = 1 / (8.2446e-9 + 1e-10) = 1.198e8.
+    const float64 = (1 - 1 + 1e-10) / 1e-10 / (1 - Math.tanh(10) ** 2 + 1e-10);
+    close(float64, 1.1984e8, 1e-3, 'float64 s');
+    // tau = 1e-8 (CIFAR-100): the numerator becomes 1e-10 / 1e-8 = 0.01 when the sample saturates.
+    close(bayesBinnScale(1, 1, 1e-8), 1e8, 1e-6, 's at tau 1e-8');
+  });
+
+  test('a non-saturated value: w = 0.6, mu = tanh(0.5), tau = 0.5', () => {
+    // (1 - 0.36) / 0.5 = 1.28; 1 - tanh(0.5)^2 = 1 - 0.4621171573^2 = 1 - 0.2135522670 = 0.7864477330;
+    // 1.28 / 0.7864477330 = 1.6275716 (0.786447733 * 1.62757 = 1.2799987, remainder 1.26e-6 / 0.786 = 1.6e-6).
+    close(bayesBinnScale(0.6, Math.tanh(0.5), 0.5), 1.6275716, 1e-6, 's');
+  });
+});
+
+describe('BayesBiNN update', () => {
+  test('two saturated steps at tau = 1e-10, with the official one-step lag of mu', () => {
+    // N = 1024 training examples, lr = 1e-3, prior 0, reweight 1, momentum 0.
+    const { method, p, state, backend } = setup({}, 2, 1024);
+    const lambda = state.get('lambda')!;
+    const mu = state.get('mu')!;
+    lambda.set([10, -10]);
+    mu.set([Math.fround(Math.tanh(10)), Math.fround(Math.tanh(-10))]);
+    assert.deepEqual([...mu], [1, -1], 'tanh(+-10) is exactly +-1 in float32');
+
+    // Step 1. The relaxed sample tanh((+-10 + delta) / 1e-10) is exactly +-1 (a sign change would need
+    // |delta| > 10, i.e. eps < 2e-9).
+    const rng = new Rng(11);
+    method.propose(rng);
+    assert.deepEqual([...p.value], [1, -1]);
+    p.grad.set([0.5, -0.25]);
+    method.update({ step: 1, learningRate: 1e-3 });
+    // s = 1e10 for both. g_hat = N s g = 1024 * 1e10 * 0.5 = 5.12e12 and 1024 * 1e10 * -0.25 = -2.56e12.
+    // lambda1 = 10 - 1e-3 (5.12e12 + 10) = -5119999990.01 -> float32 (spacing 512) -5.12e9;
+    // lambda1 = -10 - 1e-3 (-2.56e12 - 10) = 2559999990.01 -> float32 (spacing 256) 2.56e9.
+    assert.deepEqual([...lambda], [-5.12e9, 2.56e9]);
+    // mu lags: tanh of the lambda before the update, so still +-1, and the mode is still the old sign.
+    assert.deepEqual([...mu], [1, -1]);
+    method.predict('mode', rng);
+    assert.deepEqual([...p.value], [1, -1]);
+
+    // Step 2. |lambda| >> 18.5: the sample is sign(lambda) for any eps, so no draw is made.
+    const before = rng.getState();
+    method.propose(rng);
+    assert.deepEqual([...p.value], [-1, 1]);
+    assert.deepEqual(rng.getState(), before, 'saturated weights draw no noise');
+    p.grad.set([0.25, 0.5]);
+    method.update({ step: 2, learningRate: 1e-3 });
+    // s is again 1e10 (w = +-1, lagged mu = +-1). g_hat = 1024 * 1e10 * 0.25 = 2.56e12 and 5.12e12.
+    // lambda2 = -5.12e9 - 1e-3 (2.56e12 - 5.12e9) = -5.12e9 - 2.55488e9 = -7.67488e9;
+    // lambda2 = 2.56e9 - 1e-3 (5.12e12 + 2.56e9) = 2.56e9 - 5.12256e9 = -2.56256e9.
+    close(lambda[0], -7.67488e9, 1e-7, 'lambda2[0]');
+    close(lambda[1], -2.56256e9, 1e-7, 'lambda2[1]');
+    assert.deepEqual([...mu], [-1, 1], 'mu = tanh(lambda1)');
+    method.predict('mode', rng);
+    assert.deepEqual([...p.value], [-1, 1]);
+    method.dispose();
+    assert.equal(backend.bytesInUse(), 16, 'only the parameter buffers remain');
+  });
+
+  test('without the lag, mu follows lambda at once', () => {
+    const { method, p, state } = setup({ muLag: false }, 2, 1024);
+    assert.equal(state.has('mu'), false);
+    assert.equal(method.stateBytesPerWeight, 8);
+    state.get('lambda')!.set([10, -10]);
+    method.propose(new Rng(11));
+    p.grad.set([0.5, -0.25]);
+    method.update({ step: 1, learningRate: 1e-3 });
+    method.predict('mode', new Rng(0));
+    assert.deepEqual([...p.value], [-1, 1]);
+  });
+
+  test('a non-saturated step with a prior: tau 0.5, N 100, lr 0.1, lambda0 0.2', () => {
+    const { method, p, state } = setup({ temperature: 0.5 }, 1, 100);
+    state.get('lambda')![0] = 0.5;
+    state.get('mu')![0] = Math.tanh(0.5);
+    state.get('prior_lambda')![0] = 0.2;
+    // The update reads the proposed weight from the parameter: set it to 0.6 by hand.
+    p.value[0] = 0.6;
+    p.grad[0] = 0.1;
+    method.update({ step: 1, learningRate: 0.1 });
+    // s = 1.6275716 (above); g_hat = 100 * 1.6275716 * 0.1 = 16.275716; prior term 0.5 - 0.2 = 0.3;
+    // lambda = 0.5 - 0.1 * (16.275716 + 0.3) = 0.5 - 1.6575716 = -1.1575716.
+    close(state.get('lambda')![0], -1.1575716, 1e-6, 'lambda');
+    close(state.get('mu')![0], 0.4621172, 1e-6, 'mu = tanh(0.5), the lagged value');
+  });
+
+  test('momentum with Adam-style bias correction, and the KL reweight', () => {
+    // g = 0, so only the prior term acts: d = reweight (lambda - 0).
+    const { method, state } = setup({ momentum: 0.5 }, 1, 100);
+    assert.equal(method.stateBytesPerWeight, 16);
+    const lambda = state.get('lambda')!;
+    lambda[0] = 10;
+    // step 1: d = 10, v = 0.5 * 10 = 5, lambda = 10 - 0.1 * 5 / (1 - 0.5) = 9.
+    method.update({ step: 1, learningRate: 0.1 });
+    close(lambda[0], 9, 1e-7, 'lambda1');
+    close(state.get('momentum')![0], 5, 1e-7, 'v1');
+    // step 2: d = 9, v = 0.5 * 5 + 0.5 * 9 = 7, lambda = 9 - 0.1 * 7 / (1 - 0.25) = 8.0666667.
+    method.update({ step: 2, learningRate: 0.1 });
+    close(lambda[0], 8.0666667, 1e-7, 'lambda2');
+
+    const half = setup({ klReweight: 0.5 }, 1, 100);
+    half.state.get('lambda')![0] = 10;
+    // d = 0.5 * 10 = 5: lambda = 10 - 0.1 * 5 = 9.5.
+    half.method.update({ step: 1, learningRate: 0.1 });
+    close(half.state.get('lambda')![0], 9.5, 1e-7, 'reweighted lambda');
+  });
+});
+
+describe('BayesBiNN initialisation and sampling', () => {
+  test('lambda starts at +-lambdaInit with equal probability', () => {
+    const { state } = setup({}, 4000, 10);
+    const lambda = state.get('lambda')!;
+    let positive = 0;
+    for (const l of lambda) {
+      assert.ok(l === 10 || l === -10);
+      if (l > 0) positive++;
+    }
+    // Binomial(4000, 1/2): sd 31.6; 4 sd.
+    assert.ok(Math.abs(positive - 2000) < 127, `positive ${positive}`);
+  });
+
+  test('a huge |lambda| makes every sample the mode', () => {
+    const { method, p, state } = setup({}, 1000, 10);
+    const lambda = state.get('lambda')!;
+    const mu = state.get('mu')!;
+    for (let i = 0; i < lambda.length; i++) {
+      lambda[i] = i % 3 === 0 ? 1e6 : -1e6;
+      mu[i] = Math.sign(lambda[i]);
+    }
+    const rng = new Rng(5);
+    method.predict('mode', rng);
+    const mode = [...p.value];
+    for (let k = 0; k < 5; k++) {
+      method.predict('sample', rng);
+      assert.deepEqual([...p.value], mode);
+    }
+  });
+
+  test('lambda = 0 gives fair, independent coins', () => {
+    const n = 10000;
+    const { method, p, state } = setup({}, n, 10);
+    state.get('lambda')!.fill(0);
+    state.get('mu')!.fill(0);
+    const rng = new Rng(17);
+    method.predict('mode', rng);
+    assert.ok(
+      p.value.every((v) => v === -1),
+      'mu = 0 ties go to -1',
+    );
+    method.predict('sample', rng);
+    const first = [...p.value];
+    method.predict('sample', rng);
+    let plus = 0;
+    let agree = 0;
+    for (let i = 0; i < n; i++) {
+      assert.ok(p.value[i] === 1 || p.value[i] === -1);
+      if (first[i] === 1) plus++;
+      if (first[i] === p.value[i]) agree++;
+    }
+    // Both counts are Binomial(10000, 1/2) under the claim: mean 5000, sd 50; allow 4 sd.
+    assert.ok(Math.abs(plus - 5000) < 200, `+1 count ${plus}`);
+    assert.ok(Math.abs(agree - 5000) < 200, `agreements ${agree}`);
+  });
+
+  test('P(+1) = sigmoid(2 lambda): lambda = 0.5 gives +1 with probability 0.7311', () => {
+    const n = 20000;
+    const { method, p, state } = setup({}, n, 10);
+    state.get('lambda')!.fill(0.5);
+    method.predict('sample', new Rng(23));
+    let plus = 0;
+    for (const v of p.value) if (v > 0) plus++;
+    // sigmoid(1) = 0.731059; sd = sqrt(20000 * 0.731 * 0.269) = 62.7; 4 sd = 251.
+    assert.ok(Math.abs(plus - 0.731059 * n) < 251, `+1 count ${plus}`);
+  });
+
+  test('relaxed samples with a large tau are strictly inside (-1, 1) and centred on tanh-ish values', () => {
+    const { method, p, state } = setup({ temperature: 1 }, 5000, 10);
+    state.get('lambda')!.fill(0);
+    method.propose(new Rng(29));
+    let sum = 0;
+    for (const w of p.value) {
+      assert.ok(w > -1 && w < 1 && Number.isFinite(w));
+      sum += w;
+    }
+    // tanh(delta) with delta = logistic / 2 is symmetric around 0; the sd of tanh(delta) is below 1,
+    // so the mean of 5000 is within 4 / sqrt(5000) = 0.057 of 0.
+    assert.ok(Math.abs(sum / 5000) < 0.057, `mean ${sum / 5000}`);
+  });
+});
+
+describe('BayesBiNN continual-learning hook and state', () => {
+  test('beginTask makes the posterior the prior (after the first task) and resets N', () => {
+    const { method, state } = setup({}, 3, 1000);
+    const lambda = state.get('lambda')!;
+    const prior = state.get('prior_lambda')!;
+    lambda.set([1, -2, 3]);
+    method.beginTask(0, { trainingExamples: 500, stepsPerEpoch: 5 });
+    assert.deepEqual([...prior], [0, 0, 0], 'task 0 keeps the uniform prior');
+    assert.equal(method.trainingSetSize, 500);
+    method.beginTask(1, { trainingExamples: 700, stepsPerEpoch: 7 });
+    assert.deepEqual([...prior], [1, -2, 3]);
+    lambda[0] = 5;
+    assert.equal(prior[0], 1, 'the prior is a copy, not a view');
+    assert.deepEqual(method.stateScalars(), { task: 1, trainSetSize: 700 });
+  });
+
+  test('state tensors and scalars restore into a fresh method, which then continues identically', () => {
+    const a = setup({ momentum: 0.9, temperature: 0.01 }, 50, 200);
+    const b = setup({ momentum: 0.9, temperature: 0.01 }, 50, 999);
+    const rng = new Rng(41);
+    for (let k = 1; k <= 3; k++) {
+      a.method.propose(rng);
+      for (let i = 0; i < 50; i++) a.p.grad[i] = Math.sin(i + k) * 1e-3;
+      a.method.update({ step: k, learningRate: 1e-3 });
+    }
+    a.method.beginTask(1, { trainingExamples: 300, stepsPerEpoch: 3 });
+    const saved = a.method.stateTensors().map((t) => ({ name: t.name, value: Float32Array.from(t.value) }));
+    const bTensors = b.method.stateTensors();
+    assert.deepEqual(
+      bTensors.map((t) => t.name),
+      saved.map((t) => t.name),
+    );
+    for (let i = 0; i < saved.length; i++) bTensors[i].value.set(saved[i].value);
+    b.method.loadStateScalars(a.method.stateScalars());
+    assert.deepEqual(b.method.stateScalars(), { task: 1, trainSetSize: 300 });
+    const ra = new Rng(7);
+    const rb = new Rng(7);
+    for (const m of [a, b]) {
+      m.method.propose(m === a ? ra : rb);
+      for (let i = 0; i < 50; i++) m.p.grad[i] = Math.cos(i) * 1e-3;
+      m.method.update({ step: 4, learningRate: 1e-3 });
+    }
+    const after = (m: typeof a): number[][] => m.method.stateTensors().map((t) => [...t.value]);
+    assert.deepEqual(after(b), after(a));
+  });
+});

@@ -1,0 +1,191 @@
+/** Continual learning: the metrics against a hand-worked matrix, and tiny synthetic streams end to end. */
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { createReferenceBackend } from '../backend/reference/index.js';
+import { syntheticDataset } from '../data/dataset.js';
+import { continualConfig } from '../cli/continual-command.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from './config.js';
+import { buildStream, continualMetrics, trainContinual, type TaskRecord } from './continual.js';
+
+const SHAPE = [1, 28, 28] as const;
+
+describe('continual metrics', () => {
+  test('average accuracy and forgetting (best earlier accuracy minus current), by hand', () => {
+    const a = [[0.9], [0.7, 0.8], [0.6, 0.75, 0.85]];
+    assert.deepEqual(continualMetrics(a, 0), { averageAccuracy: 0.9, forgetting: 0 });
+    // After task 2: average (0.7 + 0.8) / 2 = 0.75; forgetting of task 1: 0.9 - 0.7 = 0.2.
+    const two = continualMetrics(a, 1);
+    assert.ok(Math.abs(two.averageAccuracy - 0.75) < 1e-12);
+    assert.ok(Math.abs(two.forgetting - 0.2) < 1e-12);
+    // After task 3: average (0.6 + 0.75 + 0.85) / 3 = 0.733333; forgetting: task 1 max(0.9, 0.7) - 0.6 = 0.3,
+    // task 2 0.8 - 0.75 = 0.05; mean 0.175.
+    const three = continualMetrics(a, 2);
+    assert.ok(Math.abs(three.averageAccuracy - 2.2 / 3) < 1e-12);
+    assert.ok(Math.abs(three.forgetting - 0.175) < 1e-12);
+    // A task that got better later counts as negative forgetting (backward transfer).
+    assert.ok(Math.abs(continualMetrics([[0.5], [0.6, 0.9]], 1).forgetting - -0.1) < 1e-12);
+  });
+});
+
+describe('task streams', () => {
+  const train = syntheticDataset({ shape: SHAPE, count: 100, classes: 10, seed: 1 });
+  const testSet = syntheticDataset({ shape: SHAPE, count: 50, classes: 10, seed: 1, split: 'test' });
+
+  test('split: tasks of consecutive classes, single-head labels', () => {
+    const stream = buildStream('split', 5, train, testSet, 1);
+    assert.equal(stream.count, 5);
+    for (let t = 0; t < 5; t++) {
+      const labels = new Set([...stream.train(t).labels, ...stream.tests[t].labels]);
+      assert.deepEqual([...labels].sort(), [2 * t, 2 * t + 1]);
+    }
+    assert.throws(() => buildStream('split', 3, train, testSet, 1), /divisor/);
+  });
+
+  test('permuted: task 1 is the data as is, later tasks permute the pixels', () => {
+    const stream = buildStream('permuted', 3, train, testSet, 1);
+    assert.equal(stream.train(0), train);
+    const t2 = stream.train(2);
+    assert.deepEqual(t2.labels, train.labels);
+    assert.notDeepEqual(t2.images, train.images);
+    const sorted = (x: Uint8Array): number[] => [...x.subarray(0, 784)].sort((p, q) => p - q);
+    assert.deepEqual(sorted(t2.images), sorted(train.images), 'same pixels, other places');
+  });
+});
+
+function config(method: string, methodOptions: TrainConfig['methodOptions'] = {}): TrainConfig {
+  return {
+    ...TRAIN_DEFAULTS,
+    data: 'synthetic-mnist',
+    model: 'mlp-100',
+    method,
+    methodOptions,
+    epochs: 1,
+    batchSize: 50,
+    validationFraction: 0,
+    seed: 3,
+  };
+}
+
+describe('trainContinual on a tiny synthetic stream', () => {
+  const train = syntheticDataset({ shape: SHAPE, count: 200, classes: 10, seed: 4 });
+  const testSet = syntheticDataset({ shape: SHAPE, count: 50, classes: 10, seed: 4, split: 'test' });
+
+  for (const [method, stream, tasks, samples] of [
+    ['bayesbinn', 'split', 5, 3],
+    ['ste', 'permuted', 2, 0],
+    ['bop', 'permuted', 2, 0],
+  ] as const) {
+    test(`${method} on a ${stream} stream of ${tasks} tasks reports every field`, async () => {
+      const seen: TaskRecord[] = [];
+      const epochs: number[] = [];
+      const backend = createReferenceBackend('float32');
+      const result = await trainContinual({
+        config: config(method, method === 'bayesbinn' ? { temperature: 1e-2 } : {}),
+        backend,
+        train,
+        test: testSet,
+        stream,
+        tasks,
+        testSamples: samples,
+        evaluationBatch: 100,
+        callbacks: { onTask: (r) => seen.push(r), onEpoch: (e) => epochs.push(e.task) },
+      });
+      assert.equal(seen.length, tasks);
+      assert.deepEqual(epochs, [...Array(tasks).keys()]);
+      for (const r of seen) {
+        assert.equal(r.accuracies.length, r.task + 1);
+        assert.equal(r.evaluations.length, r.task + 1);
+        for (const a of r.accuracies) assert.ok(a >= 0 && a <= 1);
+        const check = continualMetrics(result.accuracy, r.task);
+        assert.equal(r.averageAccuracy, check.averageAccuracy);
+        assert.equal(r.forgetting, check.forgetting);
+        assert.ok(Number.isFinite(r.trainLoss) && r.trainSeconds >= 0 && r.evaluationSeconds >= 0);
+      }
+      assert.equal(result.averageAccuracy, seen[tasks - 1].averageAccuracy);
+      assert.equal(result.forgetting, seen[tasks - 1].forgetting);
+      assert.equal(stream === 'split' ? seen[0].trainExamples : 200, stream === 'split' ? 40 : 200);
+      assert.equal(backend.bytesInUse(), 0, 'every buffer is freed');
+    });
+  }
+});
+
+describe('onebit continual', () => {
+  test('bayesbinn gets the continual-learning defaults unless flags say otherwise', () => {
+    const flags = {
+      data: 'synthetic-mnist',
+      model: 'mlp-100',
+      method: 'bayesbinn',
+      activations: 'real' as const,
+      epochs: 5,
+      batchSize: 100,
+      realOptimizer: 'adam' as const,
+      weightDecay: 0,
+      schedule: 'cosine' as const,
+      warmupEpochs: 0,
+      seed: 1,
+      validation: 0,
+      bnAffine: false,
+      json: false,
+      backend: 'reference' as const,
+      stream: 'permuted' as const,
+      tasks: 5,
+      epochsPerTask: 3,
+    };
+    const d = continualConfig(flags);
+    assert.equal(d.config.learningRate, 1e-3);
+    assert.deepEqual(d.config.methodOptions, { temperature: 1e-2 });
+    assert.equal(d.testSamples, 100);
+    assert.equal(d.config.epochs, 3);
+    const given = continualConfig({ ...flags, lr: 5e-4, temperature: 1e-3, testSamples: 7 });
+    assert.equal(given.config.learningRate, 5e-4);
+    assert.deepEqual(given.config.methodOptions, { temperature: 1e-3 });
+    assert.equal(given.testSamples, 7);
+    const ste = continualConfig({ ...flags, method: 'ste' });
+    assert.deepEqual(ste.config.methodOptions, {});
+    assert.equal(ste.testSamples, 0);
+  });
+
+  test('--json prints one line per task and a result line with averageAccuracy and forgetting', async () => {
+    const cli = join(import.meta.dirname, '..', 'cli', 'main.ts');
+    const args = [
+      ...['continual', '--data', 'synthetic-mnist', '--stream', 'split', '--tasks', '5'],
+      ...['--epochs-per-task', '1', '--method', 'bayesbinn', '--test-samples', '2', '--train-limit', '250'],
+      ...['--batch-size', '50', '--test-limit', '100', '--backend', 'reference', '--json'],
+    ];
+    const { code, stdout, stderr } = await new Promise<{
+      code: number | null;
+      stdout: string;
+      stderr: string;
+    }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('error', reject);
+      child.on('close', (c) => resolve({ code: c, stdout: out, stderr: err }));
+    });
+    assert.equal(code, 0, stderr);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.length, 6);
+    lines.slice(0, 5).forEach((l, t) => {
+      assert.equal(l.type, 'task');
+      assert.equal(l.task, t + 1);
+      assert.equal((l.accuracies as number[]).length, t + 1);
+      assert.equal(typeof l.averageAccuracy, 'number');
+      assert.equal(typeof l.forgetting, 'number');
+    });
+    const last = lines[5];
+    assert.equal(last.type, 'result');
+    assert.equal(last.averageAccuracy, lines[4].averageAccuracy);
+    assert.equal(last.forgetting, lines[4].forgetting);
+    assert.equal(last.testSamples, 2);
+  });
+});

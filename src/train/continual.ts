@@ -1,0 +1,301 @@
+/**
+ * Continual learning: one run trained on a stream of tasks, one after another, and tested after each task
+ * on every task seen so far (methods.md 3.7, BayesBiNN's `main_permute_mnist_CL.py`).
+ *
+ * Streams (src/data/tasks.ts):
+ * - 'permuted': every task is the whole data set under its own fixed pixel permutation (task 1 unpermuted);
+ * - 'split':    the classes cut into `tasks` consecutive groups (10 classes, 5 tasks: {0,1}, {2,3}, ...),
+ *               single-head: the model keeps one output per class and is tested on all of them.
+ *
+ * Per task, as the official script: the method's `beginTask` hook runs first (BayesBiNN: the posterior of
+ * the previous task becomes the prior, lambda0 <- lambda); the learning-rate schedule restarts (the
+ * schedule of the run, over `config.epochs` epochs of this task); everything else carries over (method
+ * state, momentum and step count, the real-valued optimizer, batch-norm statistics, the generator).
+ *
+ * Metrics after task t (1-based), with a[t][j] the test accuracy on task j after training task t:
+ * - average accuracy: mean over j <= t of a[t][j];
+ * - forgetting (Chaudhry et al. 2018, "Riemannian Walk"): mean over j < t of
+ *   (max over l in j..t-1 of a[l][j]) - a[t][j], i.e. the best accuracy task j ever had before now minus its
+ *   accuracy now; 0 after the first task. Negative values mean backward transfer.
+ *
+ * The training examples are the training split after `config.validationFraction` and `config.trainLimit`
+ * (the continual command defaults the fraction to 0, as the official script); the normalisation statistics
+ * are those of that whole training set, shared by all tasks. Test accuracy uses the mode, or an ensemble of
+ * `testSamples` sampled networks (averaged logits) for methods with a weight distribution.
+ */
+import type { Backend } from '../backend/backend.js';
+import type { Dataset } from '../data/dataset.js';
+import { fillBatch, Normalizer, subsetDataset } from '../data/pipeline.js';
+import { permuteDataset, permutedTasks, splitTasks } from '../data/tasks.js';
+import { ConfigError, validateConfig, type TrainConfig } from './config.js';
+import { createBackendBatch, evaluate, type Evaluation } from './evaluate.js';
+import { createRun, disposeRun } from './run.js';
+import { trainStep } from './step.js';
+import { prepareData, TrainingDivergedError } from './trainer.js';
+
+export const STREAM_KINDS = ['permuted', 'split'] as const;
+export type StreamKind = (typeof STREAM_KINDS)[number];
+
+export interface ContinualOptions {
+  /** The run's config; `epochs` is the number of epochs per task. */
+  readonly config: TrainConfig;
+  readonly backend: Backend;
+  /** The base training and test sets the tasks are made from. */
+  readonly train: Dataset;
+  readonly test: Dataset;
+  readonly stream: StreamKind;
+  readonly tasks: number;
+  /** Sampled networks averaged at test time (methods with a distribution); 0 = the mode. */
+  readonly testSamples: number;
+  /** Largest batch evaluation runs at (default 500; at least the training batch size). */
+  readonly evaluationBatch?: number;
+  readonly callbacks?: ContinualCallbacks;
+}
+
+export interface ContinualEpoch {
+  /** 0-based task index and 1-based epoch within the task. */
+  readonly task: number;
+  readonly epoch: number;
+  readonly trainLoss: number;
+  readonly trainAccuracy: number;
+  readonly seconds: number;
+}
+
+export interface TaskRecord {
+  /** 0-based index of the task just trained. */
+  readonly task: number;
+  readonly trainExamples: number;
+  /** Loss and accuracy over the task's last epoch. */
+  readonly trainLoss: number;
+  readonly trainAccuracy: number;
+  /** Test accuracy on tasks 0..task, after training this task. */
+  readonly accuracies: readonly number[];
+  /** Full test metrics on tasks 0..task. */
+  readonly evaluations: readonly Evaluation[];
+  readonly averageAccuracy: number;
+  readonly forgetting: number;
+  /** Wall time of this task's training (evaluation excluded) and of its evaluation. */
+  readonly trainSeconds: number;
+  readonly evaluationSeconds: number;
+}
+
+export interface ContinualResult {
+  readonly tasks: readonly TaskRecord[];
+  /** After the final task. */
+  readonly averageAccuracy: number;
+  readonly forgetting: number;
+  /** accuracy[t][j]: test accuracy on task j after training task t (j <= t). */
+  readonly accuracy: readonly (readonly number[])[];
+}
+
+export interface ContinualCallbacks {
+  onEpoch?(record: ContinualEpoch): void;
+  onTask?(record: TaskRecord): void;
+}
+
+/** One task's training and test data. */
+export interface StreamTask {
+  readonly name: string;
+  readonly train: Dataset;
+  readonly test: Dataset;
+}
+
+/**
+ * The tasks of a stream, built lazily (a permuted task is a full copy of the data set, so only the
+ * current task's training copy needs to live). Test sets are built once, up front.
+ */
+export function buildStream(
+  kind: StreamKind,
+  tasks: number,
+  train: Dataset,
+  test: Dataset,
+  seed: number,
+): { readonly count: number; train(t: number): Dataset; readonly tests: readonly Dataset[] } {
+  if (!Number.isInteger(tasks) || tasks < 1)
+    throw new ConfigError('tasks', 'a positive integer', String(tasks));
+  if (kind === 'permuted') {
+    const [c, h, w] = train.shape;
+    const permutations = permutedTasks({ tasks, size: c * h * w, seed });
+    return {
+      count: tasks,
+      train: (t) => (t === 0 ? train : permuteDataset(train, permutations[t], `${train.name}-task${t + 1}`)),
+      tests: permutations.map((p, t) =>
+        t === 0 ? test : permuteDataset(test, p, `${test.name}-task${t + 1}`),
+      ),
+    };
+  }
+  if (train.classes % tasks !== 0) {
+    throw new ConfigError(
+      'tasks',
+      `a divisor of the ${train.classes} classes for a split stream`,
+      String(tasks),
+    );
+  }
+  const classesPerTask = train.classes / tasks;
+  const trainSplit = splitTasks(train, { classesPerTask });
+  const testSplit = splitTasks(test, { classesPerTask });
+  for (const t of [...trainSplit, ...testSplit]) {
+    if (t.indices.length === 0) {
+      throw new ConfigError('data', `examples of classes ${t.classes.join(', ')}`, 'none');
+    }
+  }
+  return {
+    count: tasks,
+    train: (t) =>
+      subsetDataset(train, trainSplit[t].indices, `${train.name}-classes${trainSplit[t].classes.join('')}`),
+    tests: testSplit.map((t) => subsetDataset(test, t.indices, `${test.name}-classes${t.classes.join('')}`)),
+  };
+}
+
+/** Average accuracy and forgetting after task `t` from the accuracy matrix (rows 0..t filled). */
+export function continualMetrics(
+  accuracy: readonly (readonly number[])[],
+  t: number,
+): { averageAccuracy: number; forgetting: number } {
+  const row = accuracy[t];
+  let sum = 0;
+  for (let j = 0; j <= t; j++) sum += row[j];
+  let forgetting = 0;
+  for (let j = 0; j < t; j++) {
+    let best = -Infinity;
+    for (let l = j; l < t; l++) best = Math.max(best, accuracy[l][j]);
+    forgetting += best - row[j];
+  }
+  return { averageAccuracy: sum / (t + 1), forgetting: t > 0 ? forgetting / t : 0 };
+}
+
+export async function trainContinual(options: ContinualOptions): Promise<ContinualResult> {
+  const { config, backend, callbacks } = options;
+  validateConfig(config);
+  if (!(Number.isInteger(options.testSamples) && options.testSamples >= 0)) {
+    throw new ConfigError('test-samples', 'an integer >= 0', String(options.testSamples));
+  }
+  const { train: trainData, normalization } = prepareData(config, options.train);
+  if (trainData.classes !== options.test.classes) {
+    throw new ConfigError(
+      'data',
+      `a test set with ${trainData.classes} classes`,
+      String(options.test.classes),
+    );
+  }
+  const testData =
+    config.testLimit !== null && config.testLimit < options.test.count
+      ? subsetDataset(
+          options.test,
+          Array.from({ length: config.testLimit }, (_, i) => i),
+          options.test.name,
+        )
+      : options.test;
+  const stream = buildStream(options.stream, options.tasks, trainData, testData, config.seed);
+  const normalizer = new Normalizer(trainData.shape, normalization);
+
+  let current = stream.train(0);
+  const stepsOf = (d: Dataset): number => Math.ceil(d.count / config.batchSize);
+  const evaluationBatch = Math.max(config.batchSize, options.evaluationBatch ?? 500);
+  const run = createRun(
+    config,
+    backend,
+    {
+      inputShape: trainData.shape,
+      classes: trainData.classes,
+      stepsPerEpoch: stepsOf(current),
+      trainingExamples: current.count,
+    },
+    evaluationBatch,
+  );
+  const batch = createBackendBatch(run, config.batchSize);
+  const evalBatch = createBackendBatch(run, evaluationBatch);
+  try {
+    const runStepsPerTask = config.epochs * run.shape.stepsPerEpoch;
+    const ensemble = run.method.stochastic && options.testSamples > 0;
+    const accuracy: number[][] = [];
+    const records: TaskRecord[] = [];
+    let step = 0;
+    for (let t = 0; t < stream.count; t++) {
+      if (t > 0) current = stream.train(t);
+      const stepsPerEpoch = stepsOf(current);
+      const taskSteps = config.epochs * stepsPerEpoch;
+      run.method.beginTask?.(t, {
+        trainingExamples: current.count,
+        stepsPerEpoch,
+        learningRate: config.learningRate,
+      });
+      const order = new Uint32Array(current.count);
+      const ctx = { training: true, rng: run.rng };
+      let taskStep = 0;
+      let trainLoss = 0;
+      let trainAccuracy = 0;
+      const taskStart = performance.now();
+      for (let epoch = 1; epoch <= config.epochs; epoch++) {
+        for (let i = 0; i < order.length; i++) order[i] = i;
+        run.rng.shuffle(order);
+        const epochStart = performance.now();
+        let lossSum = 0;
+        let correct = 0;
+        let seen = 0;
+        for (let b = 0; b < stepsPerEpoch; b++) {
+          const n = fillBatch(current, order, b * config.batchSize, batch, { normalizer });
+          // The task's progress mapped onto the run's schedule: the schedule restarts every task and ends
+          // with it, whatever the task's size.
+          const scheduleStep = Math.floor((taskStep * runStepsPerTask) / taskSteps);
+          const result = trainStep(run, batch.images, batch.labels, n, ctx, {
+            step: step + 1,
+            learningRate: run.schedule(scheduleStep),
+            scheduleStep,
+          });
+          if (!Number.isFinite(result.loss)) throw new TrainingDivergedError(epoch, step + 1, null);
+          step++;
+          taskStep++;
+          lossSum += result.loss * n;
+          correct += result.correct;
+          seen += n;
+          if (b % 50 === 49) await new Promise((resolve) => setImmediate(resolve));
+        }
+        trainLoss = lossSum / seen;
+        trainAccuracy = correct / seen;
+        callbacks?.onEpoch?.({
+          task: t,
+          epoch,
+          trainLoss,
+          trainAccuracy,
+          seconds: (performance.now() - epochStart) / 1000,
+        });
+      }
+      const trainSeconds = (performance.now() - taskStart) / 1000;
+      const evalStart = performance.now();
+      const evaluations: Evaluation[] = [];
+      for (let j = 0; j <= t; j++) {
+        evaluations.push(
+          evaluate(run, stream.tests[j], normalizer, evalBatch, {
+            kind: ensemble ? 'ensemble' : 'mode',
+            samples: options.testSamples,
+            seed: config.seed,
+          }),
+        );
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      accuracy.push(evaluations.map((e) => e.accuracy));
+      const { averageAccuracy, forgetting } = continualMetrics(accuracy, t);
+      const record: TaskRecord = {
+        task: t,
+        trainExamples: current.count,
+        trainLoss,
+        trainAccuracy,
+        accuracies: accuracy[t],
+        evaluations,
+        averageAccuracy,
+        forgetting,
+        trainSeconds,
+        evaluationSeconds: (performance.now() - evalStart) / 1000,
+      };
+      records.push(record);
+      callbacks?.onTask?.(record);
+    }
+    const last = records[records.length - 1];
+    return { tasks: records, averageAccuracy: last.averageAccuracy, forgetting: last.forgetting, accuracy };
+  } finally {
+    backend.free(batch.images);
+    backend.free(evalBatch.images);
+    disposeRun(run);
+  }
+}
