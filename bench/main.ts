@@ -1,13 +1,16 @@
 /**
  * Benchmark entry point: `npm run bench -- <name> [--json]`. Benchmarks are never run as tests.
  *   kernels   GEMM and binary GEMM throughput per backend and thread count (bench/kernels.ts)
+ *   train     training samples/s and peak RSS against PyTorch (bench/train.ts)
  */
 import { runKernelBench } from './kernels.js';
+import { runTrainBench } from './train.js';
 
 type BenchFn = (opts: { json: boolean; print: (line: string) => void }) => Promise<void>;
 
 const BENCHES: Record<string, BenchFn> = {
   kernels: runKernelBench,
+  train: runTrainBench,
 };
 
 const args = process.argv.slice(2);

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 /**
- * Builds wasm/onebit-kernels.wasm from the C sources in src/kernels/ (run as `npm run build:kernels`).
+ * Builds the WebAssembly modules from the C sources (run as `npm run build:kernels`):
+ *   wasm/onebit-kernels.wasm  from src/kernels/*.c         the training backend's kernels
+ *   wasm/onebit-engine.wasm   from src/kernels/engine/*.c  the bit-packed inference engine's kernels
+ *                             (a separate module, so the engine ships without the training kernels)
  *
  * clang compiles each .c file for wasm32 with SIMD, atomics and bulk memory, and wasm-ld links them into
  * one module that imports a shared memory (so every worker thread can instantiate the same module over
@@ -13,13 +16,15 @@
 /* global WebAssembly */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const srcDir = join(root, 'src', 'kernels');
 const buildDir = join(root, '.kernel-build');
-const outFile = join(root, 'wasm', 'onebit-kernels.wasm');
+const TARGETS = [
+  { srcDir: join(root, 'src', 'kernels'), outFile: join(root, 'wasm', 'onebit-kernels.wasm') },
+  { srcDir: join(root, 'src', 'kernels', 'engine'), outFile: join(root, 'wasm', 'onebit-engine.wasm') },
+];
 
 /** 4 GiB: the whole wasm32 address space; callers may still create the memory with a smaller maximum. */
 const MAX_MEMORY = 65536 * 65536;
@@ -96,29 +101,35 @@ const wasmLd = findTool('WASM_LD', ['wasm-ld', ...versions.map((v) => `wasm-ld-$
 
 rmSync(buildDir, { recursive: true, force: true });
 mkdirSync(buildDir, { recursive: true });
-mkdirSync(dirname(outFile), { recursive: true });
 
-const sources = readdirSync(srcDir)
-  .filter((f) => f.endsWith('.c'))
-  .sort();
-if (sources.length === 0) fail(`no .c files in ${srcDir}`);
+for (const { srcDir, outFile } of TARGETS) buildModule(srcDir, outFile);
 
-const objects = [];
-for (const file of sources) {
-  const obj = join(buildDir, file.replace(/\.c$/, '.o'));
-  run(clang, [...CFLAGS, '-c', join(srcDir, file), '-o', obj]);
-  objects.push(obj);
+function buildModule(srcDir, outFile) {
+  mkdirSync(dirname(outFile), { recursive: true });
+  const sources = readdirSync(srcDir)
+    .filter((f) => f.endsWith('.c'))
+    .sort();
+  if (sources.length === 0) fail(`no .c files in ${srcDir}`);
+
+  const objDir = join(buildDir, basename(outFile, '.wasm'));
+  mkdirSync(objDir, { recursive: true });
+  const objects = [];
+  for (const file of sources) {
+    const obj = join(objDir, file.replace(/\.c$/, '.o'));
+    run(clang, [...CFLAGS, '-c', join(srcDir, file), '-o', obj]);
+    objects.push(obj);
+  }
+  run(wasmLd, [...LDFLAGS, ...objects, '-o', outFile]);
+  chmodSync(outFile, 0o644); // wasm-ld marks its output executable; the artifact is data
+
+  // Sanity check: the module compiles here and imports nothing but the shared memory.
+  const module = new WebAssembly.Module(readFileSync(outFile));
+  const imports = WebAssembly.Module.imports(module);
+  const bad = imports.filter((i) => !(i.module === 'env' && i.name === 'memory' && i.kind === 'memory'));
+  if (bad.length > 0) fail(`unexpected imports: ${bad.map((i) => `${i.module}.${i.name}`).join(', ')}`);
+  const kernels = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function');
+  console.log(
+    `build-kernels: wrote ${outFile.slice(root.length + 1)} (${readFileSync(outFile).length} bytes, ` +
+      `${kernels.length} functions: ${kernels.map((e) => e.name).join(' ')})`,
+  );
 }
-run(wasmLd, [...LDFLAGS, ...objects, '-o', outFile]);
-chmodSync(outFile, 0o644); // wasm-ld marks its output executable; the artifact is data
-
-// Sanity check: the module compiles here and imports nothing but the shared memory.
-const module = new WebAssembly.Module(readFileSync(outFile));
-const imports = WebAssembly.Module.imports(module);
-const bad = imports.filter((i) => !(i.module === 'env' && i.name === 'memory' && i.kind === 'memory'));
-if (bad.length > 0) fail(`unexpected imports: ${bad.map((i) => `${i.module}.${i.name}`).join(', ')}`);
-const kernels = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function');
-console.log(
-  `build-kernels: wrote ${outFile.slice(root.length + 1)} (${readFileSync(outFile).length} bytes, ` +
-    `${kernels.length} functions: ${kernels.map((e) => e.name).join(' ')})`,
-);

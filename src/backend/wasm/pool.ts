@@ -10,7 +10,7 @@
  * Workers are unref'd so they never keep the process alive, and `dispose` stops and terminates them.
  */
 import type { Worker } from 'node:worker_threads';
-import { KERNEL_NAMES, type KernelFunction, type KernelInstance, type KernelName } from './loader.js';
+import { KERNEL_NAMES, type KernelFunction, type KernelName } from './loader.js';
 import { alignUp } from './memory.js';
 import { WORKER_SOURCE } from './worker-source.js';
 import {
@@ -35,10 +35,16 @@ export const WORKER_STACK_BYTES = 64 * 1024;
 /** Spins on PENDING before sleeping: a wake-up through the kernel costs tens of microseconds. */
 const SPIN_CHECKS = 2000;
 
-export interface PoolOptions {
+export interface PoolOptions<N extends string = KernelName> {
   readonly module: WasmModule;
   readonly memory: WasmMemory;
-  readonly main: KernelInstance;
+  /** The calling thread's instance: its kernels run share 0 of every job. */
+  readonly main: { readonly kernels: Record<N, KernelFunction> };
+  /**
+   * Export names of the kernels jobs may run, in a fixed order (default: the backend's KERNEL_NAMES).
+   * Another module over the same protocol (the inference engine's) passes its own list.
+   */
+  readonly names?: readonly N[];
   readonly threads: number;
   /** Byte offset of CONTROL_BYTES reserved for the control block. */
   readonly control: number;
@@ -46,16 +52,19 @@ export interface PoolOptions {
   readonly reserve: (bytes: number) => number;
 }
 
-export class ThreadPool {
+export class ThreadPool<N extends string = KernelName> {
   readonly threads: number;
   private readonly ctl: Int32Array;
   private readonly args: Float64Array;
   private readonly partials: Float64Array;
-  private readonly kernels: Record<KernelName, KernelFunction>;
+  private readonly kernels: Record<N, KernelFunction>;
+  /** Kernel name -> its index in the names list (the FN slot of the control block). */
+  private readonly index: ReadonlyMap<N, number>;
   private readonly workers: Worker[];
 
-  private constructor(options: PoolOptions, workers: Worker[]) {
+  private constructor(options: PoolOptions<N>, workers: Worker[]) {
     this.threads = options.threads;
+    this.index = new Map(poolNames(options).map((name, i) => [name, i]));
     const buf = options.memory.buffer;
     this.ctl = new Int32Array(buf, options.control, ARGS_BYTE / 4);
     this.args = new Float64Array(buf, options.control + ARGS_BYTE, MAX_ARGS);
@@ -64,14 +73,14 @@ export class ThreadPool {
     this.workers = workers;
   }
 
-  static async create(options: PoolOptions): Promise<ThreadPool> {
+  static async create<N extends string = KernelName>(options: PoolOptions<N>): Promise<ThreadPool<N>> {
     const { threads } = options;
     if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
       throw new RangeError(`wasm backend: threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
     }
     if (options.control % 8 !== 0) throw new Error('wasm backend: control block must be 8-byte aligned');
     new Int32Array(options.memory.buffer, options.control, CONTROL_BYTES / 4).fill(0);
-    if (threads === 1) return new ThreadPool(options, []);
+    if (threads === 1) return new ThreadPool<N>(options, []);
 
     const { Worker } = await import('node:worker_threads');
     const workers: Worker[] = [];
@@ -81,7 +90,7 @@ export class ThreadPool {
       const init: WorkerInit = {
         module: options.module,
         memory: options.memory,
-        names: KERNEL_NAMES,
+        names: poolNames(options),
         control: options.control,
         tid,
         stackTop,
@@ -108,11 +117,11 @@ export class ThreadPool {
       w.on('error', () => undefined);
       w.unref();
     }
-    return new ThreadPool(options, workers);
+    return new ThreadPool<N>(options, workers);
   }
 
   /** Runs `name(tid, nt, ...args)` on every thread (args.length <= MAX_ARGS) and waits for all shares. */
-  run(name: KernelName, args: readonly number[]): void {
+  run(name: N, args: readonly number[]): void {
     const nt = this.threads;
     const fn = this.kernels[name];
     if (nt === 1) {
@@ -121,7 +130,9 @@ export class ThreadPool {
     }
     const ctl = this.ctl;
     for (let i = 0; i < args.length; i++) this.args[i] = args[i];
-    ctl[FN] = KERNEL_NAMES.indexOf(name);
+    const fnIndex = this.index.get(name);
+    if (fnIndex === undefined) throw new Error(`wasm pool: no kernel named ${name}`);
+    ctl[FN] = fnIndex;
     ctl[NT] = nt;
     Atomics.store(ctl, PENDING, nt - 1);
     Atomics.add(ctl, GEN, 1);
@@ -165,4 +176,9 @@ export class ThreadPool {
       Atomics.wait(ctl, PENDING, pending);
     }
   }
+}
+
+/** The kernel names of a pool: the options' list, or the backend's. */
+function poolNames<N extends string>(options: PoolOptions<N>): readonly N[] {
+  return options.names ?? (KERNEL_NAMES as readonly string[] as readonly N[]);
 }
