@@ -1,0 +1,585 @@
+/**
+ * The `.onebit` export format: everything the inference engine needs and nothing more.
+ *
+ * Layout (all integers little-endian):
+ *
+ *   bytes 0..7     magic "ONEBITNN"
+ *   bytes 8..11    format version (uint32), currently 1
+ *   bytes 12..15   header length H in bytes (uint32)
+ *   bytes 16..16+H UTF-8 JSON header (space-padded), see `Header` below
+ *   then, from the first multiple of 16 at or after 16+H, the data section: each tensor at its `offset`
+ *   (a multiple of 16) from the start of the data section, `byteLength` bytes, tensors never overlapping.
+ *
+ * The JSON header:
+ *
+ *   {
+ *     "bits":    { "word": 32, "rowAlign": 128, "order": "lsb-first", "set": -1 },
+ *     "input":   { "shape": [C, H, W], "mean": [C numbers], "std": [C numbers] },
+ *     "classes": 10,
+ *     "layers":  [ { "kind": "flatten" },
+ *                  { "kind": "dense", "name": "fc1", "input": "real" | "bits",
+ *                    "inFeatures": K, "outFeatures": N, "weights": "<tensor>",
+ *                    "output": { "kind": "bits", "thresholds": "<tensor>", "directions": "<tensor>" }
+ *                            | { "kind": "real", "scale": "<tensor>", "bias": "<tensor>",
+ *                                "activation": "none" | "relu" | "hardtanh" } }, ... ],
+ *     "tensors": [ { "name": "...", "dtype": "uint32" | "int32" | "float32" | "int8",
+ *                    "shape": [...], "offset": o, "byteLength": b }, ... ],
+ *     "metadata": { free-form strings, numbers and booleans: model, method, activations, ... }
+ *   }
+ *
+ * Bit convention ("bits"): a row of K signs takes words(K) = ceil(K / 128) * 4 uint32 words (rows padded
+ * to 128 bits for SIMD); bit j of word w is column 32w + j; a set bit is -1, a clear bit +1 (sign(0) = +1);
+ * padding bits are 0 (the reader checks). With both operands packed this way a +-1 dot product over K
+ * columns is K - 2 * popcount(a XOR b).
+ *
+ * A dense layer computes z = x W^T with W the N x K sign matrix `weights` ([N, words(K)] uint32). Its
+ * input is "real" (float32 values: the normalised image for the first layer, or the previous layer's
+ * real output) or "bits" (the previous layer's packed signs). Its output is
+ *  - "bits": the sign of the training model's activation after the layer (batch norm, scale, hardtanh),
+ *    folded into one per-channel threshold: with direction +1 the output is -1 (bit set) iff z < t, with
+ *    direction -1 iff z > t. Thresholds are int32 for "bits" input (z is an integer) and float32 for "real"
+ *    input (may be +-Infinity for channels whose sign is constant);
+ *  - "real": y = activation(z * scale + bias), float32 scale and bias per channel (batch norm folded).
+ * The last layer's output is "real" with N = classes: the logits.
+ *
+ * The input normalisation (per-channel mean and std of pixel values scaled to [0, 1]) travels with the
+ * model, so raw 8-bit images can be classified: x = (v / 255 - mean[c]) / std[c].
+ *
+ * `decodeOnebit` validates every size, count and offset against the file before it allocates anything,
+ * and rejects a wrong, truncated or hostile file with an OnebitFormatError saying what and where. This file
+ * imports nothing, so the engine can ship without the training code.
+ */
+
+export const ONEBIT_MAGIC = 'ONEBITNN';
+export const ONEBIT_VERSION = 1;
+/** Magic, version and header length. */
+export const PREFIX_BYTES = 16;
+/** Alignment of the data section and of every tensor in it. */
+export const DATA_ALIGN = 16;
+
+/** Caps on what a file may declare (far above any model onebit trains; they bound hostile input). */
+export const LIMITS = {
+  headerBytes: 1 << 20,
+  layers: 1024,
+  features: 1 << 20,
+  /** Per-example input elements (C * H * W). */
+  inputElements: 1 << 24,
+  classes: 1 << 16,
+  nameLength: 256,
+  metadataEntries: 64,
+} as const;
+
+/** The bit convention the engine implements; a file declaring another one is rejected. */
+export const BIT_CONVENTION = { word: 32, rowAlign: 128, order: 'lsb-first', set: -1 } as const;
+
+/** Number of uint32 words one packed row of `cols` signs occupies (rows padded to 128 bits). */
+export function packedWords(cols: number): number {
+  return Math.ceil(cols / 128) * 4;
+}
+
+export type OnebitErrorCode =
+  | 'truncated'
+  | 'bad-magic'
+  | 'bad-version'
+  | 'bad-header'
+  | 'bad-layer'
+  | 'bad-tensor'
+  | 'bad-value'
+  | 'unsupported';
+
+/** A file that is not a valid `.onebit` model: `code` says what kind of fault, `where` where it is. */
+export class OnebitFormatError extends Error {
+  constructor(
+    readonly code: OnebitErrorCode,
+    /** The source (file name) and the place in it, e.g. "model.onebit: header.layers[2].outFeatures". */
+    readonly where: string,
+    readonly detail: string,
+  ) {
+    super(`${where}: ${detail}`);
+    this.name = 'OnebitFormatError';
+  }
+}
+
+export type Activation = 'none' | 'relu' | 'hardtanh';
+
+export type DenseOutput =
+  | {
+      readonly kind: 'bits';
+      /** int32 for "bits" input, float32 for "real" input; one per output channel. */
+      readonly thresholds: Int32Array | Float32Array;
+      /** +1: bit set iff z < t; -1: bit set iff z > t. */
+      readonly directions: Int8Array;
+    }
+  | {
+      readonly kind: 'real';
+      readonly scale: Float32Array;
+      readonly bias: Float32Array;
+      readonly activation: Activation;
+    };
+
+export interface DenseLayer {
+  readonly kind: 'dense';
+  readonly name: string;
+  readonly input: 'real' | 'bits';
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** [outFeatures, packedWords(inFeatures)] packed signs. */
+  readonly weights: Uint32Array;
+  readonly output: DenseOutput;
+}
+
+export interface FlattenLayer {
+  readonly kind: 'flatten';
+}
+
+export type OnebitLayer = DenseLayer | FlattenLayer;
+
+export interface OnebitInput {
+  /** Per-example shape [C, H, W]. */
+  readonly shape: readonly [number, number, number];
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+export type MetadataValue = string | number | boolean;
+
+export interface OnebitModel {
+  readonly input: OnebitInput;
+  readonly classes: number;
+  readonly layers: readonly OnebitLayer[];
+  readonly metadata: Readonly<Record<string, MetadataValue>>;
+}
+
+type TensorDType = 'uint32' | 'int32' | 'float32' | 'int8';
+type TensorArray = Uint32Array | Int32Array | Float32Array | Int8Array;
+
+const DTYPE_BYTES: Record<TensorDType, number> = { uint32: 4, int32: 4, float32: 4, int8: 1 };
+
+interface TensorEntry {
+  readonly name: string;
+  readonly dtype: TensorDType;
+  readonly shape: readonly number[];
+  readonly offset: number;
+  readonly byteLength: number;
+}
+
+/** What a layer needs of one tensor: its dtype and exact shape. */
+interface TensorNeed {
+  readonly where: string;
+  readonly dtype: TensorDType;
+  readonly shape: readonly number[];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Encoding
+
+function dtypeOf(a: TensorArray): TensorDType {
+  if (a instanceof Uint32Array) return 'uint32';
+  if (a instanceof Int32Array) return 'int32';
+  if (a instanceof Float32Array) return 'float32';
+  return 'int8';
+}
+
+function alignUp(n: number, align: number): number {
+  return Math.ceil(n / align) * align;
+}
+
+function checkLittleEndian(): void {
+  if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
+    throw new Error('onebit format: big-endian hosts are not supported');
+  }
+}
+
+/**
+ * Serialises a model. The model is validated first (as the reader would), so an encoder bug cannot write
+ * a file the reader rejects.
+ */
+export function encodeOnebit(model: OnebitModel): Uint8Array {
+  checkLittleEndian();
+  const tensors: { name: string; value: TensorArray; shape: number[] }[] = [];
+  const add = (name: string, value: TensorArray, shape: number[]): string => {
+    tensors.push({ name, value, shape });
+    return name;
+  };
+  const layers = model.layers.map((layer, i) => {
+    if (layer.kind === 'flatten') return { kind: 'flatten' };
+    const words = packedWords(layer.inFeatures);
+    const prefix = `layers.${i}`;
+    const out = layer.output;
+    const n = layer.outFeatures;
+    return {
+      kind: 'dense',
+      name: layer.name,
+      input: layer.input,
+      inFeatures: layer.inFeatures,
+      outFeatures: n,
+      weights: add(`${prefix}.weights`, layer.weights, [n, words]),
+      output:
+        out.kind === 'bits'
+          ? {
+              kind: 'bits',
+              thresholds: add(`${prefix}.thresholds`, out.thresholds, [n]),
+              directions: add(`${prefix}.directions`, out.directions, [n]),
+            }
+          : {
+              kind: 'real',
+              scale: add(`${prefix}.scale`, out.scale, [n]),
+              bias: add(`${prefix}.bias`, out.bias, [n]),
+              activation: out.activation,
+            },
+    };
+  });
+  const entries: TensorEntry[] = [];
+  let offset = 0;
+  for (const t of tensors) {
+    entries.push({ name: t.name, dtype: dtypeOf(t.value), shape: t.shape, offset, byteLength: t.value.byteLength });
+    offset = alignUp(offset + t.value.byteLength, DATA_ALIGN);
+  }
+  const header = {
+    bits: BIT_CONVENTION,
+    input: { shape: model.input.shape, mean: model.input.mean, std: model.input.std },
+    classes: model.classes,
+    layers,
+    tensors: entries,
+    metadata: model.metadata,
+  };
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const dataStart = alignUp(PREFIX_BYTES + json.byteLength, DATA_ALIGN);
+  const bytes = new Uint8Array(dataStart + offset);
+  bytes.set(new TextEncoder().encode(ONEBIT_MAGIC), 0);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(8, ONEBIT_VERSION, true);
+  view.setUint32(12, dataStart - PREFIX_BYTES, true);
+  bytes.set(json, PREFIX_BYTES);
+  bytes.fill(0x20, PREFIX_BYTES + json.byteLength, dataStart);
+  for (let i = 0; i < tensors.length; i++) {
+    const v = tensors[i].value;
+    bytes.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), dataStart + entries[i].offset);
+  }
+  decodeOnebit(bytes, '<encoder output>'); // the encoder must never write what the reader refuses
+  return bytes;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Decoding
+
+/** Reading state: the source name for messages. */
+class Reader {
+  constructor(readonly source: string) {}
+
+  fail(code: OnebitErrorCode, where: string, detail: string): never {
+    throw new OnebitFormatError(code, `${this.source}: ${where}`, detail);
+  }
+
+  object(value: unknown, where: string): Record<string, unknown> {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.fail('bad-header', where, `expected an object, found ${describe(value)}`);
+    }
+    return value as Record<string, unknown>;
+  }
+
+  array(value: unknown, where: string, maxLength: number): unknown[] {
+    if (!Array.isArray(value)) this.fail('bad-header', where, `expected an array, found ${describe(value)}`);
+    if (value.length > maxLength) this.fail('bad-header', where, `${value.length} entries, at most ${maxLength} allowed`);
+    return value;
+  }
+
+  integer(value: unknown, where: string, min: number, max: number): number {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      this.fail('bad-header', where, `expected an integer in ${min}..${max}, found ${describe(value)}`);
+    }
+    return value;
+  }
+
+  finite(value: unknown, where: string): number {
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      this.fail('bad-header', where, `expected a finite number, found ${describe(value)}`);
+    }
+    return value;
+  }
+
+  string(value: unknown, where: string, maxLength: number = LIMITS.nameLength): string {
+    if (typeof value !== 'string') this.fail('bad-header', where, `expected a string, found ${describe(value)}`);
+    if (value.length > maxLength) this.fail('bad-header', where, `string of ${value.length} characters, at most ${maxLength}`);
+    return value;
+  }
+
+  choice<T extends string>(value: unknown, where: string, choices: readonly T[]): T {
+    if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
+      this.fail('bad-header', where, `expected one of ${choices.join(', ')}, found ${describe(value)}`);
+    }
+    return value as T;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+interface LayerPlan {
+  readonly layer: { kind: 'flatten' } | Omit<DenseLayer, 'weights' | 'output'> & { outputKind: 'bits' | 'real'; activation: Activation };
+  readonly tensors: Readonly<Record<string, string>>;
+}
+
+/**
+ * Parses and validates a `.onebit` file. `source` names the file in error messages. Tensor data is copied
+ * out of `bytes` (at most the file's size in all, as tensors may not overlap).
+ */
+export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel {
+  checkLittleEndian();
+  const r: Reader = new Reader(source);
+  if (bytes.byteLength < PREFIX_BYTES) {
+    r.fail('truncated', 'byte 0', `file too short: ${bytes.byteLength} bytes, a .onebit file has at least ${PREFIX_BYTES}`);
+  }
+  let magic = '';
+  for (let i = 0; i < 8; i++) magic += String.fromCharCode(bytes[i]);
+  if (magic !== ONEBIT_MAGIC) {
+    r.fail('bad-magic', 'byte 0', `bad magic: expected "${ONEBIT_MAGIC}", found ${JSON.stringify(magic)}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint32(8, true);
+  if (version !== ONEBIT_VERSION) {
+    r.fail('bad-version', 'byte 8', `unsupported format version ${version}; this build reads version ${ONEBIT_VERSION}`);
+  }
+  const headerLength = view.getUint32(12, true);
+  if (headerLength > LIMITS.headerBytes) {
+    r.fail('bad-header', 'byte 12', `header length ${headerLength} exceeds the limit of ${LIMITS.headerBytes} bytes`);
+  }
+  if (PREFIX_BYTES + headerLength > bytes.byteLength) {
+    r.fail(
+      'truncated',
+      'byte 12',
+      `header of ${headerLength} bytes runs past the end of the file (${bytes.byteLength} bytes)`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerLength));
+    parsed = JSON.parse(text);
+  } catch (error) {
+    r.fail('bad-header', `bytes ${PREFIX_BYTES}..${PREFIX_BYTES + headerLength}`, `header is not valid UTF-8 JSON (${error instanceof Error ? error.message : String(error)})`);
+  }
+  const header = r.object(parsed, 'header');
+
+  // Bit convention.
+  const bits = r.object(header.bits, 'header.bits');
+  for (const [key, expected] of Object.entries(BIT_CONVENTION)) {
+    if (bits[key] !== expected) {
+      r.fail('unsupported', `header.bits.${key}`, `this engine implements ${JSON.stringify(expected)}, the file declares ${describe(bits[key])}`);
+    }
+  }
+
+  // Input and classes.
+  const inputRecord = r.object(header.input, 'header.input');
+  const shapeList = r.array(inputRecord.shape, 'header.input.shape', 3);
+  if (shapeList.length !== 3) r.fail('bad-header', 'header.input.shape', `expected [C, H, W], found ${describe(shapeList)}`);
+  const shape = shapeList.map((d, i) => r.integer(d, `header.input.shape[${i}]`, 1, LIMITS.inputElements)) as [number, number, number];
+  const inputElements = shape[0] * shape[1] * shape[2];
+  if (inputElements > LIMITS.inputElements) {
+    r.fail('bad-header', 'header.input.shape', `${inputElements} elements per example, at most ${LIMITS.inputElements}`);
+  }
+  const mean = r.array(inputRecord.mean, 'header.input.mean', shape[0]).map((v, i) => r.finite(v, `header.input.mean[${i}]`));
+  const std = r.array(inputRecord.std, 'header.input.std', shape[0]).map((v, i) => r.finite(v, `header.input.std[${i}]`));
+  if (mean.length !== shape[0] || std.length !== shape[0]) {
+    r.fail('bad-header', 'header.input', `${shape[0]} channels need ${shape[0]} means and stds, found ${mean.length} and ${std.length}`);
+  }
+  std.forEach((s, i) => {
+    if (!(s > 0)) r.fail('bad-header', `header.input.std[${i}]`, `a standard deviation must be > 0, found ${s}`);
+  });
+  const classes = r.integer(header.classes, 'header.classes', 1, LIMITS.classes);
+
+  // Metadata.
+  const metadata: Record<string, MetadataValue> = {};
+  if (header.metadata !== undefined) {
+    const record = r.object(header.metadata, 'header.metadata');
+    const keys = Object.keys(record);
+    if (keys.length > LIMITS.metadataEntries) {
+      r.fail('bad-header', 'header.metadata', `${keys.length} entries, at most ${LIMITS.metadataEntries}`);
+    }
+    for (const key of keys) {
+      const v = record[key];
+      if (typeof v === 'string') metadata[key] = r.string(v, `header.metadata.${key}`, 4096);
+      else if (typeof v === 'number' && Number.isFinite(v)) metadata[key] = v;
+      else if (typeof v === 'boolean') metadata[key] = v;
+      else r.fail('bad-header', `header.metadata.${key}`, `expected a string, finite number or boolean, found ${describe(v)}`);
+    }
+  }
+
+  // Layers: structure and the exact tensors each needs.
+  const layerList = r.array(header.layers, 'header.layers', LIMITS.layers);
+  if (layerList.length === 0) r.fail('bad-layer', 'header.layers', 'a model needs at least one layer');
+  const needs = new Map<string, TensorNeed>();
+  const need = (name: unknown, where: string, dtype: TensorDType, tensorShape: number[]): string => {
+    const key = r.string(name, where);
+    if (needs.has(key)) r.fail('bad-layer', where, `tensor "${key}" is referenced twice`);
+    needs.set(key, { where, dtype, shape: tensorShape });
+    return key;
+  };
+  const plans: LayerPlan[] = [];
+  let current: number[] = [...shape];
+  let valueKind: 'real' | 'bits' = 'real';
+  let seenDense = false;
+  for (let i = 0; i < layerList.length; i++) {
+    const where = `header.layers[${i}]`;
+    const layer = r.object(layerList[i], where);
+    const kind = r.choice(layer.kind, `${where}.kind`, ['flatten', 'dense'] as const);
+    if (kind === 'flatten') {
+      current = [current.reduce((a, b) => a * b, 1)];
+      plans.push({ layer: { kind: 'flatten' }, tensors: {} });
+      continue;
+    }
+    const name = r.string(layer.name, `${where}.name`);
+    const input = r.choice(layer.input, `${where}.input`, ['real', 'bits'] as const);
+    const inFeatures = r.integer(layer.inFeatures, `${where}.inFeatures`, 1, LIMITS.features);
+    const outFeatures = r.integer(layer.outFeatures, `${where}.outFeatures`, 1, LIMITS.features);
+    if (current.length !== 1 || current[0] !== inFeatures) {
+      r.fail('bad-layer', `${where}.inFeatures`, `the layer takes [${inFeatures}] but receives [${current.join(', ')}]${current.length > 1 ? ' (flatten first)' : ''}`);
+    }
+    if (input !== valueKind) {
+      r.fail('bad-layer', `${where}.input`, `the layer takes ${input} values but receives ${valueKind} values`);
+    }
+    if (!seenDense && input !== 'real') r.fail('bad-layer', `${where}.input`, 'the first dense layer takes the real (normalised) input');
+    const output = r.object(layer.output, `${where}.output`);
+    const outputKind = r.choice(output.kind, `${where}.output.kind`, ['bits', 'real'] as const);
+    const tensors: Record<string, string> = {
+      weights: need(layer.weights, `${where}.weights`, 'uint32', [outFeatures, packedWords(inFeatures)]),
+    };
+    let activation: Activation = 'none';
+    if (outputKind === 'bits') {
+      tensors.thresholds = need(output.thresholds, `${where}.output.thresholds`, input === 'bits' ? 'int32' : 'float32', [outFeatures]);
+      tensors.directions = need(output.directions, `${where}.output.directions`, 'int8', [outFeatures]);
+    } else {
+      tensors.scale = need(output.scale, `${where}.output.scale`, 'float32', [outFeatures]);
+      tensors.bias = need(output.bias, `${where}.output.bias`, 'float32', [outFeatures]);
+      activation = r.choice(output.activation, `${where}.output.activation`, ['none', 'relu', 'hardtanh'] as const);
+    }
+    plans.push({ layer: { kind: 'dense', name, input, inFeatures, outFeatures, outputKind, activation }, tensors });
+    current = [outFeatures];
+    valueKind = outputKind;
+    seenDense = true;
+  }
+  if (!seenDense) r.fail('bad-layer', 'header.layers', 'a model needs at least one dense layer');
+  if (valueKind !== 'real' || current.length !== 1 || current[0] !== classes) {
+    r.fail('bad-layer', `header.layers[${layerList.length - 1}]`, `the last layer must output ${classes} real logits (header.classes), it outputs [${current.join(', ')}] ${valueKind} values`);
+  }
+
+  // Tensor table: every entry needed, exactly the needed dtype and shape, inside the data section, disjoint.
+  const dataStart = alignUp(PREFIX_BYTES + headerLength, DATA_ALIGN);
+  const dataBytes = Math.max(0, bytes.byteLength - dataStart);
+  const tensorList = r.array(header.tensors, 'header.tensors', 4 * LIMITS.layers);
+  const entries = new Map<string, TensorEntry>();
+  for (let i = 0; i < tensorList.length; i++) {
+    const where = `header.tensors[${i}]`;
+    const t = r.object(tensorList[i], where);
+    const name = r.string(t.name, `${where}.name`);
+    const wanted = needs.get(name);
+    if (wanted === undefined) r.fail('bad-tensor', `${where}.name`, `tensor "${name}" is not used by any layer`);
+    if (entries.has(name)) r.fail('bad-tensor', `${where}.name`, `tensor "${name}" appears twice`);
+    const dtype = r.choice(t.dtype, `${where}.dtype`, ['uint32', 'int32', 'float32', 'int8'] as const);
+    if (dtype !== wanted.dtype) r.fail('bad-tensor', `${where}.dtype`, `${wanted.where} needs ${wanted.dtype}, the file has ${dtype}`);
+    const dims = r.array(t.shape, `${where}.shape`, 4).map((d, j) => r.integer(d, `${where}.shape[${j}]`, 0, LIMITS.features * 64));
+    if (dims.length !== wanted.shape.length || dims.some((d, j) => d !== wanted.shape[j])) {
+      r.fail('bad-tensor', `${where}.shape`, `${wanted.where} needs shape [${wanted.shape.join(', ')}], the file has [${dims.join(', ')}]`);
+    }
+    const expectedBytes = wanted.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+    const byteLength = r.integer(t.byteLength, `${where}.byteLength`, 0, Number.MAX_SAFE_INTEGER);
+    if (byteLength !== expectedBytes) r.fail('bad-tensor', `${where}.byteLength`, `shape [${dims.join(', ')}] of ${dtype} takes ${expectedBytes} bytes, the file says ${byteLength}`);
+    const offset = r.integer(t.offset, `${where}.offset`, 0, Number.MAX_SAFE_INTEGER);
+    if (offset % DATA_ALIGN !== 0) r.fail('bad-tensor', `${where}.offset`, `offset ${offset} is not a multiple of ${DATA_ALIGN}`);
+    if (offset + byteLength > dataBytes) {
+      r.fail('truncated', `${where}`, `tensor "${name}" (bytes ${offset}..${offset + byteLength} of the data section) runs past the end of the file: the data section has ${dataBytes} bytes`);
+    }
+    entries.set(name, { name, dtype, shape: dims, offset, byteLength });
+  }
+  for (const [name, wanted] of needs) {
+    if (!entries.has(name)) r.fail('bad-tensor', wanted.where, `tensor "${name}" is missing from header.tensors`);
+  }
+  const sorted = [...entries.values()].sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1];
+    if (prev.offset + prev.byteLength > sorted[i].offset) {
+      r.fail('bad-tensor', 'header.tensors', `tensors "${prev.name}" and "${sorted[i].name}" overlap`);
+    }
+  }
+
+  // Only now, with every size checked against the file, copy the data out.
+  const read = (name: string): TensorArray => {
+    const e = entries.get(name) as TensorEntry;
+    const start = dataStart + e.offset;
+    const copy = bytes.slice(start, start + e.byteLength);
+    const n = e.byteLength / DTYPE_BYTES[e.dtype];
+    switch (e.dtype) {
+      case 'uint32':
+        return new Uint32Array(copy.buffer, 0, n);
+      case 'int32':
+        return new Int32Array(copy.buffer, 0, n);
+      case 'float32':
+        return new Float32Array(copy.buffer, 0, n);
+      case 'int8':
+        return new Int8Array(copy.buffer, 0, n);
+    }
+  };
+  const layers: OnebitLayer[] = plans.map((plan, i) => {
+    if (plan.layer.kind === 'flatten') return { kind: 'flatten' };
+    const where = `header.layers[${i}]`;
+    const { name, input, inFeatures, outFeatures, outputKind, activation } = plan.layer;
+    const weights = read(plan.tensors.weights) as Uint32Array;
+    checkPadding(r, `${where}.weights`, weights, outFeatures, inFeatures);
+    let output: DenseOutput;
+    if (outputKind === 'bits') {
+      const thresholds = read(plan.tensors.thresholds) as Int32Array | Float32Array;
+      const directions = read(plan.tensors.directions) as Int8Array;
+      for (let j = 0; j < outFeatures; j++) {
+        if (directions[j] !== 1 && directions[j] !== -1) r.fail('bad-value', `${where}.output.directions[${j}]`, `a direction is +1 or -1, found ${directions[j]}`);
+        if (Number.isNaN(thresholds[j])) r.fail('bad-value', `${where}.output.thresholds[${j}]`, 'a threshold must not be NaN');
+      }
+      output = { kind: 'bits', thresholds, directions };
+    } else {
+      const scale = read(plan.tensors.scale) as Float32Array;
+      const bias = read(plan.tensors.bias) as Float32Array;
+      for (let j = 0; j < outFeatures; j++) {
+        if (!Number.isFinite(scale[j])) r.fail('bad-value', `${where}.output.scale[${j}]`, `a scale must be finite, found ${scale[j]}`);
+        if (!Number.isFinite(bias[j])) r.fail('bad-value', `${where}.output.bias[${j}]`, `a bias must be finite, found ${bias[j]}`);
+      }
+      output = { kind: 'real', scale, bias, activation };
+    }
+    return { kind: 'dense', name, input, inFeatures, outFeatures, weights, output };
+  });
+  return { input: { shape, mean, std }, classes, layers, metadata };
+}
+
+/** Padding bits (columns inFeatures.. of each packed row) must be zero: the XNOR trick relies on it. */
+function checkPadding(r: Reader, where: string, weights: Uint32Array, rows: number, cols: number): void {
+  const words = packedWords(cols);
+  const full = Math.floor(cols / 32);
+  const partialBits = cols % 32;
+  const partialMask = partialBits === 0 ? 0 : (0xffffffff << partialBits) >>> 0;
+  for (let row = 0; row < rows; row++) {
+    const base = row * words;
+    if (partialBits !== 0 && (weights[base + full] & partialMask) !== 0) {
+      r.fail('bad-value', `${where} row ${row}`, `padding bits past column ${cols} must be 0`);
+    }
+    for (let w = full + (partialBits === 0 ? 0 : 1); w < words; w++) {
+      if (weights[base + w] !== 0) r.fail('bad-value', `${where} row ${row}`, `padding bits past column ${cols} must be 0`);
+    }
+  }
+}
+
+/** Packs a rows x cols matrix of signs (value < 0 or NaN -> set bit, i.e. -1) by the format's convention. */
+export function packSignRows(values: ArrayLike<number>, rows: number, cols: number): Uint32Array {
+  const words = packedWords(cols);
+  const out = new Uint32Array(rows * words);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      if (!(values[r * cols + c] >= 0)) out[r * words + (c >>> 5)] |= 1 << (c & 31);
+    }
+  }
+  return out;
+}
