@@ -1,8 +1,10 @@
 /**
  * Benchmark entry point: `npm run bench -- <name> [--json]`. Benchmarks are never run as tests.
  *   kernels   GEMM and binary GEMM throughput per backend and thread count (bench/kernels.ts)
+ *   engine    the bit-packed inference engine against onnxruntime-node, mlp-2x2048 (bench/engine.ts)
  *   train     training samples/s and peak RSS against PyTorch (bench/train.ts)
  */
+import { runEngineBench } from './engine.js';
 import { runKernelBench } from './kernels.js';
 import { runTrainBench } from './train.js';
 
@@ -10,6 +12,7 @@ type BenchFn = (opts: { json: boolean; print: (line: string) => void }) => Promi
 
 const BENCHES: Record<string, BenchFn> = {
   kernels: runKernelBench,
+  engine: runEngineBench,
   train: runTrainBench,
 };
 

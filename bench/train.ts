@@ -1,7 +1,8 @@
 /**
  * Training benchmark: samples/s, ms/step and peak RSS of one epoch of mlp-2x2048 + STE at batch 100 on
  * Fashion-MNIST, for the wasm backend with 1 and 2 threads, side by side with the same model and method in
- * PyTorch (Debian's python3-torch, 2 threads) measured in the same run. Each contender runs in its own
+ * PyTorch (Debian's python3-torch, 2 threads) measured in the same run; and float-free training against STE
+ * on the same model with 1-bit activations (2 threads each), with the ratio of their step times. Each contender runs in its own
  * process so its peak RSS is its own. Ratios are against PyTorch when it is installed.
  */
 import { spawnSync } from 'node:child_process';
@@ -21,6 +22,8 @@ interface Contender {
 }
 
 const here = import.meta.dirname;
+const STE_BINARY = 'onebit wasm ste 1-bit act';
+const FLOAT_FREE = 'onebit wasm float-free';
 const PYTHON = '/usr/bin/python3';
 
 function runContender(c: Contender): RunFigures | string {
@@ -52,6 +55,9 @@ export async function runTrainBench(opts: { json: boolean; print: (line: string)
   const contenders: Contender[] = [
     { label: 'onebit wasm ste', threads: 1, command: onebit(1) },
     { label: 'onebit wasm ste', threads: 2, command: onebit(2) },
+    // Float-free against STE on the same 1-bit-activation model, back to back (methods.md 2.2).
+    { label: STE_BINARY, threads: 2, command: onebit(2, 'ste', 'binary') },
+    { label: FLOAT_FREE, threads: 2, command: onebit(2, 'float-free', 'binary') },
   ];
   const torchAvailable =
     existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
@@ -106,6 +112,27 @@ export async function runTrainBench(opts: { json: boolean; print: (line: string)
         `${r.label.padEnd(26)}${String(r.threads).padStart(7)}  ${f.samplesPerSecond.toFixed(0).padStart(9)}  ${f.stepMilliseconds.toFixed(1).padStart(7)}  ${(f.peakRssBytes / 2 ** 20).toFixed(0).padStart(5)} MiB  ${ratio === null ? '' : `${ratio.toFixed(2)}x`}`,
       );
     }
+  }
+  const steBinary = results.find((r) => r.label === STE_BINARY)?.figures;
+  const floatFree = results.find((r) => r.label === FLOAT_FREE)?.figures;
+  if (
+    steBinary !== undefined &&
+    floatFree !== undefined &&
+    typeof steBinary !== 'string' &&
+    typeof floatFree !== 'string'
+  ) {
+    const ratio = steBinary.stepMilliseconds / floatFree.stepMilliseconds;
+    opts.print(
+      opts.json
+        ? JSON.stringify({
+            bench: 'train-float-free-vs-ste',
+            threads: 2,
+            floatFreeStepMilliseconds: floatFree.stepMilliseconds,
+            steStepMilliseconds: steBinary.stepMilliseconds,
+            speedup: ratio,
+          })
+        : `float-free step ${floatFree.stepMilliseconds.toFixed(1)} ms vs ste ${steBinary.stepMilliseconds.toFixed(1)} ms on the 1-bit-activation model: ${ratio.toFixed(2)}x ${ratio >= 1 ? 'faster' : 'slower'}`,
+    );
   }
   if (!torchAvailable && !opts.json)
     opts.print('(PyTorch not found at /usr/bin/python3: apt-get install python3-torch to compare)');

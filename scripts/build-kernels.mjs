@@ -4,6 +4,10 @@
  *   wasm/onebit-kernels.wasm  from src/kernels/*.c         the training backend's kernels
  *   wasm/onebit-engine.wasm   from src/kernels/engine/*.c  the bit-packed inference engine's kernels
  *                             (a separate module, so the engine ships without the training kernels)
+ *   wasm/onebit-float-free.wasm  from src/kernels/float-free/*.c  the integer training step of
+ *                             `--method float-free`, built without the float-related flags; its sources
+ *                             poison `float` and `double`, and the build fails if the module contains any
+ *                             f32/f64 instruction (checked again by test/float-free.test.ts)
  *
  * clang compiles each .c file for wasm32 with SIMD, atomics and bulk memory, and wasm-ld links them into
  * one module that imports a shared memory (so every worker thread can instantiate the same module over
@@ -24,6 +28,11 @@ const buildDir = join(root, '.kernel-build');
 const TARGETS = [
   { srcDir: join(root, 'src', 'kernels'), outFile: join(root, 'wasm', 'onebit-kernels.wasm') },
   { srcDir: join(root, 'src', 'kernels', 'engine'), outFile: join(root, 'wasm', 'onebit-engine.wasm') },
+  {
+    srcDir: join(root, 'src', 'kernels', 'float-free'),
+    outFile: join(root, 'wasm', 'onebit-float-free.wasm'),
+    floatFree: true,
+  },
 ];
 
 /** 4 GiB: the whole wasm32 address space; callers may still create the memory with a smaller maximum. */
@@ -102,9 +111,26 @@ const wasmLd = findTool('WASM_LD', ['wasm-ld', ...versions.map((v) => `wasm-ld-$
 rmSync(buildDir, { recursive: true, force: true });
 mkdirSync(buildDir, { recursive: true });
 
-for (const { srcDir, outFile } of TARGETS) buildModule(srcDir, outFile);
+/** Flags that only matter for floating-point code are left out of the float-free module's build. */
+const FLOAT_ONLY_FLAGS = new Set(['-mnontrapping-fptoint', '-ffp-contract=off', '-fno-math-errno']);
 
-function buildModule(srcDir, outFile) {
+/** Fails the build if the module's disassembly (wabt's wasm-objdump, when installed) has an f32/f64 opcode. */
+function checkNoFloat(outFile) {
+  let listing;
+  try {
+    listing = execFileSync('wasm-objdump', ['-d', outFile], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  } catch {
+    console.log('build-kernels: wasm-objdump not found; the float-free opcode check is left to the tests');
+    return;
+  }
+  const bad = listing.split('\n').filter((line) => /\|.*\b\w*f(32|64)/.test(line));
+  if (bad.length > 0)
+    fail(`${outFile}: ${bad.length} floating-point instructions, e.g.\n${bad.slice(0, 5).join('\n')}`);
+}
+
+for (const { srcDir, outFile, floatFree } of TARGETS) buildModule(srcDir, outFile, floatFree === true);
+
+function buildModule(srcDir, outFile, floatFree = false) {
   mkdirSync(dirname(outFile), { recursive: true });
   const sources = readdirSync(srcDir)
     .filter((f) => f.endsWith('.c'))
@@ -116,11 +142,13 @@ function buildModule(srcDir, outFile) {
   const objects = [];
   for (const file of sources) {
     const obj = join(objDir, file.replace(/\.c$/, '.o'));
-    run(clang, [...CFLAGS, '-c', join(srcDir, file), '-o', obj]);
+    const flags = floatFree ? CFLAGS.filter((f) => !FLOAT_ONLY_FLAGS.has(f)) : CFLAGS;
+    run(clang, [...flags, '-c', join(srcDir, file), '-o', obj]);
     objects.push(obj);
   }
   run(wasmLd, [...LDFLAGS, ...objects, '-o', outFile]);
   chmodSync(outFile, 0o644); // wasm-ld marks its output executable; the artifact is data
+  if (floatFree) checkNoFloat(outFile);
 
   // Sanity check: the module compiles here and imports nothing but the shared memory.
   const module = new WebAssembly.Module(readFileSync(outFile));

@@ -22,3 +22,9 @@ export { evaluate, type Evaluation, type EvaluationOptions } from './train/evalu
 export { MetricsAccumulator, type ClassificationMetrics, type ReliabilityBin } from './train/metrics.js';
 export { loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta } from './train/checkpoint.js';
 export { summarizeModel, type ModelSummary, type LayerSummary } from './train/summary.js';
+export * from './engine/index.js';
+export { ExportError, openForExport, sourceFromRun, buildOnebitModel, describeNetwork } from './io/export.js';
+export type { ExportSource, NetworkDescription, NetworkOp } from './io/export.js';
+export { exportCheckpoint, exportBytes, EXPORT_FORMATS, type ExportFormat } from './io/export-file.js';
+export { encodeOnnx } from './io/onnx.js';
+export { decodeSafetensors, encodeSafetensors, SafetensorsError } from './io/safetensors.js';

@@ -5,10 +5,13 @@
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { benchCommand } from './bench-command.js';
 import { continualCommand } from './continual-command.js';
 import { dataCommand } from './data-command.js';
 import { demoCommand } from './demo-command.js';
 import { evalCommand } from './eval-command.js';
+import { exportCommand } from './export-command.js';
+import { predictCommand } from './predict-command.js';
 import { summaryCommand } from './summary-command.js';
 import { trainCommand } from './train-command.js';
 
@@ -35,6 +38,9 @@ export function buildProgram(): Command {
     demoCommand(),
     dataCommand(),
     continualCommand(),
+    exportCommand(),
+    predictCommand(),
+    benchCommand(),
   ]) {
     program.addCommand(command.exitOverride());
   }

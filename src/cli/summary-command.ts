@@ -1,5 +1,6 @@
 /** `onebit summary`: per-layer parameters, memory and MACs by precision, and the method's training state. */
 import { Command } from 'commander';
+import { isWholeStepMethod } from '../methods/method.js';
 import { createMethod, defaultRunSettings } from '../methods/registry.js';
 import { buildModel, isModelName, MODEL_NAMES } from '../nn/models.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
@@ -10,7 +11,7 @@ import { parseChoice, parseInteger } from './options.js';
 interface SummaryFlags {
   model?: string;
   method: string;
-  activations: 'real' | 'binary';
+  activations?: 'real' | 'binary';
   surrogate?: string;
   rank?: number;
   json: boolean;
@@ -33,7 +34,22 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
-export function renderSummary(name: string, s: ModelSummary, method: string, stateBytes: number): string {
+/** Training memory of a method next to STE's on the same model (float-free's acceptance figures). */
+export interface TrainingMemory {
+  readonly method: string;
+  readonly stateBytesPerWeight: number;
+  readonly activationBytesPerExample: number;
+  readonly steStateBytesPerWeight: number;
+  readonly steActivationBytesPerExample: number;
+}
+
+export function renderSummary(
+  name: string,
+  s: ModelSummary,
+  method: string,
+  stateBytes: number,
+  memory?: TrainingMemory,
+): string {
   const header = [
     'layer',
     'output',
@@ -71,6 +87,19 @@ export function renderSummary(name: string, s: ModelSummary, method: string, sta
     '',
     `inference memory: ${formatBytes(s.memoryBytes)} bit-packed vs ${formatBytes(s.float32Bytes)} in float32 (compression ${s.compressionRatio.toFixed(1)}x)`,
     `training state of method ${method}: ${stateBytes} bytes per binary weight (${formatBytes(stateBytes * t.binaryParameters)} for this model)`,
+    ...(memory === undefined
+      ? []
+      : [
+          ...(memory.method === 'ste'
+            ? []
+            : [
+                `training state of ste (Adam): ${memory.steStateBytesPerWeight} bytes per binary weight (${formatBytes(memory.steStateBytesPerWeight * t.binaryParameters)})`,
+              ]),
+          `activations stored for backward by ${memory.method}: ${formatCount(memory.activationBytesPerExample)} bytes per example` +
+            (memory.method === 'ste'
+              ? ''
+              : `; ste: ${formatCount(memory.steActivationBytesPerExample)} bytes per example (${(memory.steActivationBytesPerExample / memory.activationBytesPerExample).toFixed(1)}x more)`),
+        ]),
   ].join('\n');
 }
 
@@ -83,15 +112,15 @@ export function summaryCommand(): Command {
     .option('--rank <K>', 'vispa: rank of the covariance factor Z (default 4)', parseInteger('--rank'))
     .option(
       '--activations <kind>',
-      'real or binary',
+      'real or binary (default: real; binary for float-free)',
       parseChoice('--activations', ['real', 'binary'] as const),
-      'real',
     )
     .option('--json', 'print one JSON object', false)
     .action((checkpoint: string | undefined, flags: SummaryFlags) => {
       let model = flags.model;
       let method = flags.method;
-      let activations = flags.activations;
+      // Float-free trains with 1-bit activations only, so its summary defaults to them.
+      let activations = flags.activations ?? (method === 'float-free' ? 'binary' : 'real');
       let methodOptions: Readonly<Record<string, string | number | boolean>> =
         flags.rank !== undefined ? { rank: flags.rank } : {};
       // A per-channel scale after each binary layer: as the run had it, or the method's default.
@@ -103,15 +132,41 @@ export function summaryCommand(): Command {
       }
       if (model === undefined) throw new ConfigError('summary', 'a checkpoint or --model NAME', 'neither');
       if (!isModelName(model)) throw new ConfigError('--model', `one of ${MODEL_NAMES.join(', ')}`, model);
+      if (method === 'float-free' && activations !== 'binary') {
+        throw new ConfigError('--activations', 'binary for --method float-free', activations);
+      }
       const built = buildModel(model, { activations, channelScale });
       const summary = summarizeModel(built, built.inputShape);
-      const stateBytes = createMethod(method, methodOptions).stateBytesPerWeight;
+      const trained = createMethod(method, methodOptions);
+      const stateBytes = trained.stateBytesPerWeight;
+      const memory: TrainingMemory = {
+        method,
+        stateBytesPerWeight: stateBytes,
+        activationBytesPerExample: isWholeStepMethod(trained)
+          ? trained.activationBytesPerExample(built, built.inputShape)
+          : summary.activationBytesPerExample,
+        steStateBytesPerWeight: createMethod('ste', {}).stateBytesPerWeight,
+        steActivationBytesPerExample: summary.activationBytesPerExample,
+      };
+      trained.dispose();
       if (flags.json) {
         process.stdout.write(
-          `${JSON.stringify({ type: 'summary', model, method, activations, ...summary, stateBytesPerBinaryWeight: stateBytes })}\n`,
+          `${JSON.stringify({
+            type: 'summary',
+            model,
+            method,
+            activations,
+            ...summary,
+            stateBytesPerBinaryWeight: stateBytes,
+            activationBytesPerExample: memory.activationBytesPerExample,
+            ste: {
+              stateBytesPerBinaryWeight: memory.steStateBytesPerWeight,
+              activationBytesPerExample: memory.steActivationBytesPerExample,
+            },
+          })}\n`,
         );
       } else {
-        process.stdout.write(`${renderSummary(model, summary, method, stateBytes)}\n`);
+        process.stdout.write(`${renderSummary(model, summary, method, stateBytes, memory)}\n`);
       }
     });
 }

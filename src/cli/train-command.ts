@@ -7,6 +7,7 @@ import type { Backend } from '../backend/backend.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, type Dataset } from '../data/dataset.js';
 import { createMethod, defaultLearningRate, defaultRunSettings, METHOD_NAMES } from '../methods/registry.js';
 import { BOP_SCHEDULES } from '../methods/bop.js';
+import { FLOAT_FREE_DEFAULTS, FLOAT_FREE_SCHEDULES } from '../methods/float-free.js';
 import { isModelName, MODEL_NAMES } from '../nn/models.js';
 import {
   ConfigError,
@@ -59,6 +60,17 @@ export interface TrainFlags {
   bopSchedule?: string;
   rank?: number;
   vispaScale?: number;
+  ffShift?: number;
+  ffPixelShift?: number;
+  ffClip?: number;
+  ffInit?: number;
+  ffSchedule?: string;
+  /** false with --no-ff-center. */
+  ffCenter?: boolean;
+  /** false with --no-ff-project. */
+  ffProject?: boolean;
+  /** false with --no-ff-project-hidden. */
+  ffProjectHidden?: boolean;
   momentum?: number;
   /** true with --channel-scale, false with --no-channel-scale, absent: the method's default. */
   channelScale?: boolean;
@@ -88,6 +100,15 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
   if (flags.rank !== undefined) methodOptions.rank = flags.rank;
   if (flags.vispaScale !== undefined) methodOptions.scale = flags.vispaScale;
   if (flags.momentum !== undefined) methodOptions.momentum = flags.momentum;
+  // Float-free: only the flags given.
+  if (flags.ffShift !== undefined) methodOptions.ffShift = flags.ffShift;
+  if (flags.ffPixelShift !== undefined) methodOptions.ffPixelShift = flags.ffPixelShift;
+  if (flags.ffClip !== undefined) methodOptions.ffClip = flags.ffClip;
+  if (flags.ffInit !== undefined) methodOptions.ffInit = flags.ffInit;
+  if (flags.ffSchedule !== undefined) methodOptions.ffSchedule = flags.ffSchedule;
+  if (flags.ffCenter === false) methodOptions.ffCenter = false;
+  if (flags.ffProject === false) methodOptions.ffProject = false;
+  if (flags.ffProjectHidden === false) methodOptions.ffProjectHidden = false;
   const learningRate = flags.lr ?? defaultLearningRate(flags.method) ?? TRAIN_DEFAULTS.learningRate;
   const run = defaultRunSettings(flags.method, flags.epochs);
   const weightDecay = flags.weightDecay ?? run.realWeightDecay ?? TRAIN_DEFAULTS.realWeightDecay;
@@ -246,6 +267,37 @@ export function addTrainingFlags(command: Command): Command {
       `bop: hyperparameters that follow the learning-rate schedule's shape (${BOP_SCHEDULES.join(', ')}; default none)`,
       parseChoice('--bop-schedule', BOP_SCHEDULES),
     )
+    .option(
+      '--ff-shift <k>',
+      `float-free: right shift of the integer counter update, learning rate 2^-k (default ${FLOAT_FREE_DEFAULTS.shift})`,
+      parseInteger('--ff-shift'),
+    )
+    .option(
+      '--ff-pixel-shift <k>',
+      `float-free: extra shift of the first layer, whose inputs are 8-bit pixels (default ${FLOAT_FREE_DEFAULTS.pixelShift})`,
+      parseInteger('--ff-pixel-shift'),
+    )
+    .option(
+      '--ff-clip <c>',
+      `float-free: int16 counters are clamped to [-c, c] (default ${FLOAT_FREE_DEFAULTS.clip})`,
+      parseInteger('--ff-clip'),
+    )
+    .option(
+      '--ff-init <c>',
+      'float-free: initial counters uniform in [-c, c] (default 0: c = clip * sqrt(6 / (fan_in + fan_out)))',
+      parseInteger('--ff-init'),
+    )
+    .option(
+      '--ff-schedule <kind>',
+      `float-free: ${FLOAT_FREE_SCHEDULES.join(' or ')}: the shift grows by one each time the remaining steps halve (default ${FLOAT_FREE_DEFAULTS.schedule})`,
+      parseChoice('--ff-schedule', FLOAT_FREE_SCHEDULES),
+    )
+    .option('--no-ff-center', 'float-free: do not backpropagate through the centring (batch-norm mean)')
+    .option(
+      '--no-ff-project',
+      "float-free: keep the output error's component along the logits (batch norm's variance term is on by default)",
+    )
+    .option('--no-ff-project-hidden', 'float-free: no variance term (sign approximation) for hidden errors')
     .option(
       '--threads <n>',
       'threads of the wasm backend (default: the number of cores)',

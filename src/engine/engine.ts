@@ -23,11 +23,17 @@ import { WasmHeap, alignUp } from '../backend/wasm/memory.js';
 import { ThreadPool, WORKER_STACK_BYTES } from '../backend/wasm/pool.js';
 import { CONTROL_BYTES, MAX_THREADS } from '../backend/wasm/protocol.js';
 import { wasmApi, type WasmBytes, type WasmGlobal, type WasmModule } from '../backend/wasm/wasm-api.js';
-import { decodeOnebit, packedWords, type DenseLayer, type OnebitModel } from './format.js';
+import { decodeOnebit, encodeOnebit, packedWords, type DenseLayer, type OnebitModel } from './format.js';
 
 export type { WasmBytes, WasmModule } from '../backend/wasm/wasm-api.js';
 
-export const ENGINE_KERNELS = ['oe_dense_bits', 'oe_dense_f32', 'oe_dense_u8'] as const;
+export const ENGINE_KERNELS = [
+  'oe_dense_bits',
+  'oe_dense_f32',
+  'oe_dense_u8',
+  'oe_dense_lut',
+  'oe_nibbles',
+] as const;
 export type EngineKernel = (typeof ENGINE_KERNELS)[number];
 type KernelFunction = (...args: number[]) => number;
 
@@ -35,11 +41,17 @@ type KernelFunction = (...args: number[]) => number;
 export type PopcountVariant = 'simd' | 'scalar';
 
 /**
- * Default XNOR variant. Measured with `npm run bench -- engine` (mlp-2x2048, 2048 x 2048 binary layer,
- * one thread, Node 20 on the dev machine's AMD EPYC): see the report in bench/engine.ts; SIMD
- * (i8x16.popcnt, 2 x 4 register block) beat scalar i64.popcnt there.
+ * Default XNOR variant, by measurement: a 2048 x 2048 binary layer at batch 100 on one thread (Node 20, the
+ * dev machine's AMD EPYC, best of 3; `npm run bench -- engine` reports the variants) took about 34 us per image with SIMD (i8x16.popcnt in a 2 x 4 register block, byte accumulators) against 60 us with
+ * scalar i64.popcnt (same blocking). V8 lowers i8x16.popcnt to a few byte shuffles, which still does 128
+ * bits per step; the scalar loop does 64, so the SIMD variant wins.
  */
 export const DEFAULT_POPCOUNT: PopcountVariant = 'simd';
+
+export type FirstLayerKernel = 'lut' | 'masked' | 'float';
+
+/** Largest first-layer input for the table kernel (its per-thread tables take 32 * k bytes). */
+const LUT_MAX_FEATURES = 1 << 16;
 
 export interface EngineOptions {
   /** Threads, the calling thread included (default: the machine's cores, at most 8, in Node; 1 elsewhere). */
@@ -50,16 +62,24 @@ export interface EngineOptions {
   readonly maxBatch?: number;
   readonly popcount?: PopcountVariant;
   /**
-   * The first layer on raw bytes: 'bytes' (default, single-channel images) uses the exact masked byte sum;
-   * 'float' normalises to float32 first and uses the real-activation kernel (as for several channels).
+   * The first layer on raw single-channel images (exact integer pixel sums, the normalisation folded in
+   * afterwards): 'lut' (default) looks the sums up in per-image tables of 4-pixel partial sums, 16 channels
+   * per SIMD lookup; 'masked' adds the pixels under byte masks of the weights, 16 pixels per SIMD add (same
+   * results, slower); 'float' normalises to float32 first and runs the real-activation kernel (as for
+   * images of several channels).
    */
-  readonly firstLayer?: 'bytes' | 'float';
+  readonly firstLayer?: FirstLayerKernel;
 }
 
 /** One layer's output for a batch (engine.trace), unpadded: bits are [count, packedWords(n)] words. */
 export type LayerTrace =
   | { readonly name: string; readonly kind: 'bits'; readonly features: number; readonly bits: Uint32Array }
-  | { readonly name: string; readonly kind: 'real'; readonly features: number; readonly values: Float32Array };
+  | {
+      readonly name: string;
+      readonly kind: 'real';
+      readonly features: number;
+      readonly values: Float32Array;
+    };
 
 export interface Engine {
   readonly model: OnebitModel;
@@ -69,6 +89,8 @@ export interface Engine {
   /** Values per example: C * H * W. */
   readonly inputSize: number;
   readonly popcount: PopcountVariant;
+  /** The kernel of the first layer on raw images. */
+  readonly firstLayer: FirstLayerKernel;
   /** Logits [count, classes] of `count` raw 8-bit images (count * inputSize bytes, NCHW). */
   logits(images: Uint8Array, count?: number): Float32Array;
   /** Logits of normalised float inputs ((v / 255 - mean) / std, as the training pipeline feeds). */
@@ -97,13 +119,16 @@ let defaultModule: Promise<WasmModule> | undefined;
 async function loadDefaultModule(): Promise<WasmModule> {
   defaultModule ??= (async () => {
     const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-    if (!isNode) throw new Error('onebit engine: outside Node, pass the engine module: createEngine(model, { module })');
+    if (!isNode)
+      throw new Error('onebit engine: outside Node, pass the engine module: createEngine(model, { module })');
     const { readFile } = await import('node:fs/promises');
     let bytes: Uint8Array;
     try {
       bytes = await readFile(ENGINE_URL);
     } catch (err) {
-      throw new Error(`onebit engine: cannot read ${ENGINE_URL.pathname} (${String(err)}); build it with \`npm run build:kernels\``);
+      throw new Error(
+        `onebit engine: cannot read ${ENGINE_URL.pathname} (${String(err)}); build it with \`npm run build:kernels\``,
+      );
     }
     return wasmApi.compile(bytes);
   })();
@@ -140,8 +165,13 @@ interface PlacedDense {
  * Loads a model (decoded, or the bytes of a .onebit file) into a new engine. Sizes every buffer once:
  * memory = weights and per-channel parameters + maxBatch x (the input and every layer's output).
  */
-export async function createEngine(source: OnebitModel | Uint8Array, options: EngineOptions = {}): Promise<Engine> {
-  const model = source instanceof Uint8Array ? decodeOnebit(source) : source;
+export async function createEngine(
+  source: OnebitModel | Uint8Array,
+  options: EngineOptions = {},
+): Promise<Engine> {
+  // A model built in memory gets the reader's checks too (encodeOnebit validates what it writes), so no
+  // inconsistent size ever reaches a kernel.
+  const model = source instanceof Uint8Array ? decodeOnebit(source) : (encodeOnebit(source), source);
   const threads = options.threads ?? (await defaultThreads());
   if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
     throw new RangeError(`onebit engine: threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
@@ -151,14 +181,29 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
     throw new RangeError(`onebit engine: maxBatch must be an integer in 1..65536, got ${maxBatch}`);
   }
   const popcount = options.popcount ?? DEFAULT_POPCOUNT;
-  const module = options.module === undefined ? await loadDefaultModule() : options.module instanceof wasmApi.Module ? options.module : await wasmApi.compile(options.module as WasmBytes);
+  const module =
+    options.module === undefined
+      ? await loadDefaultModule()
+      : options.module instanceof wasmApi.Module
+        ? options.module
+        : await wasmApi.compile(options.module as WasmBytes);
 
   const [channels, height, width] = model.input.shape;
   const inputSize = channels * height * width;
   const dense = model.layers.filter((l): l is DenseLayer => l.kind === 'dense');
   const first = dense[0];
-  const byteInput = channels === 1 && (options.firstLayer ?? 'bytes') === 'bytes';
+  const requested = options.firstLayer ?? 'lut';
+  const firstKernel: FirstLayerKernel =
+    channels !== 1
+      ? 'float'
+      : requested === 'lut' && first.inFeatures > LUT_MAX_FEATURES
+        ? 'masked'
+        : requested;
+  const byteInput = firstKernel !== 'float';
   const inStride = packedWords(first.inFeatures) * 32; // values per padded input row
+  const groups = inStride / 4;
+  const lutBytes = firstKernel === 'lut' ? Math.ceil(first.outFeatures / 16) * groups * 16 : 0;
+  const scratchBytes = firstKernel === 'lut' ? threads * 4 * groups * 32 : 0;
 
   // Memory layout, computed before anything is allocated.
   const blocks: number[] = [CONTROL_BYTES, (threads - 1) * WORKER_STACK_BYTES];
@@ -166,19 +211,26 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
     blocks.push(l.weights.byteLength, 4 * l.outFeatures, 4 * l.outFeatures, 4 * l.outFeatures);
     blocks.push(maxBatch * outStrideBytes(l));
   }
-  blocks.push(maxBatch * inStride, maxBatch * inStride * 4);
+  blocks.push(maxBatch * inStride, maxBatch * inStride * 4, lutBytes, scratchBytes);
   // __heap_base is fixed by the module; read it from a throwaway instance over a small memory.
   const probe = new wasmApi.Memory({ initial: 32, maximum: 32, shared: true });
-  const heapBase = (new wasmApi.Instance(module, { env: { memory: probe } }).exports.__heap_base as WasmGlobal).value as number;
-  const total = alignUp(heapBase, 64) + blocks.reduce((a, b) => a + alignUp(Math.max(b, 64), 64), 0) + 64 * 64;
+  const heapBase = (
+    new wasmApi.Instance(module, { env: { memory: probe } }).exports.__heap_base as WasmGlobal
+  ).value as number;
+  const total =
+    alignUp(heapBase, 64) + blocks.reduce((a, b) => a + alignUp(Math.max(b, 64), 64), 0) + 64 * 64;
   const pages = Math.ceil(total / PAGE);
-  if (pages > 65536) throw new RangeError(`onebit engine: the model needs ${total} bytes of memory at maxBatch ${maxBatch}, more than wasm32's 4 GiB`);
+  if (pages > 65536)
+    throw new RangeError(
+      `onebit engine: the model needs ${total} bytes of memory at maxBatch ${maxBatch}, more than wasm32's 4 GiB`,
+    );
   const memory = new wasmApi.Memory({ initial: pages, maximum: pages, shared: true });
   const instance = new wasmApi.Instance(module, { env: { memory } });
   const kernels = {} as Record<EngineKernel, KernelFunction>;
   for (const name of ENGINE_KERNELS) {
     const fn = instance.exports[name];
-    if (typeof fn !== 'function') throw new Error(`onebit engine: the module lacks ${name}; rebuild it with \`npm run build:kernels\``);
+    if (typeof fn !== 'function')
+      throw new Error(`onebit engine: the module lacks ${name}; rebuild it with \`npm run build:kernels\``);
     kernels[name] = fn as KernelFunction;
   }
   const heap = new WasmHeap(memory, heapBase, pages * PAGE);
@@ -195,7 +247,9 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
   const buf = memory.buffer;
   const put = <T extends Uint32Array | Int32Array | Float32Array | Int8Array>(data: T): number => {
     const offset = heap.alloc(data.byteLength);
-    new Uint8Array(buf, offset, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    new Uint8Array(buf, offset, data.byteLength).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
     return offset;
   };
 
@@ -230,6 +284,13 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
       outStride,
     };
   });
+  let nibbles = 0;
+  let scratch = 0;
+  if (firstKernel === 'lut') {
+    nibbles = heap.alloc(lutBytes);
+    scratch = heap.alloc(scratchBytes);
+    kernels.oe_nibbles(0, 1, first.inFeatures, first.outFeatures, placed[0].weights, nibbles);
+  }
   const inBytes = heap.alloc(maxBatch * inStride);
   const inFloats = heap.alloc(maxBatch * inStride * 4);
   const inBytesView = new Uint8Array(buf, inBytes, maxBatch * inStride);
@@ -262,14 +323,69 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
     for (let i = 0; i < placed.length; i++) {
       const p = placed[i];
       const { inFeatures: k, outFeatures: n } = p.layer;
-      if (i === 0 && fromBytes) {
-        run('oe_dense_u8', rows, n, rows * n * k, [rows, k, n, inBytes, p.weights, p.wsum, scaleA, shiftC, p.mode, p.p0, p.p1, p.act, p.out]);
+      if (i === 0 && fromBytes && firstKernel === 'lut') {
+        const args = [
+          rows,
+          k,
+          n,
+          inBytes,
+          nibbles,
+          p.wsum,
+          scaleA,
+          shiftC,
+          p.mode,
+          p.p0,
+          p.p1,
+          p.act,
+          p.out,
+          scratch,
+        ];
+        run('oe_dense_lut', rows, n, rows * n * k, args);
+      } else if (i === 0 && fromBytes) {
+        run('oe_dense_u8', rows, n, rows * n * k, [
+          rows,
+          k,
+          n,
+          inBytes,
+          p.weights,
+          p.wsum,
+          scaleA,
+          shiftC,
+          p.mode,
+          p.p0,
+          p.p1,
+          p.act,
+          p.out,
+        ]);
       } else {
         const x = i === 0 ? inFloats : placed[i - 1].out;
         if (p.layer.input === 'bits') {
-          run('oe_dense_bits', rows, n, (rows * n * k) / 8, [rows, k, n, x, p.weights, p.mode, p.p0, p.p1, p.act, p.out, variant]);
+          run('oe_dense_bits', rows, n, (rows * n * k) / 8, [
+            rows,
+            k,
+            n,
+            x,
+            p.weights,
+            p.mode,
+            p.p0,
+            p.p1,
+            p.act,
+            p.out,
+            variant,
+          ]);
         } else {
-          run('oe_dense_f32', rows, n, rows * n * k, [rows, k, n, x, p.weights, p.mode, p.p0, p.p1, p.act, p.out]);
+          run('oe_dense_f32', rows, n, rows * n * k, [
+            rows,
+            k,
+            n,
+            x,
+            p.weights,
+            p.mode,
+            p.p0,
+            p.p1,
+            p.act,
+            p.out,
+          ]);
         }
       }
       visit?.(p);
@@ -279,7 +395,9 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
   function checkCount(what: string, length: number, count: number | undefined): number {
     const n = count ?? Math.floor(length / inputSize);
     if (!Number.isInteger(n) || n < 0 || n * inputSize > length) {
-      throw new RangeError(`onebit engine: ${what}: ${n} examples need ${n * inputSize} values, got ${length}`);
+      throw new RangeError(
+        `onebit engine: ${what}: ${n} examples need ${n * inputSize} values, got ${length}`,
+      );
     }
     return n;
   }
@@ -298,7 +416,8 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
       const dst = b * inStride;
       for (let c = 0; c < channels; c++) {
         const table = c * 256;
-        for (let p = 0; p < plane; p++) inFloatsView[dst + c * plane + p] = lut[table + images[src + c * plane + p]];
+        for (let p = 0; p < plane; p++)
+          inFloatsView[dst + c * plane + p] = lut[table + images[src + c * plane + p]];
       }
     }
     return false;
@@ -306,7 +425,8 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
 
   function collect(out: Float32Array, start: number, rows: number): void {
     const stride = last.outStride / 4;
-    for (let b = 0; b < rows; b++) out.set(logitView.subarray(b * stride, b * stride + classes), (start + b) * classes);
+    for (let b = 0; b < rows; b++)
+      out.set(logitView.subarray(b * stride, b * stride + classes), (start + b) * classes);
   }
 
   const engine: Engine = {
@@ -316,6 +436,7 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
     classes,
     inputSize,
     popcount,
+    firstLayer: firstKernel,
     logits(images, count) {
       const n = checkCount('logits', images.length, count);
       const out = new Float32Array(n * classes);
@@ -332,7 +453,10 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
       for (let start = 0; start < n; start += maxBatch) {
         const rows = Math.min(maxBatch, n - start);
         for (let b = 0; b < rows; b++) {
-          inFloatsView.set(inputs.subarray((start + b) * inputSize, (start + b + 1) * inputSize), b * inStride);
+          inFloatsView.set(
+            inputs.subarray((start + b) * inputSize, (start + b + 1) * inputSize),
+            b * inStride,
+          );
         }
         forward(rows, false);
         collect(out, start, rows);
@@ -348,18 +472,25 @@ export async function createEngine(source: OnebitModel | Uint8Array, options: En
     },
     trace(images, count) {
       const n = checkCount('trace', images.length, count);
-      if (n > maxBatch) throw new RangeError(`onebit engine: trace takes at most maxBatch = ${maxBatch} examples, got ${n}`);
+      if (n > maxBatch)
+        throw new RangeError(`onebit engine: trace takes at most maxBatch = ${maxBatch} examples, got ${n}`);
       const traces: LayerTrace[] = [];
       forward(n, loadBytes(images, 0, n), (p) => {
         const features = p.layer.outFeatures;
         if (p.mode === OUT_BITS) {
           const words = packedWords(features);
-          traces.push({ name: p.layer.name, kind: 'bits', features, bits: new Uint32Array(buf, p.out, n * words).slice() });
+          traces.push({
+            name: p.layer.name,
+            kind: 'bits',
+            features,
+            bits: new Uint32Array(buf, p.out, n * words).slice(),
+          });
         } else {
           const stride = p.outStride / 4;
           const view = new Float32Array(buf, p.out, n * stride);
           const values = new Float32Array(n * features);
-          for (let b = 0; b < n; b++) values.set(view.subarray(b * stride, b * stride + features), b * features);
+          for (let b = 0; b < n; b++)
+            values.set(view.subarray(b * stride, b * stride + features), b * features);
           traces.push({ name: p.layer.name, kind: 'real', features, values });
         }
       });

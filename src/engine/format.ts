@@ -8,7 +8,8 @@
  *   bytes 12..15   header length H in bytes (uint32)
  *   bytes 16..16+H UTF-8 JSON header (space-padded), see `Header` below
  *   then, from the first multiple of 16 at or after 16+H, the data section: each tensor at its `offset`
- *   (a multiple of 16) from the start of the data section, `byteLength` bytes, tensors never overlapping.
+ *   (a multiple of 16) from the start of the data section, `byteLength` bytes, tensors never overlapping;
+ *   the file ends where the last tensor ends.
  *
  * The JSON header:
  *
@@ -231,9 +232,17 @@ export function encodeOnebit(model: OnebitModel): Uint8Array {
   });
   const entries: TensorEntry[] = [];
   let offset = 0;
+  let end = 0;
   for (const t of tensors) {
-    entries.push({ name: t.name, dtype: dtypeOf(t.value), shape: t.shape, offset, byteLength: t.value.byteLength });
-    offset = alignUp(offset + t.value.byteLength, DATA_ALIGN);
+    entries.push({
+      name: t.name,
+      dtype: dtypeOf(t.value),
+      shape: t.shape,
+      offset,
+      byteLength: t.value.byteLength,
+    });
+    end = offset + t.value.byteLength;
+    offset = alignUp(end, DATA_ALIGN);
   }
   const header = {
     bits: BIT_CONVENTION,
@@ -245,7 +254,7 @@ export function encodeOnebit(model: OnebitModel): Uint8Array {
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const dataStart = alignUp(PREFIX_BYTES + json.byteLength, DATA_ALIGN);
-  const bytes = new Uint8Array(dataStart + offset);
+  const bytes = new Uint8Array(dataStart + end);
   bytes.set(new TextEncoder().encode(ONEBIT_MAGIC), 0);
   const view = new DataView(bytes.buffer);
   view.setUint32(8, ONEBIT_VERSION, true);
@@ -280,7 +289,8 @@ class Reader {
 
   array(value: unknown, where: string, maxLength: number): unknown[] {
     if (!Array.isArray(value)) this.fail('bad-header', where, `expected an array, found ${describe(value)}`);
-    if (value.length > maxLength) this.fail('bad-header', where, `${value.length} entries, at most ${maxLength} allowed`);
+    if (value.length > maxLength)
+      this.fail('bad-header', where, `${value.length} entries, at most ${maxLength} allowed`);
     return value;
   }
 
@@ -299,8 +309,10 @@ class Reader {
   }
 
   string(value: unknown, where: string, maxLength: number = LIMITS.nameLength): string {
-    if (typeof value !== 'string') this.fail('bad-header', where, `expected a string, found ${describe(value)}`);
-    if (value.length > maxLength) this.fail('bad-header', where, `string of ${value.length} characters, at most ${maxLength}`);
+    if (typeof value !== 'string')
+      this.fail('bad-header', where, `expected a string, found ${describe(value)}`);
+    if (value.length > maxLength)
+      this.fail('bad-header', where, `string of ${value.length} characters, at most ${maxLength}`);
     return value;
   }
 
@@ -316,15 +328,17 @@ function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   let text: string;
   try {
-    text = JSON.stringify(value) ?? String(value);
+    text = JSON.stringify(value) ?? typeof value;
   } catch {
-    text = String(value);
+    text = Array.isArray(value) ? '(a deeply nested array)' : `(${typeof value})`;
   }
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 interface LayerPlan {
-  readonly layer: { kind: 'flatten' } | Omit<DenseLayer, 'weights' | 'output'> & { outputKind: 'bits' | 'real'; activation: Activation };
+  readonly layer:
+    | { kind: 'flatten' }
+    | (Omit<DenseLayer, 'weights' | 'output'> & { outputKind: 'bits' | 'real'; activation: Activation });
   readonly tensors: Readonly<Record<string, string>>;
 }
 
@@ -336,7 +350,11 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
   checkLittleEndian();
   const r: Reader = new Reader(source);
   if (bytes.byteLength < PREFIX_BYTES) {
-    r.fail('truncated', 'byte 0', `file too short: ${bytes.byteLength} bytes, a .onebit file has at least ${PREFIX_BYTES}`);
+    r.fail(
+      'truncated',
+      'byte 0',
+      `file too short: ${bytes.byteLength} bytes, a .onebit file has at least ${PREFIX_BYTES}`,
+    );
   }
   let magic = '';
   for (let i = 0; i < 8; i++) magic += String.fromCharCode(bytes[i]);
@@ -346,11 +364,19 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
   if (version !== ONEBIT_VERSION) {
-    r.fail('bad-version', 'byte 8', `unsupported format version ${version}; this build reads version ${ONEBIT_VERSION}`);
+    r.fail(
+      'bad-version',
+      'byte 8',
+      `unsupported format version ${version}; this build reads version ${ONEBIT_VERSION}`,
+    );
   }
   const headerLength = view.getUint32(12, true);
   if (headerLength > LIMITS.headerBytes) {
-    r.fail('bad-header', 'byte 12', `header length ${headerLength} exceeds the limit of ${LIMITS.headerBytes} bytes`);
+    r.fail(
+      'bad-header',
+      'byte 12',
+      `header length ${headerLength} exceeds the limit of ${LIMITS.headerBytes} bytes`,
+    );
   }
   if (PREFIX_BYTES + headerLength > bytes.byteLength) {
     r.fail(
@@ -361,10 +387,16 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
   }
   let parsed: unknown;
   try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerLength));
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(
+      bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerLength),
+    );
     parsed = JSON.parse(text);
   } catch (error) {
-    r.fail('bad-header', `bytes ${PREFIX_BYTES}..${PREFIX_BYTES + headerLength}`, `header is not valid UTF-8 JSON (${error instanceof Error ? error.message : String(error)})`);
+    r.fail(
+      'bad-header',
+      `bytes ${PREFIX_BYTES}..${PREFIX_BYTES + headerLength}`,
+      `header is not valid UTF-8 JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
   const header = r.object(parsed, 'header');
 
@@ -372,26 +404,46 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
   const bits = r.object(header.bits, 'header.bits');
   for (const [key, expected] of Object.entries(BIT_CONVENTION)) {
     if (bits[key] !== expected) {
-      r.fail('unsupported', `header.bits.${key}`, `this engine implements ${JSON.stringify(expected)}, the file declares ${describe(bits[key])}`);
+      r.fail(
+        'unsupported',
+        `header.bits.${key}`,
+        `this engine implements ${JSON.stringify(expected)}, the file declares ${describe(bits[key])}`,
+      );
     }
   }
 
   // Input and classes.
   const inputRecord = r.object(header.input, 'header.input');
   const shapeList = r.array(inputRecord.shape, 'header.input.shape', 3);
-  if (shapeList.length !== 3) r.fail('bad-header', 'header.input.shape', `expected [C, H, W], found ${describe(shapeList)}`);
-  const shape = shapeList.map((d, i) => r.integer(d, `header.input.shape[${i}]`, 1, LIMITS.inputElements)) as [number, number, number];
+  if (shapeList.length !== 3)
+    r.fail('bad-header', 'header.input.shape', `expected [C, H, W], found ${describe(shapeList)}`);
+  const shape = shapeList.map((d, i) =>
+    r.integer(d, `header.input.shape[${i}]`, 1, LIMITS.inputElements),
+  ) as [number, number, number];
   const inputElements = shape[0] * shape[1] * shape[2];
   if (inputElements > LIMITS.inputElements) {
-    r.fail('bad-header', 'header.input.shape', `${inputElements} elements per example, at most ${LIMITS.inputElements}`);
+    r.fail(
+      'bad-header',
+      'header.input.shape',
+      `${inputElements} elements per example, at most ${LIMITS.inputElements}`,
+    );
   }
-  const mean = r.array(inputRecord.mean, 'header.input.mean', shape[0]).map((v, i) => r.finite(v, `header.input.mean[${i}]`));
-  const std = r.array(inputRecord.std, 'header.input.std', shape[0]).map((v, i) => r.finite(v, `header.input.std[${i}]`));
+  const mean = r
+    .array(inputRecord.mean, 'header.input.mean', shape[0])
+    .map((v, i) => r.finite(v, `header.input.mean[${i}]`));
+  const std = r
+    .array(inputRecord.std, 'header.input.std', shape[0])
+    .map((v, i) => r.finite(v, `header.input.std[${i}]`));
   if (mean.length !== shape[0] || std.length !== shape[0]) {
-    r.fail('bad-header', 'header.input', `${shape[0]} channels need ${shape[0]} means and stds, found ${mean.length} and ${std.length}`);
+    r.fail(
+      'bad-header',
+      'header.input',
+      `${shape[0]} channels need ${shape[0]} means and stds, found ${mean.length} and ${std.length}`,
+    );
   }
   std.forEach((s, i) => {
-    if (!(s > 0)) r.fail('bad-header', `header.input.std[${i}]`, `a standard deviation must be > 0, found ${s}`);
+    if (!(s > 0))
+      r.fail('bad-header', `header.input.std[${i}]`, `a standard deviation must be > 0, found ${s}`);
   });
   const classes = r.integer(header.classes, 'header.classes', 1, LIMITS.classes);
 
@@ -408,7 +460,12 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
       if (typeof v === 'string') metadata[key] = r.string(v, `header.metadata.${key}`, 4096);
       else if (typeof v === 'number' && Number.isFinite(v)) metadata[key] = v;
       else if (typeof v === 'boolean') metadata[key] = v;
-      else r.fail('bad-header', `header.metadata.${key}`, `expected a string, finite number or boolean, found ${describe(v)}`);
+      else
+        r.fail(
+          'bad-header',
+          `header.metadata.${key}`,
+          `expected a string, finite number or boolean, found ${describe(v)}`,
+        );
     }
   }
 
@@ -440,12 +497,21 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
     const inFeatures = r.integer(layer.inFeatures, `${where}.inFeatures`, 1, LIMITS.features);
     const outFeatures = r.integer(layer.outFeatures, `${where}.outFeatures`, 1, LIMITS.features);
     if (current.length !== 1 || current[0] !== inFeatures) {
-      r.fail('bad-layer', `${where}.inFeatures`, `the layer takes [${inFeatures}] but receives [${current.join(', ')}]${current.length > 1 ? ' (flatten first)' : ''}`);
+      r.fail(
+        'bad-layer',
+        `${where}.inFeatures`,
+        `the layer takes [${inFeatures}] but receives [${current.join(', ')}]${current.length > 1 ? ' (flatten first)' : ''}`,
+      );
     }
     if (input !== valueKind) {
-      r.fail('bad-layer', `${where}.input`, `the layer takes ${input} values but receives ${valueKind} values`);
+      r.fail(
+        'bad-layer',
+        `${where}.input`,
+        `the layer takes ${input} values but receives ${valueKind} values`,
+      );
     }
-    if (!seenDense && input !== 'real') r.fail('bad-layer', `${where}.input`, 'the first dense layer takes the real (normalised) input');
+    if (!seenDense && input !== 'real')
+      r.fail('bad-layer', `${where}.input`, 'the first dense layer takes the real (normalised) input');
     const output = r.object(layer.output, `${where}.output`);
     const outputKind = r.choice(output.kind, `${where}.output.kind`, ['bits', 'real'] as const);
     const tensors: Record<string, string> = {
@@ -453,21 +519,37 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
     };
     let activation: Activation = 'none';
     if (outputKind === 'bits') {
-      tensors.thresholds = need(output.thresholds, `${where}.output.thresholds`, input === 'bits' ? 'int32' : 'float32', [outFeatures]);
+      tensors.thresholds = need(
+        output.thresholds,
+        `${where}.output.thresholds`,
+        input === 'bits' ? 'int32' : 'float32',
+        [outFeatures],
+      );
       tensors.directions = need(output.directions, `${where}.output.directions`, 'int8', [outFeatures]);
     } else {
       tensors.scale = need(output.scale, `${where}.output.scale`, 'float32', [outFeatures]);
       tensors.bias = need(output.bias, `${where}.output.bias`, 'float32', [outFeatures]);
-      activation = r.choice(output.activation, `${where}.output.activation`, ['none', 'relu', 'hardtanh'] as const);
+      activation = r.choice(output.activation, `${where}.output.activation`, [
+        'none',
+        'relu',
+        'hardtanh',
+      ] as const);
     }
-    plans.push({ layer: { kind: 'dense', name, input, inFeatures, outFeatures, outputKind, activation }, tensors });
+    plans.push({
+      layer: { kind: 'dense', name, input, inFeatures, outFeatures, outputKind, activation },
+      tensors,
+    });
     current = [outFeatures];
     valueKind = outputKind;
     seenDense = true;
   }
   if (!seenDense) r.fail('bad-layer', 'header.layers', 'a model needs at least one dense layer');
   if (valueKind !== 'real' || current.length !== 1 || current[0] !== classes) {
-    r.fail('bad-layer', `header.layers[${layerList.length - 1}]`, `the last layer must output ${classes} real logits (header.classes), it outputs [${current.join(', ')}] ${valueKind} values`);
+    r.fail(
+      'bad-layer',
+      `header.layers[${layerList.length - 1}]`,
+      `the last layer must output ${classes} real logits (header.classes), it outputs [${current.join(', ')}] ${valueKind} values`,
+    );
   }
 
   // Tensor table: every entry needed, exactly the needed dtype and shape, inside the data section, disjoint.
@@ -480,26 +562,45 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
     const t = r.object(tensorList[i], where);
     const name = r.string(t.name, `${where}.name`);
     const wanted = needs.get(name);
-    if (wanted === undefined) r.fail('bad-tensor', `${where}.name`, `tensor "${name}" is not used by any layer`);
+    if (wanted === undefined)
+      r.fail('bad-tensor', `${where}.name`, `tensor "${name}" is not used by any layer`);
     if (entries.has(name)) r.fail('bad-tensor', `${where}.name`, `tensor "${name}" appears twice`);
     const dtype = r.choice(t.dtype, `${where}.dtype`, ['uint32', 'int32', 'float32', 'int8'] as const);
-    if (dtype !== wanted.dtype) r.fail('bad-tensor', `${where}.dtype`, `${wanted.where} needs ${wanted.dtype}, the file has ${dtype}`);
-    const dims = r.array(t.shape, `${where}.shape`, 4).map((d, j) => r.integer(d, `${where}.shape[${j}]`, 0, LIMITS.features * 64));
+    if (dtype !== wanted.dtype)
+      r.fail('bad-tensor', `${where}.dtype`, `${wanted.where} needs ${wanted.dtype}, the file has ${dtype}`);
+    const dims = r
+      .array(t.shape, `${where}.shape`, 4)
+      .map((d, j) => r.integer(d, `${where}.shape[${j}]`, 0, LIMITS.features * 64));
     if (dims.length !== wanted.shape.length || dims.some((d, j) => d !== wanted.shape[j])) {
-      r.fail('bad-tensor', `${where}.shape`, `${wanted.where} needs shape [${wanted.shape.join(', ')}], the file has [${dims.join(', ')}]`);
+      r.fail(
+        'bad-tensor',
+        `${where}.shape`,
+        `${wanted.where} needs shape [${wanted.shape.join(', ')}], the file has [${dims.join(', ')}]`,
+      );
     }
     const expectedBytes = wanted.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
     const byteLength = r.integer(t.byteLength, `${where}.byteLength`, 0, Number.MAX_SAFE_INTEGER);
-    if (byteLength !== expectedBytes) r.fail('bad-tensor', `${where}.byteLength`, `shape [${dims.join(', ')}] of ${dtype} takes ${expectedBytes} bytes, the file says ${byteLength}`);
+    if (byteLength !== expectedBytes)
+      r.fail(
+        'bad-tensor',
+        `${where}.byteLength`,
+        `shape [${dims.join(', ')}] of ${dtype} takes ${expectedBytes} bytes, the file says ${byteLength}`,
+      );
     const offset = r.integer(t.offset, `${where}.offset`, 0, Number.MAX_SAFE_INTEGER);
-    if (offset % DATA_ALIGN !== 0) r.fail('bad-tensor', `${where}.offset`, `offset ${offset} is not a multiple of ${DATA_ALIGN}`);
+    if (offset % DATA_ALIGN !== 0)
+      r.fail('bad-tensor', `${where}.offset`, `offset ${offset} is not a multiple of ${DATA_ALIGN}`);
     if (offset + byteLength > dataBytes) {
-      r.fail('truncated', `${where}`, `tensor "${name}" (bytes ${offset}..${offset + byteLength} of the data section) runs past the end of the file: the data section has ${dataBytes} bytes`);
+      r.fail(
+        'truncated',
+        `${where}`,
+        `tensor "${name}" (bytes ${offset}..${offset + byteLength} of the data section) runs past the end of the file: the data section has ${dataBytes} bytes`,
+      );
     }
     entries.set(name, { name, dtype, shape: dims, offset, byteLength });
   }
   for (const [name, wanted] of needs) {
-    if (!entries.has(name)) r.fail('bad-tensor', wanted.where, `tensor "${name}" is missing from header.tensors`);
+    if (!entries.has(name))
+      r.fail('bad-tensor', wanted.where, `tensor "${name}" is missing from header.tensors`);
   }
   const sorted = [...entries.values()].sort((a, b) => a.offset - b.offset);
   for (let i = 1; i < sorted.length; i++) {
@@ -508,12 +609,23 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
       r.fail('bad-tensor', 'header.tensors', `tensors "${prev.name}" and "${sorted[i].name}" overlap`);
     }
   }
+  const last = sorted[sorted.length - 1];
+  const dataEnd = last.offset + last.byteLength;
+  if (dataEnd !== dataBytes) {
+    r.fail(
+      'bad-tensor',
+      `byte ${dataStart + dataEnd}`,
+      `${dataBytes - dataEnd} bytes after the last tensor: the file is not what its header describes`,
+    );
+  }
 
   // Only now, with every size checked against the file, copy the data out.
   const read = (name: string): TensorArray => {
     const e = entries.get(name) as TensorEntry;
     const start = dataStart + e.offset;
-    const copy = bytes.slice(start, start + e.byteLength);
+    // A fresh buffer (Node's Buffer.slice would return a view of a shared pool, not a copy).
+    const copy = new Uint8Array(e.byteLength);
+    copy.set(bytes.subarray(start, start + e.byteLength));
     const n = e.byteLength / DTYPE_BYTES[e.dtype];
     switch (e.dtype) {
       case 'uint32':
@@ -537,16 +649,24 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
       const thresholds = read(plan.tensors.thresholds) as Int32Array | Float32Array;
       const directions = read(plan.tensors.directions) as Int8Array;
       for (let j = 0; j < outFeatures; j++) {
-        if (directions[j] !== 1 && directions[j] !== -1) r.fail('bad-value', `${where}.output.directions[${j}]`, `a direction is +1 or -1, found ${directions[j]}`);
-        if (Number.isNaN(thresholds[j])) r.fail('bad-value', `${where}.output.thresholds[${j}]`, 'a threshold must not be NaN');
+        if (directions[j] !== 1 && directions[j] !== -1)
+          r.fail(
+            'bad-value',
+            `${where}.output.directions[${j}]`,
+            `a direction is +1 or -1, found ${directions[j]}`,
+          );
+        if (Number.isNaN(thresholds[j]))
+          r.fail('bad-value', `${where}.output.thresholds[${j}]`, 'a threshold must not be NaN');
       }
       output = { kind: 'bits', thresholds, directions };
     } else {
       const scale = read(plan.tensors.scale) as Float32Array;
       const bias = read(plan.tensors.bias) as Float32Array;
       for (let j = 0; j < outFeatures; j++) {
-        if (!Number.isFinite(scale[j])) r.fail('bad-value', `${where}.output.scale[${j}]`, `a scale must be finite, found ${scale[j]}`);
-        if (!Number.isFinite(bias[j])) r.fail('bad-value', `${where}.output.bias[${j}]`, `a bias must be finite, found ${bias[j]}`);
+        if (!Number.isFinite(scale[j]))
+          r.fail('bad-value', `${where}.output.scale[${j}]`, `a scale must be finite, found ${scale[j]}`);
+        if (!Number.isFinite(bias[j]))
+          r.fail('bad-value', `${where}.output.bias[${j}]`, `a bias must be finite, found ${bias[j]}`);
       }
       output = { kind: 'real', scale, bias, activation };
     }
@@ -567,7 +687,8 @@ function checkPadding(r: Reader, where: string, weights: Uint32Array, rows: numb
       r.fail('bad-value', `${where} row ${row}`, `padding bits past column ${cols} must be 0`);
     }
     for (let w = full + (partialBits === 0 ? 0 : 1); w < words; w++) {
-      if (weights[base + w] !== 0) r.fail('bad-value', `${where} row ${row}`, `padding bits past column ${cols} must be 0`);
+      if (weights[base + w] !== 0)
+        r.fail('bad-value', `${where} row ${row}`, `padding bits past column ${cols} must be 0`);
     }
   }
 }

@@ -7,6 +7,7 @@ import type { Backend } from '../backend/backend.js';
 import { encodeOnebit } from '../engine/format.js';
 import { writeFileAtomic } from './atomic.js';
 import { buildOnebitModel, describeNetwork, openForExport, type ExportSource } from './export.js';
+import { checkpointMethod, exportFloatFree } from './float-free-export.js';
 import { encodeOnnx } from './onnx.js';
 import { encodeSafetensors, type SafeTensor } from './safetensors.js';
 
@@ -14,7 +15,11 @@ export const EXPORT_FORMATS = ['onebit', 'onnx', 'safetensors'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /** The shape of a checkpoint tensor: its parameter's ("model/fc1.weight", "method/fc1.weight/latent"). */
-function tensorShape(name: string, length: number, shapes: ReadonlyMap<string, readonly number[]>): readonly number[] {
+function tensorShape(
+  name: string,
+  length: number,
+  shapes: ReadonlyMap<string, readonly number[]>,
+): readonly number[] {
   const path = name.replace(/^(model|method|optimizer)\//, '');
   for (const candidate of [path, path.replace(/\/[^/]*$/, '')]) {
     const shape = shapes.get(candidate);
@@ -63,7 +68,14 @@ export interface ExportResult {
 }
 
 /** Exports the checkpoint at `path` to `out`, atomically. `backend` rebuilds the model (use float32 wasm). */
-export function exportCheckpoint(path: string, format: ExportFormat, out: string, backend: Backend): ExportResult {
+export function exportCheckpoint(
+  path: string,
+  format: ExportFormat,
+  out: string,
+  backend: Backend,
+): ExportResult {
+  // A float-free checkpoint is an integer network: it maps onto the format directly (float-free-export.ts).
+  if (checkpointMethod(path) === 'float-free') return exportFloatFree(path, format, out);
   const source = openForExport(path, backend);
   try {
     const bytes = exportBytes(source, format);

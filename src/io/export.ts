@@ -45,7 +45,8 @@ import { ReLU } from '../nn/relu.js';
 import { Sequential } from '../nn/sequential.js';
 import { Rng } from '../tensor/rng.js';
 import { loadCheckpoint, type Checkpoint } from '../train/checkpoint.js';
-import { createRun, disposeRun, restoreRun, type Run } from '../train/run.js';
+import { createRun, disposeRun, restoreRun, runTensors, type Run } from '../train/run.js';
+import type { TensorData } from './tensor-file.js';
 
 /** Why a checkpoint cannot be exported: names what and why. */
 export class ExportError extends Error {
@@ -81,9 +82,16 @@ const DATASET_SHAPES: Readonly<Record<string, readonly [number, number, number]>
 };
 
 /** Per-example input shape and class count of a checkpoint, without loading its data set. */
-export function checkpointShape(path: string, checkpoint: Checkpoint): { inputShape: readonly [number, number, number]; classes: number } {
+export function checkpointShape(
+  path: string,
+  checkpoint: Checkpoint,
+): { inputShape: readonly [number, number, number]; classes: number } {
   const inputShape = DATASET_SHAPES[checkpoint.meta.config.data];
-  if (inputShape === undefined) throw new ExportError(path, `unknown data set "${checkpoint.meta.config.data}": cannot tell the input shape`);
+  if (inputShape === undefined)
+    throw new ExportError(
+      path,
+      `unknown data set "${checkpoint.meta.config.data}": cannot tell the input shape`,
+    );
   // The logits' batch norm is the last one: bn<L> with the largest L.
   let last = -1;
   let classes = 0;
@@ -94,7 +102,8 @@ export function checkpointShape(path: string, checkpoint: Checkpoint): { inputSh
       classes = value.length;
     }
   }
-  if (classes < 1) throw new ExportError(path, 'no batch-norm statistics found: cannot tell the number of classes');
+  if (classes < 1)
+    throw new ExportError(path, 'no batch-norm statistics found: cannot tell the number of classes');
   return { inputShape, classes };
 }
 
@@ -117,7 +126,10 @@ export function openForExport(path: string, backend: Backend): ExportSource {
     for (const p of run.binaryParameters) {
       for (let i = 0; i < p.value.length; i++) {
         if (p.value[i] !== 1 && p.value[i] !== -1) {
-          throw new ExportError(path, `binary weight ${p.name}[${i}] is ${p.value[i]} after predict('mode'), not +-1`);
+          throw new ExportError(
+            path,
+            `binary weight ${p.name}[${i}] is ${p.value[i]} after predict('mode'), not +-1`,
+          );
         }
       }
     }
@@ -126,6 +138,39 @@ export function openForExport(path: string, backend: Backend): ExportSource {
     throw error;
   }
   return { path, checkpoint, run, inputShape, classes, dispose: () => disposeRun(run) };
+}
+
+/**
+ * An export source for a run that lives in memory (benchmarks, tests): its current parameters, with the
+ * method's mode weights written, and the given input normalisation. `dispose` leaves the run to its owner.
+ */
+export function sourceFromRun(
+  run: Run,
+  normalization: { readonly mean: readonly number[]; readonly std: readonly number[] },
+  name = '<run>',
+): ExportSource {
+  run.method.predict('mode', new Rng(0));
+  const [c, h, w] = run.shape.inputShape;
+  const checkpoint: Checkpoint = {
+    meta: {
+      config: run.config,
+      epoch: 0,
+      step: 0,
+      rng: run.rng.getState(),
+      methodScalars: run.method.stateScalars(),
+      optimizerScalars: {},
+      normalization,
+    },
+    tensors: new Map(runTensors(run).map((t) => [t.name, t.value as TensorData])),
+  };
+  return {
+    path: name,
+    checkpoint,
+    run,
+    inputShape: [c, h, w],
+    classes: run.shape.classes,
+    dispose: () => undefined,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -166,7 +211,8 @@ export interface NetworkDescription {
 
 function modelLayers(source: ExportSource): readonly Layer[] {
   const model = source.run.model;
-  if (!(model instanceof Sequential)) throw new ExportError(source.path, 'only sequential models can be exported');
+  if (!(model instanceof Sequential))
+    throw new ExportError(source.path, 'only sequential models can be exported');
   return model.layers;
 }
 
@@ -224,12 +270,22 @@ export function describeNetwork(source: ExportSource): NetworkDescription {
     } else if (layer instanceof Hardtanh) {
       ops.push({ kind: 'hardtanh', name: layer.name });
     } else if (layer instanceof BinaryConv2d) {
-      throw new ExportError(source.path, `layer ${layer.name}: convolutions are not supported by the exporter yet (MLP models only)`);
+      throw new ExportError(
+        source.path,
+        `layer ${layer.name}: convolutions are not supported by the exporter yet (MLP models only)`,
+      );
     } else {
-      throw new ExportError(source.path, `layer ${layer.name} (${layer.constructor.name}) is not supported by the exporter`);
+      throw new ExportError(
+        source.path,
+        `layer ${layer.name} (${layer.constructor.name}) is not supported by the exporter`,
+      );
     }
   }
-  if (features !== source.classes) throw new ExportError(source.path, `the model ends with ${features} outputs, expected ${source.classes} classes`);
+  if (features !== source.classes)
+    throw new ExportError(
+      source.path,
+      `the model ends with ${features} outputs, expected ${source.classes} classes`,
+    );
   return {
     inputShape: source.inputShape,
     classes: source.classes,
@@ -264,8 +320,10 @@ class Prober {
     private readonly backend: Backend,
     private readonly layers: readonly Layer[],
     readonly channels: number,
+    /** Rows per probe: the batch the model is planned for. */
+    readonly maxRows: number,
   ) {
-    this.input = backend.alloc(PROBE_BATCH * channels);
+    this.input = backend.alloc(maxRows * channels);
   }
 
   /** Fills row r with `value(r, c)` and returns the output (a view valid until the next call). */
@@ -284,14 +342,18 @@ class Prober {
 }
 
 /** Per-channel integer thresholds for z in [-k, k], by probing every integer. */
-function integerThresholds(where: string, prober: Prober, k: number): { thresholds: Int32Array; directions: Int8Array } {
+function integerThresholds(
+  where: string,
+  prober: Prober,
+  k: number,
+): { thresholds: Int32Array; directions: Int8Array } {
   const n = prober.channels;
   const first = new Int8Array(n); // positivity at z = -k
   const previous = new Int8Array(n);
   const changes = new Int32Array(n);
   const changeAt = new Int32Array(n); // first z whose positivity differs from z - 1
-  for (let z0 = -k; z0 <= k; z0 += PROBE_BATCH) {
-    const rows = Math.min(PROBE_BATCH, k - z0 + 1);
+  for (let z0 = -k; z0 <= k; z0 += prober.maxRows) {
+    const rows = Math.min(prober.maxRows, k - z0 + 1);
     const y = prober.run(rows, (r) => z0 + r);
     for (let r = 0; r < rows; r++) {
       const z = z0 + r;
@@ -311,7 +373,10 @@ function integerThresholds(where: string, prober: Prober, k: number): { threshol
   for (let c = 0; c < n; c++) {
     directions[c] = 1;
     if (changes[c] > 1) {
-      throw new ExportError(where, `channel ${c}: the sign of the activation is not monotone in the pre-activation (${changes[c]} changes)`);
+      throw new ExportError(
+        where,
+        `channel ${c}: the sign of the activation is not monotone in the pre-activation (${changes[c]} changes)`,
+      );
     }
     if (changes[c] === 0) {
       thresholds[c] = first[c] === 1 ? -(k + 1) : k + 1; // constant +1: never set; constant -1: always set
@@ -371,19 +436,29 @@ function floatThresholds(where: string, prober: Prober): { thresholds: Float32Ar
   for (let c = 0; c < n; c++) {
     directions[c] = 1;
     if (posLo[c] === posHi[c]) thresholds[c] = posLo[c] === 1 ? -Infinity : Infinity;
-    else if (posLo[c] === 0) thresholds[c] = keyFloat(hi[c]); // +1 from hi on: set iff z < t
+    else if (posLo[c] === 0)
+      thresholds[c] = keyFloat(hi[c]); // +1 from hi on: set iff z < t
     else {
       directions[c] = -1;
       thresholds[c] = keyFloat(lo[c]); // +1 up to lo: set iff z > t
     }
   }
   // Check the transition is where bisection put it.
-  const check = prober.run(2, (r, c) => (directions[c] === 1 ? (r === 0 ? keyFloat(floatKey(thresholds[c]) - 1) : thresholds[c]) : r === 0 ? thresholds[c] : keyFloat(floatKey(thresholds[c]) + 1)));
+  const check = prober.run(2, (r, c) =>
+    directions[c] === 1
+      ? r === 0
+        ? keyFloat(floatKey(thresholds[c]) - 1)
+        : thresholds[c]
+      : r === 0
+        ? thresholds[c]
+        : keyFloat(floatKey(thresholds[c]) + 1),
+  );
   for (let c = 0; c < n; c++) {
     if (!Number.isFinite(thresholds[c])) continue;
     const a = check[c] >= 0;
     const b = check[n + c] >= 0;
-    if (a === b) throw new ExportError(where, `channel ${c}: no sign change at the bisected threshold ${thresholds[c]}`);
+    if (a === b)
+      throw new ExportError(where, `channel ${c}: no sign change at the bisected threshold ${thresholds[c]}`);
   }
   return { thresholds, directions };
 }
@@ -403,7 +478,8 @@ function foldReal(
   let exact = true;
   let seenBn = false;
   for (const layer of post) {
-    if (activation !== 'none') throw new ExportError(where, `${layer.name} after the activation cannot be folded`);
+    if (activation !== 'none')
+      throw new ExportError(where, `${layer.name} after the activation cannot be folded`);
     if (layer instanceof ChannelScale) {
       const alpha = layer.scale.value;
       for (let c = 0; c < n; c++) {
@@ -435,14 +511,18 @@ function foldReal(
     } else if (layer instanceof ReLU) activation = 'relu';
     else if (layer instanceof Hardtanh) activation = 'hardtanh';
     else if (!(layer instanceof Dropout)) {
-      throw new ExportError(where, `${layer.name} (${layer.constructor.name}) cannot be folded into scale and bias`);
+      throw new ExportError(
+        where,
+        `${layer.name} (${layer.constructor.name}) cannot be folded into scale and bias`,
+      );
     }
   }
   const scale = Float32Array.from(mul);
   const bias = Float32Array.from(add);
   // Check against the layers themselves on a spread of inputs.
-  const rows = Math.min(PROBE_BATCH, 64);
-  const z = (r: number): number => (integerInput ? Math.round(-k + (2 * k * r) / (rows - 1)) : -8 + (16 * r) / (rows - 1));
+  const rows = Math.min(prober.maxRows, 64);
+  const z = (r: number): number =>
+    integerInput ? Math.round(-k + (2 * k * r) / (rows - 1)) : -8 + (16 * r) / (rows - 1);
   const y = prober.run(rows, (r) => z(r));
   let worst = 0;
   for (let r = 0; r < rows; r++) {
@@ -456,7 +536,10 @@ function foldReal(
   }
   const tolerance = exact && integerInput ? 0 : 1e-5;
   if (!(worst <= tolerance)) {
-    throw new ExportError(where, `folded scale and bias disagree with the model's layers (relative error ${worst})`);
+    throw new ExportError(
+      where,
+      `folded scale and bias disagree with the model's layers (relative error ${worst})`,
+    );
   }
   return { scale, bias, activation };
 }
@@ -474,28 +557,43 @@ export function buildOnebitModel(source: ExportSource): OnebitModel {
   for (let i = 0; i < denseIndices[0]; i++) {
     const l = layers[i];
     if (l instanceof Flatten) out.push({ kind: 'flatten' });
-    else if (!(l instanceof Dropout)) throw new ExportError(source.path, `layer ${l.name} (${l.constructor.name}) before the first dense layer is not supported`);
+    else if (!(l instanceof Dropout))
+      throw new ExportError(
+        source.path,
+        `layer ${l.name} (${l.constructor.name}) before the first dense layer is not supported`,
+      );
   }
-  let inputKind: 'real' | 'bits' = 'real';
+  let inputKind = 'real' as 'real' | 'bits';
   for (let d = 0; d < denseIndices.length; d++) {
     const layer = layers[denseIndices[d]] as BinaryDense;
     const where = `${source.path}: ${layer.name}`;
     const end = d + 1 < denseIndices.length ? denseIndices[d + 1] : layers.length;
     const post = layers.slice(denseIndices[d] + 1, end);
     for (const l of post) {
-      if (!(l instanceof ChannelScale || l instanceof BatchNorm || l instanceof ReLU || l instanceof Hardtanh || l instanceof Dropout)) {
-        throw new ExportError(where, `layer ${l.name} (${l.constructor.name}) after a dense layer is not supported`);
+      if (!(
+        l instanceof ChannelScale ||
+        l instanceof BatchNorm ||
+        l instanceof ReLU ||
+        l instanceof Hardtanh ||
+        l instanceof Dropout
+      )) {
+        throw new ExportError(
+          where,
+          `layer ${l.name} (${l.constructor.name}) after a dense layer is not supported`,
+        );
       }
     }
     const [outFeatures, inFeatures] = layer.weight.shape;
     const next = d + 1 < denseIndices.length ? (layers[denseIndices[d + 1]] as BinaryDense) : null;
     const nextTakesBits = next !== null && next.config.binarizer === 'sign';
-    const prober = new Prober(backend, post, outFeatures);
+    const prober = new Prober(backend, post, outFeatures, source.run.maxBatch);
     let output: DenseOutput;
     try {
       if (nextTakesBits) {
         const t: { thresholds: Int32Array | Float32Array; directions: Int8Array } =
-          inputKind === 'bits' ? integerThresholds(where, prober, inFeatures) : floatThresholds(where, prober);
+          inputKind === 'bits'
+            ? integerThresholds(where, prober, inFeatures)
+            : floatThresholds(where, prober);
         output = { kind: 'bits', ...t };
       } else {
         output = { kind: 'real', ...foldReal(where, prober, post, inFeatures, inputKind === 'bits') };

@@ -147,12 +147,24 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
   const inits: Initializer[] = [];
   let counter = 0;
   const fresh = (base: string): string => `${base}_${counter++}`;
-  const node = (opType: string, input: string[], name: string, attribute: Record<string, unknown>[] = []): string => {
+  const node = (
+    opType: string,
+    input: string[],
+    name: string,
+    attribute: Record<string, unknown>[] = [],
+  ): string => {
     const output = fresh(name);
     nodes.push({ input, output: [output], name: output, opType, attribute });
     return output;
   };
-  inits.push(floatTensor('zero', [], [0]), floatTensor('one', [], [1]), floatTensor('minus_one', [], [-1]));
+  const constants = new Set<string>();
+  /** A scalar initialiser, added the first time it is used. */
+  const constant = (name: 'zero' | 'one' | 'minus_one'): string => {
+    if (!constants.has(name))
+      inits.push(floatTensor(name, [], [name === 'zero' ? 0 : name === 'one' ? 1 : -1]));
+    constants.add(name);
+    return name;
+  };
   const [c, h, w] = net.inputShape;
   let x = 'input';
   let features = c * h * w;
@@ -167,13 +179,14 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
         if (!flattened) x = node('Flatten', [x], 'flatten', [{ name: 'axis', type: 2, i: 1 }]);
         flattened = true;
         if (op.binarizeInput) {
-          const nonNegative = node('GreaterOrEqual', [x, 'zero'], `${op.name}_nonneg`);
-          x = node('Where', [nonNegative, 'one', 'minus_one'], `${op.name}_sign`);
+          const nonNegative = node('GreaterOrEqual', [x, constant('zero')], `${op.name}_nonneg`);
+          x = node('Where', [nonNegative, constant('one'), constant('minus_one')], `${op.name}_sign`);
         }
         // W^T as [in, out] so that MatMul(x [N, in], W^T) gives [N, out].
         const wt = new Float32Array(op.inFeatures * op.outFeatures);
         for (let o = 0; o < op.outFeatures; o++) {
-          for (let i = 0; i < op.inFeatures; i++) wt[i * op.outFeatures + o] = op.weight[o * op.inFeatures + i];
+          for (let i = 0; i < op.inFeatures; i++)
+            wt[i * op.outFeatures + o] = op.weight[o * op.inFeatures + i];
         }
         const weightName = `${op.name}.weight_t`;
         inits.push(floatTensor(weightName, [op.inFeatures, op.outFeatures], wt));
@@ -203,7 +216,7 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
         x = node('Relu', [x], op.name);
         break;
       case 'hardtanh':
-        x = node('Clip', [x, 'minus_one', 'one'], op.name);
+        x = node('Clip', [x, constant('minus_one'), constant('one')], op.name);
         break;
     }
   }
@@ -214,7 +227,8 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
     opsetImport: [{ domain: '', version: OPSET }],
     producerName: 'onebit',
     producerVersion,
-    docString: 'Binary neural network exported by onebit: +-1 weights as float32, batch norm with running statistics.',
+    docString:
+      'Binary neural network exported by onebit: +-1 weights as float32, batch norm with running statistics.',
     graph: {
       name: 'onebit',
       node: nodes,

@@ -4,9 +4,15 @@ import type { BinaryMethod } from './method.js';
 import { BAYES_BINN_DEFAULTS, BAYES_BINN_LEARNING_RATE, BayesBinnMethod } from './bayes-binn.js';
 import { BOP_DEFAULTS, BOP_SCHEDULES, BopMethod, type BopSchedule } from './bop.js';
 import { STE_DEFAULTS, SteMethod } from './ste.js';
+import {
+  FLOAT_FREE_DEFAULTS,
+  FLOAT_FREE_SCHEDULES,
+  FloatFreeMethod,
+  type FloatFreeSchedule,
+} from './float-free.js';
 import { VISPA_DEFAULTS, VISPA_RUN_DEFAULTS, VispaMethod, vispaWarmupEpochs } from './vispa.js';
 
-export const METHOD_NAMES = ['ste', 'vispa', 'bayesbinn', 'bop'] as const;
+export const METHOD_NAMES = ['ste', 'vispa', 'bayesbinn', 'bop', 'float-free'] as const;
 export type MethodName = (typeof METHOD_NAMES)[number];
 
 type Options = Readonly<Record<string, number | string | boolean>>;
@@ -81,6 +87,14 @@ const OWNED_OPTIONS: Readonly<Record<string, string>> = {
   scale: 'vispa',
   momentum: 'vispa',
   weightDecay: 'vispa',
+  ffShift: 'float-free',
+  ffPixelShift: 'float-free',
+  ffClip: 'float-free',
+  ffInit: 'float-free',
+  ffSchedule: 'float-free',
+  ffCenter: 'float-free',
+  ffProject: 'float-free',
+  ffProjectHidden: 'float-free',
 };
 
 function option<T extends number | string | boolean>(options: Options, name: string, fallback: T): T {
@@ -153,6 +167,39 @@ export function createMethod(name: string, options: Options): BinaryMethod {
       if (!(BOP_SCHEDULES as readonly string[]).includes(schedule))
         throw new ConfigError('bop-schedule', `one of ${BOP_SCHEDULES.join(', ')}`, schedule);
       return new BopMethod({ threshold, gamma, schedule: schedule as BopSchedule });
+    }
+    case 'float-free': {
+      const d = FLOAT_FREE_DEFAULTS;
+      const shift = option(options, 'ffShift', d.shift);
+      const pixelShift = option(options, 'ffPixelShift', d.pixelShift);
+      const clip = option(options, 'ffClip', d.clip);
+      const init = option(options, 'ffInit', d.init);
+      const schedule = option(options, 'ffSchedule', d.schedule as string);
+      if (!Number.isInteger(shift) || shift < 0 || shift > 20)
+        throw new ConfigError('ff-shift', 'an integer in 0..20', String(shift));
+      if (!Number.isInteger(pixelShift) || pixelShift < 0 || shift + pixelShift > 24)
+        throw new ConfigError(
+          'ff-pixel-shift',
+          `an integer in 0..${24 - shift} (ff-shift + ff-pixel-shift <= 24)`,
+          String(pixelShift),
+        );
+      if (!Number.isInteger(clip) || clip < 1 || clip > 32767)
+        throw new ConfigError('ff-clip', 'an integer in 1..32767', String(clip));
+      if (!Number.isInteger(init) || init < 0 || init > clip)
+        throw new ConfigError('ff-init', `an integer in 0..ff-clip (${clip}); 0 = Glorot-like`, String(init));
+      if (!(FLOAT_FREE_SCHEDULES as readonly string[]).includes(schedule))
+        throw new ConfigError('ff-schedule', `one of ${FLOAT_FREE_SCHEDULES.join(', ')}`, schedule);
+      return new FloatFreeMethod({
+        ...d,
+        shift,
+        pixelShift,
+        clip,
+        init,
+        schedule: schedule as FloatFreeSchedule,
+        center: option(options, 'ffCenter', d.center),
+        project: option(options, 'ffProject', d.project),
+        projectHidden: option(options, 'ffProjectHidden', d.projectHidden),
+      });
     }
     default:
       throw new ConfigError('method', `one of ${METHOD_NAMES.join(', ')}`, JSON.stringify(name));

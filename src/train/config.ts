@@ -101,6 +101,13 @@ export function validateConfig(config: TrainConfig): void {
       String(config.warmupEpochs),
     );
   }
+  if (config.method === 'float-free' && config.activations !== 'binary') {
+    throw new ConfigError(
+      'activations',
+      'binary for --method float-free (its integer step keeps 1-bit activations; add --activations binary)',
+      config.activations,
+    );
+  }
   if (config.trainLimit !== null) positiveInteger('train-limit', config.trainLimit);
   if (config.testLimit !== null) positiveInteger('test-limit', config.testLimit);
 }

@@ -30,6 +30,7 @@ import { permuteDataset, permutedTasks, splitTasks } from '../data/tasks.js';
 import { ConfigError, validateConfig, type TrainConfig } from './config.js';
 import { createBackendBatch, evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun } from './run.js';
+import { isWholeStepMethod } from '../methods/method.js';
 import { trainStep } from './step.js';
 import { prepareData, TrainingDivergedError } from './trainer.js';
 
@@ -203,6 +204,14 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
     },
     evaluationBatch,
   );
+  if (isWholeStepMethod(run.method)) {
+    disposeRun(run);
+    throw new ConfigError(
+      'method',
+      'a method on the float model (float-free has no continual learning)',
+      config.method,
+    );
+  }
   const batch = createBackendBatch(run, config.batchSize);
   const evalBatch = createBackendBatch(run, evaluationBatch);
   try {

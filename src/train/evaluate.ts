@@ -8,6 +8,7 @@ import { fillBatch, type BatchBuffers, type Normalizer } from '../data/pipeline.
 import { Rng } from '../tensor/rng.js';
 import { MetricsAccumulator, softmaxRows, type ClassificationMetrics } from './metrics.js';
 import type { Run } from './run.js';
+import { isWholeStepMethod } from '../methods/method.js';
 
 export interface EvaluationOptions {
   /** 'mode': one pass with the deterministic weights; 'ensemble': average logits over `samples` draws. */
@@ -55,11 +56,22 @@ export function evaluate(
   const ctx = { training: false, rng };
   const averageProbabilities = options.average === 'probabilities';
   const probabilities = averageProbabilities ? new Float64Array(batch.capacity * classes) : null;
+  // A whole-step method (float-free) computes its logits itself from the raw bytes; it is deterministic.
+  const whole = isWholeStepMethod(run.method) ? run.method : null;
+  const wholeLogits = whole !== null ? new Float64Array(batch.capacity * classes) : null;
   for (let s = 0; s < samples; s++) {
-    run.method.predict(options.kind === 'ensemble' ? 'sample' : 'mode', rng);
+    if (whole === null) run.method.predict(options.kind === 'ensemble' ? 'sample' : 'mode', rng);
     for (let start = 0; start < count; start += batch.capacity) {
-      const n = fillBatch(data, order, start, batch, { normalizer });
-      const logits = run.model.forward(batch.images, n, ctx);
+      let n: number;
+      let logits: ArrayLike<number>;
+      if (whole !== null && wholeLogits !== null) {
+        n = Math.min(batch.capacity, count - start);
+        whole.logits(data, order, start, n, wholeLogits);
+        logits = wholeLogits;
+      } else {
+        n = fillBatch(data, order, start, batch, { normalizer });
+        logits = run.model.forward(batch.images, n, ctx);
+      }
       const base = start * classes;
       if (probabilities !== null) {
         softmaxRows(logits, probabilities, n, classes);

@@ -8,7 +8,7 @@ import type { NamedTensor } from '../io/tensor-file.js';
 import { restoreOptimizerState, saveOptimizerState } from '../optim/optimizer.js';
 import { restoreTensors, type Checkpoint } from './checkpoint.js';
 import { createMethod } from '../methods/registry.js';
-import type { BinaryMethod } from '../methods/method.js';
+import { isWholeStepMethod, type BinaryMethod } from '../methods/method.js';
 import type { Layer, Parameter } from '../nn/layer.js';
 import { SoftmaxCrossEntropy } from '../nn/losses.js';
 import { buildModel, isModelName, MODEL_NAMES } from '../nn/models.js';
@@ -60,22 +60,32 @@ export function createRun(config: TrainConfig, backend: Backend, shape: RunShape
     channelScale: config.channelScale ?? false,
   });
   const inputShape: Shape = shape.inputShape;
-  model.plan(backend, inputShape, maxBatch);
-  model.initialize(rng);
+  const method = createMethod(config.method, config.methodOptions);
+  // A whole-step method (float-free) runs its own network: the float layers are neither planned nor
+  // initialised, so they hold no memory and no checkpoint tensors.
+  if (!isWholeStepMethod(method)) {
+    model.plan(backend, inputShape, maxBatch);
+    model.initialize(rng);
+  }
   const loss = new SoftmaxCrossEntropy('loss');
   loss.plan(backend, shape.classes, maxBatch);
 
   const parameters = model.parameters();
   const binaryParameters = parameters.filter((p) => p.kind === 'binary');
   const realParameters = parameters.filter((p) => p.kind === 'real');
-  const method = createMethod(config.method, config.methodOptions);
-  method.attach(binaryParameters, backend, rng, {
+  const totalSteps = config.epochs * shape.stepsPerEpoch;
+  const context = {
     trainingExamples: shape.trainingExamples,
     stepsPerEpoch: shape.stepsPerEpoch,
     learningRate: config.learningRate,
-  });
+    totalSteps,
+  };
+  if (isWholeStepMethod(method)) {
+    method.attachNetwork(model, shape.inputShape, shape.classes, backend, rng, { ...context, maxBatch });
+  } else {
+    method.attach(binaryParameters, backend, rng, context);
+  }
 
-  const totalSteps = config.epochs * shape.stepsPerEpoch;
   const schedule = (learningRate: number): Schedule =>
     scheduleFromConfig({
       kind: config.schedule,

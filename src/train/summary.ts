@@ -4,7 +4,14 @@
  * training state a method keeps per binary weight.
  */
 import { createReferenceBackend } from '../backend/reference/index.js';
+import { AvgPool2d } from '../nn/avg-pool2d.js';
+import { BatchNorm } from '../nn/batch-norm.js';
+import { Conv2dBase } from '../nn/conv2d.js';
+import { DenseBase } from '../nn/dense.js';
+import { Dropout } from '../nn/dropout.js';
+import { Flatten } from '../nn/flatten.js';
 import type { Layer } from '../nn/layer.js';
+import { MaxPool2d } from '../nn/max-pool2d.js';
 import { Sequential } from '../nn/sequential.js';
 import type { Shape } from '../tensor/shape.js';
 import { shapeSize } from '../tensor/shape.js';
@@ -33,6 +40,40 @@ export interface ModelSummary {
   readonly float32Bytes: number;
   /** float32 size of all parameters divided by the bit-packed size. */
   readonly compressionRatio: number;
+  /**
+   * Bytes the float layers keep from the forward pass for the backward pass, per example (what STE and the
+   * other methods on the float model store): every tensor a layer's backward reads, counted once even when
+   * two layers read it (batch norm's output is the next activation's input), float32 unless noted.
+   */
+  readonly activationBytesPerExample: number;
+}
+
+/** What a layer's backward reads besides the gradient: its input, its output, and internal buffers (bytes). */
+interface BackwardReads {
+  readonly input: boolean;
+  readonly output: boolean;
+  readonly internalBytes: number;
+}
+
+/**
+ * Per layer kind, from the layers' code: dense and conv read their input (dW = g^T x) and, when they
+ * binarize it, keep the signs too (the surrogate gradient reads the input); batch norm reads its normalised
+ * output (an internal copy when affine); hardtanh, ReLU, PReLU and the channel scale read their input;
+ * max-pooling keeps int32 argmax indices, dropout a float mask; flatten and average pooling read nothing.
+ * A layer of another kind is assumed to read its input.
+ */
+function backwardReads(layer: Layer, inSize: number, outSize: number): BackwardReads {
+  const none = { input: false, output: false, internalBytes: 0 };
+  if (layer instanceof Flatten || layer instanceof AvgPool2d) return none;
+  if (layer instanceof BatchNorm) {
+    return layer.affine ? { ...none, internalBytes: 4 * inSize } : { ...none, output: true };
+  }
+  if (layer instanceof DenseBase || layer instanceof Conv2dBase) {
+    return { ...none, input: true, internalBytes: binarizesInput(layer) ? 4 * inSize : 0 };
+  }
+  if (layer instanceof MaxPool2d) return { ...none, internalBytes: 4 * outSize };
+  if (layer instanceof Dropout) return { ...none, internalBytes: 4 * inSize };
+  return { ...none, input: true };
 }
 
 /** Whether a binary layer binarizes its input (so its MACs are XNOR/popcount). */
@@ -49,9 +90,19 @@ export function summarizeModel(model: Sequential, inputShape: Shape): ModelSumma
   const backend = createReferenceBackend('float32');
   const layers: LayerSummary[] = [];
   let shape = inputShape;
+  // Activations kept for backward: values[k] is the k-th tensor between layers (0: the model's input).
+  const valueSizes: number[] = [shapeSize(inputShape)];
+  const valueRead: boolean[] = [false];
+  let internalBytes = 0;
   try {
     for (const layer of model.layers) {
+      const inSize = shapeSize(shape);
       shape = layer.plan(backend, shape, 1);
+      const reads = backwardReads(layer, inSize, shapeSize(shape));
+      if (reads.input) valueRead[valueRead.length - 1] = true;
+      valueSizes.push(shapeSize(shape));
+      valueRead.push(reads.output);
+      internalBytes += reads.internalBytes;
       let binaryParameters = 0;
       let realParameters = 0;
       let binaryBinaryMacs = 0;
@@ -101,5 +152,14 @@ export function summarizeModel(model: Sequential, inputShape: Shape): ModelSumma
   };
   const memoryBytes = Math.ceil(totals.memoryBits / 8);
   const float32Bytes = 4 * (totals.binaryParameters + totals.realParameters);
-  return { layers, totals, memoryBytes, float32Bytes, compressionRatio: float32Bytes / memoryBytes };
+  const activationBytesPerExample =
+    internalBytes + valueSizes.reduce((acc, size, k) => acc + (valueRead[k] ? 4 * size : 0), 0);
+  return {
+    layers,
+    totals,
+    memoryBytes,
+    float32Bytes,
+    compressionRatio: float32Bytes / memoryBytes,
+    activationBytesPerExample,
+  };
 }

@@ -16,6 +16,7 @@ import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoin
 import { createBackendBatch, evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun, restoreRun, runTensors, type Run } from './run.js';
 import { trainStep } from './step.js';
+import { isWholeStepMethod } from '../methods/method.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.ckpt';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -179,6 +180,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
     const normalizer = new Normalizer(trainData.shape, normalization);
     batch = createBackendBatch(run, config.batchSize);
+    // A whole-step method (float-free) trains on the raw bytes with its own forward and backward.
+    const whole = isWholeStepMethod(run.method) ? run.method : null;
+    if (whole !== null) await whole.prepare();
     const order = new Uint32Array(trainData.count);
     const records: EpochRecord[] = [];
     let trainedSamples = 0;
@@ -196,13 +200,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       let learningRate = 0;
       const epochStart = performance.now();
       for (let b = 0; b < stepsPerEpoch; b++) {
-        const n = fillBatch(trainData, order, b * config.batchSize, batch, { normalizer });
+        const first = b * config.batchSize;
+        const n =
+          whole !== null
+            ? Math.min(config.batchSize, trainData.count - first)
+            : fillBatch(trainData, order, first, batch, { normalizer });
         learningRate = run.schedule(step);
-        const { loss, correct: hits } = trainStep(run, batch.images, batch.labels, n, ctx, {
-          step: step + 1,
-          learningRate,
-          scheduleStep: step,
-        });
+        const update = { step: step + 1, learningRate, scheduleStep: step };
+        const { loss, correct: hits } =
+          whole !== null
+            ? whole.trainBatch(trainData, order, first, n, update)
+            : trainStep(run, batch.images, batch.labels, n, ctx, update);
         correct += hits;
         if (!Number.isFinite(loss)) throw new TrainingDivergedError(epoch, step + 1, lastCheckpoint);
         step++;

@@ -31,10 +31,10 @@ enum { ACT_NONE = 0, ACT_RELU = 1, ACT_HARDTANH = 2 };
 static inline size_t words_of(size_t cols) { return (cols + 127) / 128 * 4; }
 
 /* Rows [r0, r1) and output channels [j0, j1) of thread tid. */
-static inline void split_work(size_t rows, size_t n, int tid, int nt, size_t *r0, size_t *r1, size_t *j0,
-                              size_t *j1) {
+static inline void split_rows_or_channels(size_t rows, size_t n, size_t row_align, int tid, int nt, size_t *r0,
+                                          size_t *r1, size_t *j0, size_t *j1) {
   if (rows >= 4 * (size_t)nt || n <= 32) {
-    thread_range(rows, 2, tid, nt, r0, r1);
+    thread_range(rows, row_align, tid, nt, r0, r1);
     *j0 = 0;
     *j1 = n;
   } else {
@@ -42,6 +42,11 @@ static inline void split_work(size_t rows, size_t n, int tid, int nt, size_t *r0
     *r1 = rows;
     thread_range(n, 32, tid, nt, j0, j1);
   }
+}
+
+static inline void split_work(size_t rows, size_t n, int tid, int nt, size_t *r0, size_t *r1, size_t *j0,
+                              size_t *j1) {
+  split_rows_or_channels(rows, n, 2, tid, nt, r0, r1, j0, j1);
 }
 
 static inline float activate(float y, int act) {
@@ -271,8 +276,22 @@ static inline float hsum_f32(v128_t v) {
   return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
          (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
 }
+
+/*
+ * One row against one packed sign row, in the same order as the tiled loop (4 lanes, then the lane sum), so
+ * every output is the same whichever way the work is tiled or split across threads.
+ */
+static inline float signed_sum_simd(const float *x, const uint32_t *w, size_t words) {
+  v128_t acc = wasm_f32x4_splat(0.0f);
+  for (size_t i = 0; i < words; i++) {
+    uint32_t b = w[i];
+    for (int q = 0; q < 8; q++) acc = wasm_f32x4_add(acc, wasm_v128_xor(wasm_v128_load(x + 32 * i + 4 * q), sign_mask(b, q)));
+  }
+  return hsum_f32(acc);
+}
 #endif
 
+#ifndef __wasm_simd128__
 /* Scalar dot product of a float row with a packed sign row: the sign bit of each term flipped by its weight bit. */
 static inline float signed_sum_scalar(const float *x, const uint32_t *w, size_t words) {
   float s = 0.0f;
@@ -282,6 +301,7 @@ static inline float signed_sum_scalar(const float *x, const uint32_t *w, size_t 
   }
   return s;
 }
+#endif
 
 /*
  * y = f(x W^T) for real x (rows x kp floats, kp = words(k) * 32, padding 0) and packed W. Tiles of 4 rows x
@@ -332,21 +352,12 @@ void oe_dense_f32(int tid, int nt, size_t rows, size_t k, size_t n, const float 
       emit_real(mode, p0, p1, act, out, n, r + 3, j + 1, hsum_f32(a31));
     }
     for (size_t j = j2; j < j1; j++) {
-      for (size_t q = 0; q < 4; q++) emit_real(mode, p0, p1, act, out, n, r + q, j, signed_sum_scalar(x + (r + q) * kp, w + j * words, words));
+      for (size_t q = 0; q < 4; q++) emit_real(mode, p0, p1, act, out, n, r + q, j, signed_sum_simd(x + (r + q) * kp, w + j * words, words));
     }
   }
-  /* Remaining rows (< 4): one row at a time, still with SIMD. */
+  /* Remaining rows (< 4): one row at a time. */
   for (; r < r1; r++) {
-    const float *xr = x + r * kp;
-    for (size_t j = j0; j < j1; j++) {
-      const uint32_t *wj = w + j * words;
-      v128_t acc = wasm_f32x4_splat(0.0f);
-      for (size_t i = 0; i < words; i++) {
-        uint32_t b = wj[i];
-        for (int q = 0; q < 8; q++) acc = wasm_f32x4_add(acc, wasm_v128_xor(wasm_v128_load(xr + 32 * i + 4 * q), sign_mask(b, q)));
-      }
-      emit_real(mode, p0, p1, act, out, n, r, j, hsum_f32(acc));
-    }
+    for (size_t j = j0; j < j1; j++) emit_real(mode, p0, p1, act, out, n, r, j, signed_sum_simd(x + r * kp, w + j * words, words));
   }
 #else
   for (; r < r1; r++) {
@@ -492,4 +503,147 @@ void oe_dense_u8(int tid, int nt, size_t rows, size_t k, size_t n, const uint8_t
     }
   }
 #endif
+}
+
+/* ---------------------------------------------------------------------------------------------------- */
+/* The first layer on raw bytes, by table lookup                                                         */
+
+#ifdef __wasm_simd128__
+/*
+ * Tables of one image: for each group g of 4 pixels (v0..v3), the 16 sums T_g[m] = sum of the v_l whose bit l
+ * of m is set (at most 1020), split into low bytes (16 bytes) and high bytes (16 bytes): 32 bytes per group.
+ */
+static void build_tables(const uint8_t *x, size_t groups, uint8_t *tables) {
+  const v128_t m0 = wasm_i16x8_make(0, 1, 0, 1, 0, 1, 0, 1);
+  const v128_t m1 = wasm_i16x8_make(0, 0, 1, 1, 0, 0, 1, 1);
+  const v128_t m2 = wasm_i16x8_make(0, 0, 0, 0, 1, 1, 1, 1);
+  for (size_t g = 0; g < groups; g++) {
+    const uint8_t *p = x + 4 * g;
+    v128_t lo = wasm_i16x8_add(wasm_i16x8_mul(wasm_i16x8_splat(p[0]), m0), wasm_i16x8_mul(wasm_i16x8_splat(p[1]), m1));
+    lo = wasm_i16x8_add(lo, wasm_i16x8_mul(wasm_i16x8_splat(p[2]), m2)); /* T[0..7] */
+    v128_t hi = wasm_i16x8_add(lo, wasm_i16x8_splat(p[3]));               /* T[8..15] */
+    wasm_v128_store(tables + 32 * g, wasm_i8x16_shuffle(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
+    wasm_v128_store(tables + 32 * g + 16, wasm_i8x16_shuffle(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31));
+  }
+}
+
+/* u16 sums of the 16 channels of a block for one group: table lookups by the 16 channels' weight nibbles. */
+#define LOOKUP(acc_lo, acc_hi, tbl, idx)                                                        \
+  do {                                                                                          \
+    v128_t l_ = wasm_i8x16_swizzle(wasm_v128_load(tbl), idx);                                   \
+    v128_t h_ = wasm_i8x16_swizzle(wasm_v128_load((tbl) + 16), idx);                            \
+    acc_lo = wasm_i16x8_add(acc_lo, wasm_i8x16_shuffle(l_, h_, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)); \
+    acc_hi = wasm_i16x8_add(acc_hi, wasm_i8x16_shuffle(l_, h_, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)); \
+  } while (0)
+
+/* Emits channels [jb, hi) of a block (hi - jb <= 16) from the four u32x4 sums of the pixels with weight -1. */
+#define EMIT_LANE(q, lane, t)                                                                                  \
+  if (jb + (t) < hi)                                                                                            \
+    emit_real(mode, p0, p1, act, out, n, row, jb + (t),                                                       \
+              a * (double)(pix - 2 * (int64_t)(uint32_t)wasm_i32x4_extract_lane(q, lane)) + c * (double)wsum[jb + (t)]);
+
+static inline void emit_block(int mode, const void *p0, const void *p1, int act, void *out, size_t n, size_t row,
+                              size_t jb, size_t hi, v128_t q0, v128_t q1, v128_t q2, v128_t q3, int64_t pix,
+                              const int32_t *wsum, double a, double c) {
+  EMIT_LANE(q0, 0, 0) EMIT_LANE(q0, 1, 1) EMIT_LANE(q0, 2, 2) EMIT_LANE(q0, 3, 3)
+  EMIT_LANE(q1, 0, 4) EMIT_LANE(q1, 1, 5) EMIT_LANE(q1, 2, 6) EMIT_LANE(q1, 3, 7)
+  EMIT_LANE(q2, 0, 8) EMIT_LANE(q2, 1, 9) EMIT_LANE(q2, 2, 10) EMIT_LANE(q2, 3, 11)
+  EMIT_LANE(q3, 0, 12) EMIT_LANE(q3, 1, 13) EMIT_LANE(q3, 2, 14) EMIT_LANE(q3, 3, 15)
+}
+
+#define WIDEN(q0, q1, q2, q3, lo, hi)                     \
+  do {                                                    \
+    q0 = wasm_i32x4_add(q0, wasm_u32x4_extend_low_u16x8(lo));  \
+    q1 = wasm_i32x4_add(q1, wasm_u32x4_extend_high_u16x8(lo)); \
+    q2 = wasm_i32x4_add(q2, wasm_u32x4_extend_low_u16x8(hi));  \
+    q3 = wasm_i32x4_add(q3, wasm_u32x4_extend_high_u16x8(hi)); \
+  } while (0)
+#endif
+
+/*
+ * The first layer on raw bytes (as oe_dense_u8) with the pixel sums looked up instead of added: per image,
+ * each group of 4 pixels gets a table of its 16 partial sums; a channel's weights, 4 bits per group, index
+ * that table (i8x16.swizzle), 16 channels per lookup. `nib` holds the weights re-laid out for this: for each
+ * block of 16 channels and each group, 16 bytes, byte t = the group's 4 weight bits of channel 16 * block + t
+ * (oe_nibbles builds it from the packed rows). `scratch` holds 4 images' tables per thread (4 * groups * 32
+ * bytes, groups = words(k) * 8). u16 lanes take 64 groups (at most 1020 each) before they are widened.
+ */
+EXPORT(oe_dense_lut)
+void oe_dense_lut(int tid, int nt, size_t rows, size_t k, size_t n, const uint8_t *x, const uint8_t *nib,
+                  const int32_t *wsum, double a, double c, int mode, const void *p0, const void *p1, int act,
+                  void *out, uint8_t *scratch) {
+#ifdef __wasm_simd128__
+  size_t r0, r1, j0, j1;
+  split_rows_or_channels(rows, n, 4, tid, nt, &r0, &r1, &j0, &j1);
+  if (r0 >= r1 || j0 >= j1) return;
+  if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
+  size_t kp = words_of(k) * 32, groups = kp / 4;
+  uint8_t *tables = scratch + (size_t)tid * 4 * groups * 32;
+  for (size_t r = r0; r < r1; r += 4) {
+    size_t tile = min_sz(4, r1 - r);
+    for (size_t t = 0; t < tile; t++) build_tables(x + (r + t) * kp, groups, tables + t * groups * 32);
+    int64_t v0 = pixel_sum(x + r * kp, k);
+    int64_t v1 = tile > 1 ? pixel_sum(x + (r + 1) * kp, k) : 0;
+    int64_t v2 = tile > 2 ? pixel_sum(x + (r + 2) * kp, k) : 0;
+    int64_t v3 = tile > 3 ? pixel_sum(x + (r + 3) * kp, k) : 0;
+    const uint8_t *t0 = tables, *t1 = t0 + groups * 32, *t2 = t1 + groups * 32, *t3 = t2 + groups * 32;
+    for (size_t jb = j0 / 16 * 16; jb < j1; jb += 16) {
+      const uint8_t *idx = nib + (jb / 16) * groups * 16;
+      v128_t z = wasm_i32x4_splat(0);
+      v128_t a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+      v128_t c0 = z, c1 = z, c2 = z, c3 = z, d0 = z, d1 = z, d2 = z, d3 = z;
+      for (size_t g0 = 0; g0 < groups; g0 += 64) {
+        size_t g1 = min_sz(groups, g0 + 64);
+        v128_t al = z, ah = z, bl = z, bh = z, cl = z, ch = z, dl = z, dh = z;
+        if (tile == 4) {
+          for (size_t g = g0; g < g1; g++) {
+            v128_t ix = wasm_v128_load(idx + 16 * g);
+            LOOKUP(al, ah, t0 + 32 * g, ix);
+            LOOKUP(bl, bh, t1 + 32 * g, ix);
+            LOOKUP(cl, ch, t2 + 32 * g, ix);
+            LOOKUP(dl, dh, t3 + 32 * g, ix);
+          }
+        } else {
+          for (size_t g = g0; g < g1; g++) {
+            v128_t ix = wasm_v128_load(idx + 16 * g);
+            LOOKUP(al, ah, t0 + 32 * g, ix);
+            if (tile > 1) LOOKUP(bl, bh, t1 + 32 * g, ix);
+            if (tile > 2) LOOKUP(cl, ch, t2 + 32 * g, ix);
+          }
+        }
+        WIDEN(a0, a1, a2, a3, al, ah);
+        WIDEN(b0, b1, b2, b3, bl, bh);
+        WIDEN(c0, c1, c2, c3, cl, ch);
+        WIDEN(d0, d1, d2, d3, dl, dh);
+      }
+      size_t hi = min_sz(j1, jb + 16); /* jb >= j0: thread shares of channels are 32-aligned */
+      emit_block(mode, p0, p1, act, out, n, r, jb, hi, a0, a1, a2, a3, v0, wsum, a, c);
+      if (tile > 1) emit_block(mode, p0, p1, act, out, n, r + 1, jb, hi, b0, b1, b2, b3, v1, wsum, a, c);
+      if (tile > 2) emit_block(mode, p0, p1, act, out, n, r + 2, jb, hi, c0, c1, c2, c3, v2, wsum, a, c);
+      if (tile > 3) emit_block(mode, p0, p1, act, out, n, r + 3, jb, hi, d0, d1, d2, d3, v3, wsum, a, c);
+    }
+  }
+#else
+  (void)tid, (void)nt, (void)rows, (void)k, (void)n, (void)x, (void)nib, (void)wsum, (void)a, (void)c;
+  (void)mode, (void)p0, (void)p1, (void)act, (void)out, (void)scratch;
+#endif
+}
+
+/*
+ * The weight layout of oe_dense_lut from packed rows (n x words(k)): for block b of 16 channels and group g of
+ * 4 columns, byte (b * groups + g) * 16 + t = bits 4g..4g+3 of channel 16b + t (0 past the last channel).
+ */
+EXPORT(oe_nibbles)
+void oe_nibbles(int tid, int nt, size_t k, size_t n, const uint32_t *w, uint8_t *nib) {
+  size_t words = words_of(k), groups = words * 8, blocks = (n + 15) / 16;
+  size_t lo, hi;
+  thread_range(blocks, 1, tid, nt, &lo, &hi);
+  for (size_t b = lo; b < hi; b++) {
+    for (size_t g = 0; g < groups; g++) {
+      for (size_t t = 0; t < 16; t++) {
+        size_t j = 16 * b + t;
+        nib[(b * groups + g) * 16 + t] = j < n ? (uint8_t)((w[j * words + g / 8] >> (4 * (g % 8))) & 15u) : 0;
+      }
+    }
+  }
 }

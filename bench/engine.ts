@@ -1,0 +1,208 @@
+/**
+ * Inference benchmark: the bit-packed engine (1 and 2 threads) against the same network exported to ONNX
+ * and run by onnxruntime-node (2 threads, float32), at batch 1 and batch 100, for mlp-2x2048 with 1-bit
+ * activations and with real activations. The networks are built here with random weights (speed does not
+ * depend on the values) and random 8-bit images; the engine reads the raw bytes, onnxruntime the normalised
+ * float32 images (what its graph takes).
+ *
+ * Each figure is the best of several timed runs after warm-up, taken in interleaved rounds (engine 1 thread,
+ * engine 2 threads, onnxruntime, and again) so that a noisy neighbour on a shared machine hits all of them
+ * alike. "ratio" is engine (2 threads) / onnxruntime (2 threads); "cores busy" is process CPU time over wall
+ * time during the timed runs (about 2 when two threads really ran in parallel).
+ *
+ * With --json the rows are {"bench":"engine-vs-onnxruntime","activations":"binary"|"real","batch":1|100,
+ * "engine1":..,"engine2":..,"onnxruntime":..,"ratio":..} (images/s), after rows {"bench":"engine-variants",...}
+ * that time the engine's kernel variants (XNOR popcount SIMD or scalar, first layer by table lookup or by
+ * masked adds) on one thread: the measurements behind its defaults.
+ */
+import * as ort from 'onnxruntime-node';
+import { createWasmBackend } from '../src/backend/wasm/index.js';
+import { createEngine, type Engine } from '../src/engine/engine.js';
+import { measureThroughput, randomImages } from '../src/engine/measure.js';
+import { buildOnebitModel, describeNetwork, sourceFromRun } from '../src/io/export.js';
+import { encodeOnnx } from '../src/io/onnx.js';
+import { TRAIN_DEFAULTS } from '../src/train/config.js';
+import { createRun, disposeRun } from '../src/train/run.js';
+
+export interface EngineBenchOptions {
+  readonly json: boolean;
+  readonly print: (line: string) => void;
+}
+
+const NORMALIZATION = { mean: [0.286], std: [0.353] };
+const ROUNDS = 3;
+const SECONDS = 0.7;
+
+interface Row {
+  readonly bench: 'engine-vs-onnxruntime';
+  readonly activations: 'binary' | 'real';
+  readonly batch: number;
+  readonly engine1: number;
+  readonly engine2: number;
+  readonly onnxruntime: number;
+  readonly ratio: number;
+  readonly coresBusy: { readonly engine2: number; readonly onnxruntime: number };
+}
+
+interface Variant {
+  readonly bench: 'engine-variants';
+  readonly popcount: 'simd' | 'scalar';
+  readonly firstLayer: 'lut' | 'masked';
+  readonly batch: number;
+  readonly threads: number;
+  readonly imagesPerSecond: number;
+}
+
+/** Best-of images/s of onnxruntime on a batch, and the cores it kept busy. */
+async function measureOrt(
+  session: ort.InferenceSession,
+  input: Float32Array,
+  batch: number,
+): Promise<{ ips: number; busy: number }> {
+  const feed = { input: new ort.Tensor('float32', input.subarray(0, batch * 784), [batch, 1, 28, 28]) };
+  for (let i = 0; i < 3; i++) await session.run(feed);
+  let best = Infinity;
+  let runs = 0;
+  const cpu0 = process.cpuUsage();
+  const start = performance.now();
+  while (runs < 5 || (performance.now() - start) / 1000 < SECONDS) {
+    const t = performance.now();
+    await session.run(feed);
+    best = Math.min(best, performance.now() - t);
+    if (++runs >= 2000) break;
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return { ips: (batch * 1000) / best, busy: (cpu.user + cpu.system) / 1000 / (performance.now() - start) };
+}
+
+function measureEngine(engine: Engine, images: Uint8Array, batch: number): { ips: number; busy: number } {
+  const cpu0 = process.cpuUsage();
+  const start = performance.now();
+  const ips = measureThroughput(engine, images, batch, { minSeconds: SECONDS });
+  const cpu = process.cpuUsage(cpu0);
+  return { ips, busy: (cpu.user + cpu.system) / 1000 / (performance.now() - start) };
+}
+
+export async function runEngineBench(options: EngineBenchOptions): Promise<void> {
+  const { json, print } = options;
+  const backend = await createWasmBackend({ threads: 1 });
+  const rows: Row[] = [];
+  const variants: Variant[] = [];
+  const images = randomImages(100, 784, 1);
+  const normalised = Float32Array.from(
+    images,
+    (v) => (v / 255 - NORMALIZATION.mean[0]) / NORMALIZATION.std[0],
+  );
+  try {
+    for (const activations of ['binary', 'real'] as const) {
+      const config = {
+        ...TRAIN_DEFAULTS,
+        data: 'fashion-mnist',
+        model: 'mlp-2x2048',
+        method: 'ste',
+        activations,
+      };
+      const run = createRun(
+        config,
+        backend,
+        { inputShape: [1, 28, 28], classes: 10, stepsPerEpoch: 1, trainingExamples: 1 },
+        100,
+      );
+      let model;
+      let onnx;
+      try {
+        const source = sourceFromRun(run, NORMALIZATION, 'mlp-2x2048');
+        model = buildOnebitModel(source);
+        onnx = encodeOnnx(describeNetwork(source));
+      } finally {
+        disposeRun(run);
+      }
+      const engine1 = await createEngine(model, { threads: 1, maxBatch: 100 });
+      const engine2 = await createEngine(model, { threads: 2, maxBatch: 100 });
+      const session = await ort.InferenceSession.create(onnx, {
+        intraOpNumThreads: 2,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        logSeverityLevel: 3,
+      });
+      try {
+        if (activations === 'binary') {
+          // Kernel variants on one thread, batch 100, in interleaved rounds: the choices behind the defaults.
+          const choices = [
+            ['simd', 'lut'],
+            ['scalar', 'lut'],
+            ['simd', 'masked'],
+          ] as const;
+          const engines = await Promise.all(
+            choices.map(([popcount, firstLayer]) =>
+              createEngine(model, { threads: 1, maxBatch: 100, popcount, firstLayer }),
+            ),
+          );
+          const best = choices.map(() => 0);
+          for (let round = 0; round < ROUNDS; round++) {
+            engines.forEach((e, i) => (best[i] = Math.max(best[i], measureEngine(e, images, 100).ips)));
+          }
+          for (const e of engines) e.dispose();
+          choices.forEach(([popcount, firstLayer], i) =>
+            variants.push({
+              bench: 'engine-variants',
+              popcount,
+              firstLayer,
+              batch: 100,
+              threads: 1,
+              imagesPerSecond: best[i],
+            }),
+          );
+        }
+        for (const batch of [1, 100]) {
+          let e1 = 0;
+          let e2 = { ips: 0, busy: 0 };
+          let o = { ips: 0, busy: 0 };
+          for (let round = 0; round < ROUNDS; round++) {
+            e1 = Math.max(e1, measureEngine(engine1, images, batch).ips);
+            const m2 = measureEngine(engine2, images, batch);
+            if (m2.ips > e2.ips) e2 = m2;
+            const mo = await measureOrt(session, normalised, batch);
+            if (mo.ips > o.ips) o = mo;
+          }
+          rows.push({
+            bench: 'engine-vs-onnxruntime',
+            activations,
+            batch,
+            engine1: e1,
+            engine2: e2.ips,
+            onnxruntime: o.ips,
+            ratio: e2.ips / o.ips,
+            coresBusy: { engine2: e2.busy, onnxruntime: o.busy },
+          });
+        }
+      } finally {
+        await session.release();
+        engine1.dispose();
+        engine2.dispose();
+      }
+    }
+  } finally {
+    backend.dispose();
+  }
+  if (json) {
+    for (const r of [...variants, ...rows]) print(JSON.stringify(r));
+    return;
+  }
+  print('engine kernel variants, mlp-2x2048 1-bit activations, batch 100, 1 thread (images/s):');
+  for (const v of variants) {
+    print(
+      `  XNOR popcount ${v.popcount.padEnd(6)}  first layer ${v.firstLayer.padEnd(6)}  ${Math.round(v.imagesPerSecond)}`,
+    );
+  }
+  print('mlp-2x2048, images/s (best of interleaved runs); ratio = engine 2 threads / onnxruntime 2 threads');
+  print('activations  batch   engine 1t   engine 2t   onnxruntime 2t   ratio   cores busy (engine 2t / ort)');
+  for (const r of rows) {
+    print(
+      `${r.activations.padEnd(11)}  ${String(r.batch).padStart(5)}  ${Math.round(r.engine1).toString().padStart(10)}  ` +
+        `${Math.round(r.engine2).toString().padStart(10)}  ${Math.round(r.onnxruntime).toString().padStart(15)}  ` +
+        `${r.ratio.toFixed(2).padStart(6)}   ${r.coresBusy.engine2.toFixed(2)} / ${r.coresBusy.onnxruntime.toFixed(2)}`,
+    );
+  }
+}

@@ -1,0 +1,51 @@
+/** `onebit bench <model.onebit>`: engine throughput (images/s) at batch 1 and batch 100. */
+import { Command } from 'commander';
+import { createEngine } from '../engine/engine.js';
+import { measureThroughput, randomImages } from '../engine/measure.js';
+import { parseNumber, parsePositiveInteger } from './options.js';
+import { readModelFile } from './predict-command.js';
+
+interface BenchFlags {
+  threads?: number;
+  seconds: number;
+  json: boolean;
+}
+
+export function benchCommand(): Command {
+  return new Command('bench')
+    .description('measure the bit-packed engine on a .onebit model: images/s at batch 1 and batch 100')
+    .argument('<model>', 'a .onebit file written by onebit export')
+    .option(
+      '--threads <n>',
+      'engine threads (default: the number of cores, at most 8)',
+      parsePositiveInteger('--threads'),
+    )
+    .option(
+      '--seconds <s>',
+      'time each batch size for at least this long (best run counts)',
+      parseNumber('--seconds'),
+      2,
+    )
+    .option('--json', 'one JSON object per batch size', false)
+    .action(async (path: string, flags: BenchFlags) => {
+      const model = readModelFile(path);
+      const engine = await createEngine(model, { threads: flags.threads, maxBatch: 100 });
+      try {
+        const images = randomImages(100, engine.inputSize, 1);
+        for (const batch of [1, 100]) {
+          const imagesPerSecond = measureThroughput(engine, images, batch, { minSeconds: flags.seconds });
+          if (flags.json) {
+            process.stdout.write(
+              `${JSON.stringify({ type: 'bench', model: path, batch, threads: engine.threads, imagesPerSecond })}\n`,
+            );
+          } else {
+            process.stdout.write(
+              `batch ${String(batch).padStart(3)}: ${Math.round(imagesPerSecond)} images/s (${engine.threads} thread${engine.threads > 1 ? 's' : ''})\n`,
+            );
+          }
+        }
+      } finally {
+        engine.dispose();
+      }
+    });
+}

@@ -1,0 +1,40 @@
+/**
+ * The bit-packed inference engine on its own (the `onebit/engine` entry point): the `.onebit` format and
+ * its runtime. Imports nothing from the training code, so a browser bundle of it stays small. Re-exports
+ * only, no side effects.
+ */
+export {
+  createEngine,
+  argmax,
+  softmax,
+  DEFAULT_POPCOUNT,
+  ENGINE_KERNELS,
+  type Engine,
+  type EngineOptions,
+  type FirstLayerKernel,
+  type LayerTrace,
+  type PopcountVariant,
+  type WasmBytes,
+  type WasmModule,
+} from './engine.js';
+export {
+  BIT_CONVENTION,
+  decodeOnebit,
+  encodeOnebit,
+  LIMITS as ONEBIT_LIMITS,
+  ONEBIT_MAGIC,
+  ONEBIT_VERSION,
+  OnebitFormatError,
+  packSignRows,
+  packedWords as onebitPackedWords,
+  type Activation,
+  type DenseLayer,
+  type DenseOutput,
+  type FlattenLayer,
+  type MetadataValue,
+  type OnebitErrorCode,
+  type OnebitInput,
+  type OnebitLayer,
+  type OnebitModel,
+} from './format.js';
+export { measureThroughput, randomImages, type ThroughputOptions } from './measure.js';

@@ -1,0 +1,85 @@
+/**
+ * Reading a single image for `onebit predict --image`: a PNG decoded with pngjs into raw 8-bit pixels in
+ * the model's C x H x W layout. One channel: grayscale (color images become luminance, 0.299 R + 0.587 G +
+ * 0.114 B); three channels: RGB. Transparent pixels are composited over black, the background of the
+ * MNIST-style data sets.
+ */
+import { readFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
+
+export class ImageError extends Error {
+  constructor(
+    readonly file: string,
+    readonly detail: string,
+  ) {
+    super(`${file}: ${detail}`);
+    this.name = 'ImageError';
+  }
+}
+
+/** Decodes a PNG of exactly `shape` = [C, H, W] (C = 1 or 3) into C*H*W bytes, channel-major. */
+export function decodePngImage(
+  bytes: Uint8Array,
+  shape: readonly [number, number, number],
+  file = '<png>',
+): Uint8Array {
+  let png: PNG;
+  try {
+    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  } catch (error) {
+    throw new ImageError(
+      file,
+      `not a readable PNG (${error instanceof Error ? error.message : String(error)})`,
+    );
+  }
+  const [channels, height, width] = shape;
+  if (png.width !== width || png.height !== height) {
+    throw new ImageError(
+      file,
+      `the model takes ${width}x${height} images, this one is ${png.width}x${png.height}`,
+    );
+  }
+  if (channels !== 1 && channels !== 3)
+    throw new ImageError(file, `models with ${channels} input channels cannot take a PNG`);
+  const plane = width * height;
+  const out = new Uint8Array(channels * plane);
+  const rgba = png.data; // always RGBA, 8 bits per channel, after pngjs's conversion
+  for (let p = 0; p < plane; p++) {
+    const alpha = rgba[4 * p + 3] / 255;
+    const r = rgba[4 * p] * alpha;
+    const g = rgba[4 * p + 1] * alpha;
+    const b = rgba[4 * p + 2] * alpha;
+    if (channels === 1) out[p] = Math.min(255, Math.round(0.299 * r + 0.587 * g + 0.114 * b));
+    else {
+      out[p] = Math.round(r);
+      out[plane + p] = Math.round(g);
+      out[2 * plane + p] = Math.round(b);
+    }
+  }
+  return out;
+}
+
+export function readPngImage(path: string, shape: readonly [number, number, number]): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new ImageError(path, `cannot read (${error instanceof Error ? error.message : String(error)})`);
+  }
+  return decodePngImage(bytes, shape, path);
+}
+
+/** Encodes C x H x W bytes (C = 1: grayscale, C = 3: RGB) as a PNG (tests and examples). */
+export function encodePngImage(pixels: Uint8Array, shape: readonly [number, number, number]): Uint8Array {
+  const [channels, height, width] = shape;
+  const plane = width * height;
+  const png = new PNG({ width, height, colorType: 6 });
+  for (let p = 0; p < plane; p++) {
+    const r = pixels[p];
+    png.data[4 * p] = r;
+    png.data[4 * p + 1] = channels === 3 ? pixels[plane + p] : r;
+    png.data[4 * p + 2] = channels === 3 ? pixels[2 * plane + p] : r;
+    png.data[4 * p + 3] = 255;
+  }
+  return PNG.sync.write(png);
+}
