@@ -12,7 +12,9 @@ interface DemoFlags {
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('train a binary MLP on Fashion-MNIST for one epoch (about a minute on 2 free cores), then evaluate it')
+    .description(
+      'train a binary MLP on Fashion-MNIST for one epoch (about a minute on 2 free cores), then evaluate it',
+    )
     .option('--out <dir>', 'output folder', 'runs/demo')
     .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
     .option(
