@@ -45,12 +45,12 @@
  * across steps in the counter itself.
  *
  * Measured on Fashion-MNIST, mlp-2x2048, 5 epochs, batch 100, seed 1 (validation / test accuracy; STE with
- * 1-bit activations: 0.8953 / 0.8873): shift 2 without either variance term 0.8553 / 0.8342, with the
- * output's 0.8755 / 0.8657, with both 0.8823 / 0.8712; with both and shift 1, 3 (the default), 4:
- * 0.8767 / 0.8670, 0.8825 / 0.8752, 0.8812 / 0.8691. Tried and dropped (no gain at 1 or 5 epochs): per-unit
- * normalised steps, a leak of the counters towards 0, batch norm's per-channel 1/sigma in the backward, the
- * exact hidden variance term from recomputed pre-activations (0.8670 / 0.8555), per-class output scales, a
- * mean-based int8 error scale, other initial counter ranges and first-layer shifts.
+ * 1-bit activations: 0.8953 / 0.8873). This code: shift 2, 3 (the default), 4: 0.8800 / 0.8708,
+ * 0.8862 / 0.8773, 0.8878 / 0.8759. During development (shift 2, an earlier revision): without either
+ * variance term 0.8553 / 0.8342, with the output's only 0.8755 / 0.8657. Tried and dropped (no gain at 1 or
+ * 5 epochs): per-unit normalised steps, a leak of the counters towards 0, batch norm's per-channel 1/sigma in
+ * the backward, the exact hidden variance term from recomputed pre-activations (0.8670 / 0.8555), per-class
+ * output scales, a mean-based int8 error scale, other initial counter ranges and first-layer shifts.
  */
 import type { Backend } from '../backend/backend.js';
 import type { NamedTensor } from '../io/tensor-file.js';
