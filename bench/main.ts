@@ -3,10 +3,12 @@
  *   kernels   GEMM and binary GEMM throughput per backend and thread count (bench/kernels.ts)
  *   engine    the bit-packed inference engine against onnxruntime-node, mlp-2x2048 (bench/engine.ts)
  *   train     training samples/s and peak RSS against PyTorch (bench/train.ts)
+ *   vispa     VISPA's step time and training state at ranks 0, 1, 4, 8 against STE (bench/vispa.ts)
  */
 import { runEngineBench } from './engine.js';
 import { runKernelBench } from './kernels.js';
 import { runTrainBench } from './train.js';
+import { runVispaBench } from './vispa.js';
 
 type BenchFn = (opts: { json: boolean; print: (line: string) => void }) => Promise<void>;
 
@@ -14,6 +16,7 @@ const BENCHES: Record<string, BenchFn> = {
   kernels: runKernelBench,
   engine: runEngineBench,
   train: runTrainBench,
+  vispa: runVispaBench,
 };
 
 const args = process.argv.slice(2);

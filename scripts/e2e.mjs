@@ -25,6 +25,8 @@ const RUNS = {
   ste: { args: ['--method', 'ste'], gate: 0.87 },
   bayesbinn: { args: ['--method', 'bayesbinn'], gate: 0.865 },
   bop: { args: ['--method', 'bop'], gate: 0.85 },
+  // testAccuracy is the single deterministic network sign(m); `onebit eval --test-samples 40` adds the ensemble.
+  vispa: { args: ['--method', 'vispa', '--rank', '4'], gate: 0.865 },
   // Float-free (integer) training is bit-exact on every machine; STE with 1-bit activations reaches 0.8873 on
   // the same model, seed and epochs, and the acceptance is within 2 points of it.
   'float-free': { args: ['--method', 'float-free', '--activations', 'binary'], gate: 0.8673 },

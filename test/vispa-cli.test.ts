@@ -48,7 +48,7 @@ const BASE: TrainFlags = {
 };
 
 describe('vispa run settings from flags', () => {
-  test('absent flags take VISPA recipe: SGD, weight decay on everything, warm-up cosine, channel scale', () => {
+  test('absent flags take the VISPA recipe: SGD, warm-up cosine, channel scale, batch-norm recalibration', () => {
     const config = configFromFlags({ ...BASE, rank: 4 });
     assert.equal(config.learningRate, VISPA_RUN_DEFAULTS.learningRate);
     assert.equal(config.realLearningRate, VISPA_RUN_DEFAULTS.realLearningRate);
@@ -57,7 +57,9 @@ describe('vispa run settings from flags', () => {
     assert.equal(config.schedule, 'warmup-cosine');
     assert.equal(config.warmupEpochs, 0.5); // min(5, 5 / 10)
     assert.equal(config.channelScale, true);
-    assert.deepEqual(config.methodOptions, { rank: 4, weightDecay: VISPA_RUN_DEFAULTS.realWeightDecay });
+    assert.equal(config.recalibrateBatchNorm, true);
+    // No decay on m and Z unless asked (VISPA_DEFAULTS.weightDecay = 0): --weight-decay is the real params'.
+    assert.deepEqual(config.methodOptions, { rank: 4 });
   });
 
   test('given flags win; other methods keep the run defaults', () => {
@@ -68,9 +70,11 @@ describe('vispa run settings from flags', () => {
       weightDecay: 1e-5,
       schedule: 'cosine',
       channelScale: false,
+      recalibrateBn: false,
       rank: 0,
       vispaScale: 25,
       momentum: 0.8,
+      vispaWeightDecay: 2e-6,
     });
     assert.equal(config.learningRate, 0.5);
     assert.equal(config.realLearningRate, VISPA_RUN_DEFAULTS.realLearningRate);
@@ -78,12 +82,15 @@ describe('vispa run settings from flags', () => {
     assert.equal(config.schedule, 'cosine');
     assert.equal(config.warmupEpochs, 0, 'no warm-up default for a schedule without one');
     assert.equal(config.channelScale, undefined);
-    assert.deepEqual(config.methodOptions, { rank: 0, scale: 25, momentum: 0.8, weightDecay: 1e-5 });
+    assert.equal(config.recalibrateBatchNorm, undefined);
+    assert.equal(config.realWeightDecay, 1e-5);
+    assert.deepEqual(config.methodOptions, { rank: 0, scale: 25, momentum: 0.8, weightDecay: 2e-6 });
     const ste = configFromFlags({ ...BASE, method: 'ste' });
     assert.equal(ste.realOptimizer, TRAIN_DEFAULTS.realOptimizer);
     assert.equal(ste.schedule, TRAIN_DEFAULTS.schedule);
     assert.equal(ste.realWeightDecay, TRAIN_DEFAULTS.realWeightDecay);
     assert.equal(ste.channelScale, undefined);
+    assert.equal(ste.recalibrateBatchNorm, undefined);
     assert.deepEqual(ste.methodOptions, {});
   });
 });
@@ -135,6 +142,7 @@ describe('vispa on the command line (synthetic data, reference backend)', () => 
       mode: { accuracy: number; count: number };
       sample?: { accuracy: number };
       ensemble?: { accuracy: number; samples: number };
+      samplesRecalibrated?: boolean;
     };
     assert.equal(report.method, 'vispa');
     assert.equal(report.mode.count, 500);
@@ -142,6 +150,8 @@ describe('vispa on the command line (synthetic data, reference backend)', () => 
     assert.equal(report.mode.accuracy, result.testAccuracy);
     assert.ok(report.sample !== undefined, 'one sampled network');
     assert.ok(report.ensemble !== undefined && report.ensemble.samples === 3, 'ensemble of 3');
+    // The run recalibrated batch norm for sign(m) (the vispa default), so each sample gets its own statistics.
+    assert.equal(report.samplesRecalibrated, true);
 
     const summary = await runCli(['summary', checkpoint, '--json']);
     assert.equal(summary.code, 0, summary.stderr);

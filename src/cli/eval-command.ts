@@ -2,11 +2,13 @@
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import type { Dataset } from '../data/dataset.js';
-import { Normalizer } from '../data/pipeline.js';
+import { Normalizer, shuffledIndices } from '../data/pipeline.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { ConfigError, type BackendKind, type TrainConfig } from '../train/config.js';
 import { createBackendBatch, evaluate, type Evaluation } from '../train/evaluate.js';
+import { recalibrateBatchNorm, RECALIBRATION_EXAMPLES } from '../train/recalibrate.js';
 import { createRun, disposeRun, restoreRun } from '../train/run.js';
+import { Rng } from '../tensor/rng.js';
 import { parseChoice, parseInteger, parsePositiveInteger } from './options.js';
 import { loadSplits, openBackend } from './train-command.js';
 
@@ -37,6 +39,12 @@ export interface EvalReport {
   /** Ensemble of sampled networks, when the method has a distribution and samples were asked for. */
   readonly ensemble: Evaluation | null;
   readonly sample: Evaluation | null;
+  /**
+   * True when the run recalibrated its batch-norm statistics for the deterministic network
+   * (`--recalibrate-bn`): then every sampled network is evaluated with statistics recalibrated for it, on
+   * the training set, as it would be deployed.
+   */
+  readonly samplesRecalibrated: boolean;
 }
 
 /** Evaluates a checkpoint on the test split of its (or the given) data set. */
@@ -60,7 +68,7 @@ export async function evaluateCheckpoint(
     ...(options.data !== undefined ? { data: options.data } : {}),
     ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
   };
-  const { test } = await loadSplits(config);
+  const { train, test } = await loadSplits(config);
   const backend = await openBackend(options.backend, options.threads);
   try {
     const batchSize = Math.max(config.batchSize, 100);
@@ -90,6 +98,16 @@ export async function evaluateCheckpoint(
           limit,
         });
         const stochastic = run.method.stochastic && options.testSamples > 0;
+        const samplesRecalibrated = stochastic && config.recalibrateBatchNorm === true;
+        const order = samplesRecalibrated ? shuffledIndices(train.count, new Rng(options.seed)) : null;
+        const prepareSample =
+          order === null
+            ? undefined
+            : (): void =>
+                recalibrateBatchNorm(run.model, train, order, normalizer, batch, {
+                  examples: RECALIBRATION_EXAMPLES,
+                  seed: options.seed,
+                });
         const ensemble = stochastic
           ? evaluate(run, test, normalizer, batch, {
               kind: 'ensemble',
@@ -98,6 +116,7 @@ export async function evaluateCheckpoint(
               seed: options.seed,
               keepEntropies: true,
               limit,
+              prepareSample,
             })
           : null;
         const sample = stochastic
@@ -106,9 +125,10 @@ export async function evaluateCheckpoint(
               samples: 1,
               seed: options.seed,
               limit,
+              prepareSample,
             })
           : null;
-        return { report: { mode, ensemble, sample }, config, test };
+        return { report: { mode, ensemble, sample, samplesRecalibrated }, config, test };
       } finally {
         backend.free(batch.images);
       }
@@ -204,6 +224,7 @@ export function evalCommand(): Command {
                 }
               : {}),
             ...(report.sample !== null ? { sample: summarize(report.sample) } : {}),
+            ...(report.sample !== null ? { samplesRecalibrated: report.samplesRecalibrated } : {}),
           })}\n`,
         );
         return;
@@ -213,6 +234,8 @@ export function evalCommand(): Command {
       if (report.sample !== null) process.stdout.write(`${line('one sampled network', report.sample)}\n`);
       if (report.ensemble !== null)
         process.stdout.write(`${line(`ensemble of ${flags.testSamples}`, report.ensemble)}\n`);
+      if (report.samplesRecalibrated)
+        process.stdout.write('(each sampled network with batch-norm statistics recalibrated for it)\n');
       else if (flags.testSamples > 0)
         process.stdout.write(`(${config.method} has no weight distribution: --test-samples ignored)\n`);
       if (flags.reliability !== undefined)

@@ -60,6 +60,7 @@ export interface TrainFlags {
   bopSchedule?: string;
   rank?: number;
   vispaScale?: number;
+  vispaWeightDecay?: number;
   ffShift?: number;
   ffPixelShift?: number;
   ffClip?: number;
@@ -74,6 +75,7 @@ export interface TrainFlags {
   momentum?: number;
   /** true with --channel-scale, false with --no-channel-scale, absent: the method's default. */
   channelScale?: boolean;
+  recalibrateBn?: boolean;
   out?: string;
   resume?: string;
   json: boolean;
@@ -96,10 +98,11 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
   if (flags.bopThreshold !== undefined) methodOptions.bopThreshold = flags.bopThreshold;
   if (flags.bopGamma !== undefined) methodOptions.bopGamma = flags.bopGamma;
   if (flags.bopSchedule !== undefined) methodOptions.bopSchedule = flags.bopSchedule;
-  // VISPA: rank, S and momentum only when given; its weight decay is the run's (one SGD decays everything).
+  // VISPA: rank, S, momentum and the decay of m and Z only when given (VISPA_DEFAULTS otherwise).
   if (flags.rank !== undefined) methodOptions.rank = flags.rank;
   if (flags.vispaScale !== undefined) methodOptions.scale = flags.vispaScale;
   if (flags.momentum !== undefined) methodOptions.momentum = flags.momentum;
+  if (flags.vispaWeightDecay !== undefined) methodOptions.weightDecay = flags.vispaWeightDecay;
   // Float-free: only the flags given.
   if (flags.ffShift !== undefined) methodOptions.ffShift = flags.ffShift;
   if (flags.ffPixelShift !== undefined) methodOptions.ffPixelShift = flags.ffPixelShift;
@@ -112,13 +115,13 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
   const learningRate = flags.lr ?? defaultLearningRate(flags.method) ?? TRAIN_DEFAULTS.learningRate;
   const run = defaultRunSettings(flags.method, flags.epochs);
   const weightDecay = flags.weightDecay ?? run.realWeightDecay ?? TRAIN_DEFAULTS.realWeightDecay;
-  if (flags.method === 'vispa') methodOptions.weightDecay = weightDecay;
   const schedule = flags.schedule ?? run.schedule ?? TRAIN_DEFAULTS.schedule;
   const warmupEpochs =
     flags.warmupEpochs ??
     (schedule === 'warmup-cosine' ? run.warmupEpochs : undefined) ??
     TRAIN_DEFAULTS.warmupEpochs;
   const channelScale = flags.channelScale ?? run.channelScale ?? false;
+  const recalibrateBatchNorm = flags.recalibrateBn ?? run.recalibrateBatchNorm ?? false;
   return {
     ...TRAIN_DEFAULTS,
     data: flags.data,
@@ -141,6 +144,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     testLimit: flags.testLimit ?? null,
     batchNormAffine: flags.bnAffine,
     ...(channelScale ? { channelScale } : {}),
+    ...(recalibrateBatchNorm ? { recalibrateBatchNorm } : {}),
   };
 }
 
@@ -181,7 +185,7 @@ export function addTrainingFlags(command: Command): Command {
     )
     .option(
       '--weight-decay <x>',
-      `weight decay of the real-valued optimizer, and of m and Z for vispa (default: ${TRAIN_DEFAULTS.realWeightDecay}; vispa ${defaultRunSettings('vispa', 1).realWeightDecay})`,
+      `weight decay of the real-valued optimizer (default: ${TRAIN_DEFAULTS.realWeightDecay}; vispa ${defaultRunSettings('vispa', 1).realWeightDecay})`,
       parseNumber('--weight-decay'),
     )
     .option(
@@ -230,10 +234,20 @@ export function addTrainingFlags(command: Command): Command {
     )
     .option('--momentum <x>', 'vispa: SGD momentum on m and Z (default 0.9)', parseNumber('--momentum'))
     .option(
+      '--vispa-weight-decay <x>',
+      'vispa: weight decay on m and Z (default 0; --weight-decay is for the real-valued parameters)',
+      parseNumber('--vispa-weight-decay'),
+    )
+    .option(
       '--channel-scale',
       'learnable per-channel scale after each binary layer (VISPA Alpha; default: on for vispa)',
     )
     .option('--no-channel-scale', 'no per-channel scale')
+    .option(
+      '--recalibrate-bn',
+      'after each epoch, re-estimate batch-norm statistics for the deterministic network (default: on for vispa)',
+    )
+    .option('--no-recalibrate-bn', 'keep the batch-norm statistics accumulated during training')
     .option(
       '--temperature <tau>',
       'bayesbinn: Gumbel-softmax temperature (default 1e-10)',

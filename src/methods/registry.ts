@@ -31,18 +31,26 @@ export function defaultLearningRate(method: string): number | undefined {
 export type MethodRunSettings = Partial<
   Pick<
     TrainConfig,
-    'realLearningRate' | 'realOptimizer' | 'realWeightDecay' | 'schedule' | 'warmupEpochs' | 'channelScale'
+    | 'realLearningRate'
+    | 'realOptimizer'
+    | 'realWeightDecay'
+    | 'schedule'
+    | 'warmupEpochs'
+    | 'channelScale'
+    | 'recalibrateBatchNorm'
   >
 >;
 
 /**
  * The run settings the CLI fills in for a method when their flags are absent (TRAIN_DEFAULTS otherwise).
- * VISPA trains as its official code does: SGD with momentum 0.9 and weight decay on every real parameter,
- * a cosine schedule with linear warm-up, and a learnable per-channel scale after each binary layer.
+ * VISPA trains as its official code does (SGD with momentum 0.9 and weight decay on the real parameters,
+ * a cosine schedule with linear warm-up, a learnable per-channel scale after each binary layer) with the
+ * learning rate, decay of m and Z and batch-norm recalibration of vispa.ts (VISPA_RUN_DEFAULTS).
  */
 export function defaultRunSettings(method: string, epochs: number): MethodRunSettings {
   if (method === 'vispa') {
-    const { realLearningRate, realOptimizer, realWeightDecay, schedule, channelScale } = VISPA_RUN_DEFAULTS;
+    const { realLearningRate, realOptimizer, realWeightDecay, schedule, channelScale, recalibrateBatchNorm } =
+      VISPA_RUN_DEFAULTS;
     return {
       realLearningRate,
       realOptimizer,
@@ -50,6 +58,7 @@ export function defaultRunSettings(method: string, epochs: number): MethodRunSet
       schedule,
       warmupEpochs: vispaWarmupEpochs(epochs),
       channelScale,
+      recalibrateBatchNorm,
     };
   }
   return {};
@@ -131,7 +140,7 @@ export function createMethod(name: string, options: Options): BinaryMethod {
         throw new ConfigError('momentum', 'a number in [0, 1)', String(momentum));
       const weightDecay = option(options, 'weightDecay', VISPA_DEFAULTS.weightDecay);
       if (!(Number.isFinite(weightDecay) && weightDecay >= 0)) {
-        throw new ConfigError('weight-decay', 'a number >= 0', String(weightDecay));
+        throw new ConfigError('vispa-weight-decay', 'a number >= 0', String(weightDecay));
       }
       return new VispaMethod({ rank, scale, momentum, weightDecay });
     }

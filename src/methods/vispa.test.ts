@@ -301,9 +301,10 @@ describe('vispa: checkpoint round trip', () => {
     schedule: 'warmup-cosine',
     warmupEpochs: 1,
     channelScale: true,
+    recalibrateBatchNorm: true,
   };
 
-  it('an interrupted run resumed from its checkpoint ends byte-identical to an uninterrupted one', async () => {
+  it('an interrupted run resumed from its checkpoint ends byte-identical to an uninterrupted one (with batch-norm recalibration)', async () => {
     const backend = createReferenceBackend('float32');
     const whole = join(dir, 'whole');
     const resumed = join(dir, 'resumed');

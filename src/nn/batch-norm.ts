@@ -2,7 +2,8 @@
  * Batch normalisation (Ioffe & Szegedy 2015) over per-example shapes [C] (1-D) or [C, H, W] (2-D), with
  * PyTorch semantics:
  * - training: normalise with the batch mean and the biased batch variance over (N, H, W); update
- *   running = (1 - momentum) * running + momentum * batch statistic, using the unbiased variance;
+ *   running = (1 - momentum) * running + momentum * batch statistic, using the unbiased variance
+ *   (ForwardContext.batchNormMomentum, when given, overrides the momentum for that pass);
  * - evaluation: normalise with the running statistics;
  * - y = xhat * gamma + beta when affine, else y = xhat.
  *
@@ -145,7 +146,7 @@ export class BatchNorm extends LayerBase {
       const centred = this.scratch as FloatArray;
       be.channelAffine(input, pc.ones, pc.add, batch, C, S, centred);
       be.channelSums(centred, null, batch, C, S, pc.sums, pc.sumsB);
-      const m = this.momentum;
+      const m = ctx.batchNormMomentum ?? this.momentum;
       for (let c = 0; c < C; c++) {
         const variance = pc.sumsB[c] / count; // biased: used to normalise
         pc.invStd[c] = 1 / Math.sqrt(variance + this.eps);

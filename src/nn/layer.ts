@@ -42,6 +42,12 @@ export interface ForwardContext {
   readonly training: boolean;
   /** The run's generator, for dropout masks. */
   readonly rng: Rng;
+  /**
+   * Overrides every batch norm's running-statistics momentum for this pass (training mode only). Batch-norm
+   * recalibration passes 1/b on its b-th batch, which makes the running statistics the plain average of the
+   * batch statistics (PyTorch's momentum=None).
+   */
+  readonly batchNormMomentum?: number;
 }
 
 export interface Layer {

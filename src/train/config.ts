@@ -42,6 +42,11 @@ export interface TrainConfig {
    * false.
    */
   readonly channelScale?: boolean;
+  /**
+   * After each epoch, re-estimate the batch-norm running statistics for the method's deterministic network
+   * (recalibrate.ts). Optional so that configs stored before it existed still load; absent = false.
+   */
+  readonly recalibrateBatchNorm?: boolean;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'model' | 'method'> = {

@@ -21,7 +21,9 @@
  * The training examples are the training split after `config.validationFraction` and `config.trainLimit`
  * (the continual command defaults the fraction to 0, as the official script); the normalisation statistics
  * are those of that whole training set, shared by all tasks. Test accuracy uses the mode, or an ensemble of
- * `testSamples` sampled networks (averaged logits) for methods with a weight distribution.
+ * `testSamples` sampled networks (averaged logits) for methods with a weight distribution; with
+ * `recalibrateBatchNorm` the network evaluated (mode or each sample) first gets batch-norm statistics of its
+ * own on the current task's data.
  */
 import type { Backend } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
@@ -29,7 +31,9 @@ import { fillBatch, Normalizer, subsetDataset } from '../data/pipeline.js';
 import { permuteDataset, permutedTasks, splitTasks } from '../data/tasks.js';
 import { ConfigError, validateConfig, type TrainConfig } from './config.js';
 import { createBackendBatch, evaluate, type Evaluation } from './evaluate.js';
+import { recalibrateBatchNorm, RECALIBRATION_EXAMPLES } from './recalibrate.js';
 import { createRun, disposeRun } from './run.js';
+import { Rng } from '../tensor/rng.js';
 import { isWholeStepMethod } from '../methods/method.js';
 import { trainStep } from './step.js';
 import { prepareData, TrainingDivergedError } from './trainer.js';
@@ -272,6 +276,18 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
       }
       const trainSeconds = (performance.now() - taskStart) / 1000;
       const evalStart = performance.now();
+      // --recalibrate-bn: batch-norm statistics for the network evaluated (the mode, or each sample), on
+      // the current task's data (trainer.ts, recalibrate.ts).
+      const recalibrate = (): void =>
+        recalibrateBatchNorm(run.model, current, order, normalizer, evalBatch, {
+          examples: RECALIBRATION_EXAMPLES,
+          seed: config.seed + t,
+        });
+      const recalibrating = config.recalibrateBatchNorm === true;
+      if (recalibrating && !ensemble) {
+        run.method.predict('mode', new Rng(config.seed));
+        recalibrate();
+      }
       const evaluations: Evaluation[] = [];
       for (let j = 0; j <= t; j++) {
         evaluations.push(
@@ -279,6 +295,7 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
             kind: ensemble ? 'ensemble' : 'mode',
             samples: options.testSamples,
             seed: config.seed,
+            ...(recalibrating && ensemble ? { prepareSample: recalibrate } : {}),
           }),
         );
         await new Promise((resolve) => setImmediate(resolve));

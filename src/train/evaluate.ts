@@ -27,6 +27,11 @@ export interface EvaluationOptions {
   readonly keepEntropies?: boolean;
   /** Limit on the number of examples (the first ones). */
   readonly limit?: number | null;
+  /**
+   * Called after each sampled network of an 'ensemble' is drawn, before it is evaluated: where a run whose
+   * batch-norm statistics were recalibrated for its deterministic network recalibrates them for the sample.
+   */
+  readonly prepareSample?: () => void;
 }
 
 export interface Evaluation extends ClassificationMetrics {
@@ -60,7 +65,10 @@ export function evaluate(
   const whole = isWholeStepMethod(run.method) ? run.method : null;
   const wholeLogits = whole !== null ? new Float64Array(batch.capacity * classes) : null;
   for (let s = 0; s < samples; s++) {
-    if (whole === null) run.method.predict(options.kind === 'ensemble' ? 'sample' : 'mode', rng);
+    if (whole === null) {
+      run.method.predict(options.kind === 'ensemble' ? 'sample' : 'mode', rng);
+      if (options.kind === 'ensemble') options.prepareSample?.();
+    }
     for (let start = 0; start < count; start += batch.capacity) {
       let n: number;
       let logits: ArrayLike<number>;

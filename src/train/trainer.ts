@@ -15,6 +15,8 @@ import { ConfigError, validateConfig, type TrainConfig } from './config.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { createBackendBatch, evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun, restoreRun, runTensors, type Run } from './run.js';
+import { Rng } from '../tensor/rng.js';
+import { recalibrateBatchNorm, RECALIBRATION_EXAMPLES } from './recalibrate.js';
 import { trainStep } from './step.js';
 import { isWholeStepMethod } from '../methods/method.js';
 
@@ -234,6 +236,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const seconds = (performance.now() - epochStart) / 1000;
       trainedSamples += seen;
       trainingSeconds += seconds;
+      if (config.recalibrateBatchNorm === true && whole === null) {
+        // Before validation and the checkpoint, so both see the statistics of the deployed network.
+        run.method.predict('mode', new Rng(config.seed)); // the mode draws nothing; the run's stream stays as is
+        recalibrateBatchNorm(run.model, trainData, order, normalizer, batch, {
+          examples: RECALIBRATION_EXAMPLES,
+          seed: config.seed + epoch,
+        });
+      }
       const valEval =
         validation === null
           ? null
