@@ -170,21 +170,24 @@ describe('vispa: forward sample and the gradients of m and Z', () => {
     assertAllClose(state(method, 'm'), [0.6, -0.6, 0.6], 'm unchanged');
   });
 
-  it('a full step: SGD on m and Z, then the projection', () => {
-    // K = 1, S = 100, no momentum or decay, one weight m = 0.8, z = 6 (0.64 + 36/100 = 1).
-    // Normal 4 -> r = 0.4, sqrt(S) r = 4. g = 0.5, lr = 1:
-    //   m' = 0.8 - 1 * 0.5 = 0.3;  z' = 6 - 1 * 4 * 0.5 = 4;  A = 0.09 + 16/100 = 0.25, sqrt(A) = 0.5
-    //   -> m = 0.6, z = 8.
-    const { p, method } = attached({ rank: 1 }, [1, 1]);
-    state(method, 'm').set([0.8]);
-    state(method, 'z').set([6]);
-    method.propose(fixedNormals([4]));
-    assert.deepEqual(Array.from(p.value), [1]); // 0.8 + 0.4 * 6 = 3.2
-    p.grad.set([0.5]);
-    method.update({ step: 1, learningRate: 1 });
-    assertAllClose(state(method, 'm'), [0.6], 'm');
-    assertAllClose(state(method, 'z'), [8], 'z');
-  });
+  // K = 1, S = 100, no decay, one weight m = 0.8, z = 6 (0.64 + 36/100 = 1).
+  // Normal 4 -> r = 0.4, sqrt(S) r = 4. g = 0.5, lr = 1 (a first step: a momentum buffer starts at 0, so
+  // it holds the gradient and the step is the same with or without momentum):
+  //   m' = 0.8 - 1 * 0.5 = 0.3;  z' = 6 - 1 * 4 * 0.5 = 4;  A = 0.09 + 16/100 = 0.25, sqrt(A) = 0.5
+  //   -> m = 0.6, z = 8.
+  for (const momentum of [0, 0.9]) {
+    it(`a full step: SGD on m and Z, then the projection (momentum ${momentum})`, () => {
+      const { p, method } = attached({ rank: 1, momentum }, [1, 1]);
+      state(method, 'm').set([0.8]);
+      state(method, 'z').set([6]);
+      method.propose(fixedNormals([4]));
+      assert.deepEqual(Array.from(p.value), [1]); // 0.8 + 0.4 * 6 = 3.2
+      p.grad.set([0.5]);
+      method.update({ step: 1, learningRate: 1 });
+      assertAllClose(state(method, 'm'), [0.6], 'm');
+      assertAllClose(state(method, 'z'), [8], 'z');
+    });
+  }
 });
 
 describe('vispa: rank 0 is the diagonal (LP) view', () => {
