@@ -234,10 +234,10 @@ export function evalCommand(): Command {
       if (report.sample !== null) process.stdout.write(`${line('one sampled network', report.sample)}\n`);
       if (report.ensemble !== null)
         process.stdout.write(`${line(`ensemble of ${flags.testSamples}`, report.ensemble)}\n`);
-      if (report.samplesRecalibrated)
-        process.stdout.write('(each sampled network with batch-norm statistics recalibrated for it)\n');
       else if (flags.testSamples > 0)
         process.stdout.write(`(${config.method} has no weight distribution: --test-samples ignored)\n`);
+      if (report.samplesRecalibrated)
+        process.stdout.write('(each sampled network with batch-norm statistics recalibrated for it)\n');
       if (flags.reliability !== undefined)
         process.stdout.write(`reliability diagram data written to ${flags.reliability}\n`);
       if (flags.entropies !== undefined)
