@@ -12,6 +12,7 @@
  * Byte accumulators can take 31 vectors (8 counts per byte each) before they must be widened.
  */
 #include "common.h"
+#include "popcount.h"
 
 static inline size_t packed_words(size_t cols) { return (cols + 127) / 128 * 4; }
 
@@ -50,60 +51,14 @@ void ob_pack_signs(int tid, int nt, const float *x, size_t rows, size_t cols, ui
 }
 
 #ifdef __wasm_simd128__
-/* Sum of the 16 byte lanes. */
-static inline uint32_t hsum_u8(v128_t acc) {
-  v128_t s32 = wasm_u32x4_extadd_pairwise_u16x8(wasm_u16x8_extadd_pairwise_u8x16(acc));
-  s32 = wasm_i32x4_add(s32, wasm_i32x4_shuffle(s32, s32, 2, 3, 0, 1));
-  s32 = wasm_i32x4_add(s32, wasm_i32x4_shuffle(s32, s32, 1, 0, 3, 2));
-  return (uint32_t)wasm_i32x4_extract_lane(s32, 0);
-}
-
-#define POPXOR(x, y) wasm_i8x16_popcnt(wasm_v128_xor(x, y))
-
 /* popcount(x XOR y) over `vecs` 128-bit vectors. */
-static uint32_t xor_popcount(const uint32_t *x, const uint32_t *y, size_t vecs) {
-  uint32_t total = 0;
-  for (size_t v0 = 0; v0 < vecs; v0 += 31) {
-    size_t v1 = min_sz(vecs, v0 + 31);
-    v128_t s = wasm_i8x16_splat(0);
-    for (size_t v = v0; v < v1; v++) {
-      s = wasm_i8x16_add(s, POPXOR(wasm_v128_load(x + 4 * v), wasm_v128_load(y + 4 * v)));
-    }
-    total += hsum_u8(s);
-  }
-  return total;
-}
+static uint32_t xor_popcount(const uint32_t *x, const uint32_t *y, size_t vecs) { return xor_popcount_vecs(x, y, vecs); }
 
 /* The 2 x 4 block: rows a0, a0+words of A against rows b0 .. b0+3*words of B; results to c (stride ldc). */
 static void block_2x4(const uint32_t *a0, const uint32_t *b0, size_t words, int32_t k, int32_t *c, size_t ldc) {
-  const uint32_t *a1 = a0 + words;
-  const uint32_t *b1 = b0 + words, *b2 = b1 + words, *b3 = b2 + words;
-  size_t vecs = words / 4;
-  uint32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
-  for (size_t v0 = 0; v0 < vecs; v0 += 31) {
-    size_t v1 = min_sz(vecs, v0 + 31);
-    v128_t s0 = wasm_i8x16_splat(0), s1 = s0, s2 = s0, s3 = s0, r0 = s0, r1 = s0, r2 = s0, r3 = s0;
-    for (size_t v = v0; v < v1; v++) {
-      v128_t x = wasm_v128_load(a0 + 4 * v), y = wasm_v128_load(a1 + 4 * v), w;
-      w = wasm_v128_load(b0 + 4 * v);
-      s0 = wasm_i8x16_add(s0, POPXOR(x, w));
-      r0 = wasm_i8x16_add(r0, POPXOR(y, w));
-      w = wasm_v128_load(b1 + 4 * v);
-      s1 = wasm_i8x16_add(s1, POPXOR(x, w));
-      r1 = wasm_i8x16_add(r1, POPXOR(y, w));
-      w = wasm_v128_load(b2 + 4 * v);
-      s2 = wasm_i8x16_add(s2, POPXOR(x, w));
-      r2 = wasm_i8x16_add(r2, POPXOR(y, w));
-      w = wasm_v128_load(b3 + 4 * v);
-      s3 = wasm_i8x16_add(s3, POPXOR(x, w));
-      r3 = wasm_i8x16_add(r3, POPXOR(y, w));
-    }
-    t0 += hsum_u8(s0), t1 += hsum_u8(s1), t2 += hsum_u8(s2), t3 += hsum_u8(s3);
-    u0 += hsum_u8(r0), u1 += hsum_u8(r1), u2 += hsum_u8(r2), u3 += hsum_u8(r3);
-  }
-  c[0] = k - 2 * (int32_t)t0, c[1] = k - 2 * (int32_t)t1, c[2] = k - 2 * (int32_t)t2, c[3] = k - 2 * (int32_t)t3;
-  c += ldc;
-  c[0] = k - 2 * (int32_t)u0, c[1] = k - 2 * (int32_t)u1, c[2] = k - 2 * (int32_t)u2, c[3] = k - 2 * (int32_t)u3;
+  popcounts_2x4 p = xor_popcount_2x4(a0, b0, words);
+  for (size_t q = 0; q < 4; q++) c[q] = k - 2 * (int32_t)p.t[q];
+  for (size_t q = 0; q < 4; q++) c[ldc + q] = k - 2 * (int32_t)p.u[q];
 }
 #else
 static uint32_t xor_popcount(const uint32_t *x, const uint32_t *y, size_t vecs) {

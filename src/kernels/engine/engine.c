@@ -24,6 +24,7 @@
  * else 32-aligned runs of output channels (so a thread owns whole output words).
  */
 #include "../common.h"
+#include "../popcount.h"
 
 enum { OUT_BITS = 0, OUT_REAL = 1 };
 enum { ACT_NONE = 0, ACT_RELU = 1, ACT_HARDTANH = 2 };
@@ -159,28 +160,6 @@ static void xnor_scalar(size_t r0, size_t r1, size_t j0, size_t j1, size_t k, co
 }
 
 #ifdef __wasm_simd128__
-/* Sum of the 16 byte lanes. */
-static inline uint32_t hsum_u8(v128_t acc) {
-  v128_t s32 = wasm_u32x4_extadd_pairwise_u16x8(wasm_u16x8_extadd_pairwise_u8x16(acc));
-  s32 = wasm_i32x4_add(s32, wasm_i32x4_shuffle(s32, s32, 2, 3, 0, 1));
-  s32 = wasm_i32x4_add(s32, wasm_i32x4_shuffle(s32, s32, 1, 0, 3, 2));
-  return (uint32_t)wasm_i32x4_extract_lane(s32, 0);
-}
-
-#define POPXOR(a, b) wasm_i8x16_popcnt(wasm_v128_xor(a, b))
-
-/* popcount(x XOR y) over `vecs` 128-bit vectors; byte accumulators take 31 vectors before widening. */
-static uint32_t xor_popcount_simd(const uint32_t *x, const uint32_t *y, size_t vecs) {
-  uint32_t total = 0;
-  for (size_t v0 = 0; v0 < vecs; v0 += 31) {
-    size_t v1 = min_sz(vecs, v0 + 31);
-    v128_t s = wasm_i8x16_splat(0);
-    for (size_t v = v0; v < v1; v++) s = wasm_i8x16_add(s, POPXOR(wasm_v128_load(x + 4 * v), wasm_v128_load(y + 4 * v)));
-    total += hsum_u8(s);
-  }
-  return total;
-}
-
 /* SIMD variant: a 2 x 4 block of (x row, w row) pairs, i8x16.popcnt with byte accumulators. */
 static void xnor_simd(size_t r0, size_t r1, size_t j0, size_t j1, size_t k, const uint32_t *x, const uint32_t *w,
                       int mode, const void *p0, const void *p1, int act, void *out, size_t n) {
@@ -192,44 +171,16 @@ static void xnor_simd(size_t r0, size_t r1, size_t j0, size_t j1, size_t k, cons
     size_t j4 = jb + (je - jb) / 4 * 4;
     size_t r = r0;
     for (; r + 2 <= r1; r += 2) {
-      const uint32_t *a0 = x + r * words, *a1 = a0 + words;
+      const uint32_t *a0 = x + r * words;
       for (size_t j = jb; j < j4; j += 4) {
-        const uint32_t *b0 = w + j * words, *b1 = b0 + words, *b2 = b1 + words, *b3 = b2 + words;
-        uint32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
-        for (size_t v0 = 0; v0 < vecs; v0 += 31) {
-          size_t v1 = min_sz(vecs, v0 + 31);
-          v128_t s0 = wasm_i8x16_splat(0), s1 = s0, s2 = s0, s3 = s0, q0 = s0, q1 = s0, q2 = s0, q3 = s0;
-          for (size_t v = v0; v < v1; v++) {
-            v128_t xa = wasm_v128_load(a0 + 4 * v), xb = wasm_v128_load(a1 + 4 * v), y;
-            y = wasm_v128_load(b0 + 4 * v);
-            s0 = wasm_i8x16_add(s0, POPXOR(xa, y));
-            q0 = wasm_i8x16_add(q0, POPXOR(xb, y));
-            y = wasm_v128_load(b1 + 4 * v);
-            s1 = wasm_i8x16_add(s1, POPXOR(xa, y));
-            q1 = wasm_i8x16_add(q1, POPXOR(xb, y));
-            y = wasm_v128_load(b2 + 4 * v);
-            s2 = wasm_i8x16_add(s2, POPXOR(xa, y));
-            q2 = wasm_i8x16_add(q2, POPXOR(xb, y));
-            y = wasm_v128_load(b3 + 4 * v);
-            s3 = wasm_i8x16_add(s3, POPXOR(xa, y));
-            q3 = wasm_i8x16_add(q3, POPXOR(xb, y));
-          }
-          t0 += hsum_u8(s0), t1 += hsum_u8(s1), t2 += hsum_u8(s2), t3 += hsum_u8(s3);
-          u0 += hsum_u8(q0), u1 += hsum_u8(q1), u2 += hsum_u8(q2), u3 += hsum_u8(q3);
-        }
-        emit_int(mode, p0, p1, act, out, n, r, j, kk - 2 * (int32_t)t0);
-        emit_int(mode, p0, p1, act, out, n, r, j + 1, kk - 2 * (int32_t)t1);
-        emit_int(mode, p0, p1, act, out, n, r, j + 2, kk - 2 * (int32_t)t2);
-        emit_int(mode, p0, p1, act, out, n, r, j + 3, kk - 2 * (int32_t)t3);
-        emit_int(mode, p0, p1, act, out, n, r + 1, j, kk - 2 * (int32_t)u0);
-        emit_int(mode, p0, p1, act, out, n, r + 1, j + 1, kk - 2 * (int32_t)u1);
-        emit_int(mode, p0, p1, act, out, n, r + 1, j + 2, kk - 2 * (int32_t)u2);
-        emit_int(mode, p0, p1, act, out, n, r + 1, j + 3, kk - 2 * (int32_t)u3);
+        popcounts_2x4 p = xor_popcount_2x4(a0, w + j * words, words);
+        for (size_t q = 0; q < 4; q++) emit_int(mode, p0, p1, act, out, n, r, j + q, kk - 2 * (int32_t)p.t[q]);
+        for (size_t q = 0; q < 4; q++) emit_int(mode, p0, p1, act, out, n, r + 1, j + q, kk - 2 * (int32_t)p.u[q]);
       }
     }
     for (size_t rr = r0; rr < r1; rr++) {
       for (size_t j = rr < r ? j4 : jb; j < je; j++) {
-        int32_t z = kk - 2 * (int32_t)xor_popcount_simd(x + rr * words, w + j * words, vecs);
+        int32_t z = kk - 2 * (int32_t)xor_popcount_vecs(x + rr * words, w + j * words, vecs);
         emit_int(mode, p0, p1, act, out, n, rr, j, z);
       }
     }

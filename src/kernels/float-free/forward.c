@@ -4,6 +4,7 @@
  * softmax through a table of powers of two and its error). Semantics: reference.ts, function by function.
  */
 #include "ff.h"
+#include "../popcount.h"
 
 /* ---- input ------------------------------------------------------------------------------------------ */
 
@@ -130,27 +131,13 @@ void ff_dense_pixels(int tid, int nt, size_t n, size_t rows, size_t p, const int
 
 /* ---- binary layer: z[b][i] = k - 2 popcount(a[b] XOR w[i]) ----------------------------------------- */
 
-#ifdef __wasm_simd128__
-static inline uint32_t hsum_u8(v128_t acc) {
-  v128_t s32 = wasm_u32x4_extadd_pairwise_u16x8(wasm_u16x8_extadd_pairwise_u8x16(acc));
-  s32 = wasm_i32x4_add(s32, wasm_i32x4_shuffle(s32, s32, 2, 3, 0, 1));
-  s32 = wasm_i32x4_add(s32, wasm_i32x4_shuffle(s32, s32, 1, 0, 3, 2));
-  return (uint32_t)wasm_i32x4_extract_lane(s32, 0);
-}
-#define POPXOR(x, y) wasm_i8x16_popcnt(wasm_v128_xor(x, y))
-#endif
 
 static uint32_t xor_popcount(const uint32_t *x, const uint32_t *y, size_t words) {
   uint32_t total = 0;
   size_t w = 0;
 #ifdef __wasm_simd128__
   size_t vecs = words / 4;
-  for (size_t v0 = 0; v0 < vecs; v0 += 31) {
-    size_t v1 = min_sz(vecs, v0 + 31);
-    v128_t s = wasm_i8x16_splat(0);
-    for (size_t v = v0; v < v1; v++) s = wasm_i8x16_add(s, POPXOR(wasm_v128_load(x + 4 * v), wasm_v128_load(y + 4 * v)));
-    total += hsum_u8(s);
-  }
+  total = xor_popcount_vecs(x, y, vecs);
   w = vecs * 4;
 #endif
   for (; w < words; w++) total += (uint32_t)__builtin_popcount(x[w] ^ y[w]);
@@ -160,34 +147,9 @@ static uint32_t xor_popcount(const uint32_t *x, const uint32_t *y, size_t words)
 #ifdef __wasm_simd128__
 /* Examples a0, a0+W against weight rows w0 .. w0+3W: 2 x 4 results into z (example stride zs). */
 static void xnor_block_2x4(const uint32_t *a0, const uint32_t *w0, size_t words, int32_t k, int32_t *z, size_t zs) {
-  const uint32_t *a1 = a0 + words;
-  const uint32_t *w1 = w0 + words, *w2 = w1 + words, *w3 = w2 + words;
-  size_t vecs = words / 4;
-  uint32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
-  for (size_t v0 = 0; v0 < vecs; v0 += 31) {
-    size_t v1 = min_sz(vecs, v0 + 31);
-    v128_t s0 = wasm_i8x16_splat(0), s1 = s0, s2 = s0, s3 = s0, r0 = s0, r1 = s0, r2 = s0, r3 = s0;
-    for (size_t v = v0; v < v1; v++) {
-      v128_t x = wasm_v128_load(a0 + 4 * v), y = wasm_v128_load(a1 + 4 * v), w;
-      w = wasm_v128_load(w0 + 4 * v);
-      s0 = wasm_i8x16_add(s0, POPXOR(x, w));
-      r0 = wasm_i8x16_add(r0, POPXOR(y, w));
-      w = wasm_v128_load(w1 + 4 * v);
-      s1 = wasm_i8x16_add(s1, POPXOR(x, w));
-      r1 = wasm_i8x16_add(r1, POPXOR(y, w));
-      w = wasm_v128_load(w2 + 4 * v);
-      s2 = wasm_i8x16_add(s2, POPXOR(x, w));
-      r2 = wasm_i8x16_add(r2, POPXOR(y, w));
-      w = wasm_v128_load(w3 + 4 * v);
-      s3 = wasm_i8x16_add(s3, POPXOR(x, w));
-      r3 = wasm_i8x16_add(r3, POPXOR(y, w));
-    }
-    t0 += hsum_u8(s0), t1 += hsum_u8(s1), t2 += hsum_u8(s2), t3 += hsum_u8(s3);
-    u0 += hsum_u8(r0), u1 += hsum_u8(r1), u2 += hsum_u8(r2), u3 += hsum_u8(r3);
-  }
-  z[0] = k - 2 * (int32_t)t0, z[1] = k - 2 * (int32_t)t1, z[2] = k - 2 * (int32_t)t2, z[3] = k - 2 * (int32_t)t3;
-  z += zs;
-  z[0] = k - 2 * (int32_t)u0, z[1] = k - 2 * (int32_t)u1, z[2] = k - 2 * (int32_t)u2, z[3] = k - 2 * (int32_t)u3;
+  popcounts_2x4 p = xor_popcount_2x4(a0, w0, words);
+  for (size_t q = 0; q < 4; q++) z[q] = k - 2 * (int32_t)p.t[q];
+  for (size_t q = 0; q < 4; q++) z[zs + q] = k - 2 * (int32_t)p.u[q];
 }
 #endif
 
