@@ -8,7 +8,6 @@
  * other CLI commands, and export atomicity.
  */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -22,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import { lastJson, runCli } from './cli.js';
 import type { Backend, FloatArray } from '../src/backend/backend.js';
 import { createWasmBackend } from '../src/backend/wasm/index.js';
 import {
@@ -55,28 +55,8 @@ import { TRAIN_DEFAULTS, type TrainConfig } from '../src/train/config.js';
 import { createRun, disposeRun, runTensors } from '../src/train/run.js';
 import { CHECKPOINT_FILE, train } from '../src/train/trainer.js';
 
-const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const haveFashionMnist = existsSync(join(DEBIAN_FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz'));
 const DATA = haveFashionMnist ? 'fashion-mnist' : 'synthetic-mnist';
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function lastJson(stdout: string): Record<string, unknown> {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
-}
 
 let dir = '';
 let backend: Backend;

@@ -3,11 +3,12 @@
  * SIGKILL, NaN handling that keeps the last good checkpoint, and the checkpoint loader's errors.
  */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { spawn } from 'node:child_process';
+import { CLI, lastJson, runCli } from './cli.js';
 import { createReferenceBackend } from '../src/backend/reference/index.js';
 import { syntheticDataset, DEBIAN_FASHION_MNIST_DIR } from '../src/data/dataset.js';
 import { TensorFileError } from '../src/io/tensor-file.js';
@@ -15,27 +16,7 @@ import { TRAIN_DEFAULTS, type TrainConfig } from '../src/train/config.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { CHECKPOINT_FILE, train, TrainingDivergedError } from '../src/train/trainer.js';
 
-const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const haveFashionMnist = existsSync(join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'));
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function lastJson(stdout: string): Record<string, unknown> {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
-}
 
 let dir = '';
 before(() => {

@@ -3,35 +3,14 @@
  * evaluation of the deterministic network next to one sample and an ensemble, and the summary's state bytes.
  */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { lastJson, runCli } from './cli.js';
 import { configFromFlags, type TrainFlags } from '../src/cli/train-command.js';
 import { VISPA_RUN_DEFAULTS } from '../src/methods/vispa.js';
 import { TRAIN_DEFAULTS } from '../src/train/config.js';
-
-const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function lastJson(stdout: string): Record<string, unknown> {
-  const lines = stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
-}
 
 const BASE: TrainFlags = {
   data: 'fashion-mnist',

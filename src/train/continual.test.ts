@@ -1,8 +1,7 @@
 /** Continual learning: the metrics against a hand-worked matrix, and tiny synthetic streams end to end. */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { runCli } from '../../test/cli.js';
 import { createReferenceBackend } from '../backend/reference/index.js';
 import { syntheticDataset } from '../data/dataset.js';
 import { continualConfig } from '../cli/continual-command.js';
@@ -148,27 +147,12 @@ describe('onebit continual', () => {
   });
 
   test('--json prints one line per task and a result line with averageAccuracy and forgetting', async () => {
-    const cli = join(import.meta.dirname, '..', 'cli', 'main.ts');
     const args = [
       ...['continual', '--data', 'synthetic-mnist', '--stream', 'split', '--tasks', '5'],
       ...['--epochs-per-task', '1', '--method', 'bayesbinn', '--test-samples', '2', '--train-limit', '250'],
       ...['--batch-size', '50', '--test-limit', '100', '--backend', 'reference', '--json'],
     ];
-    const { code, stdout, stderr } = await new Promise<{
-      code: number | null;
-      stdout: string;
-      stderr: string;
-    }>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      child.on('error', reject);
-      child.on('close', (c) => resolve({ code: c, stdout: out, stderr: err }));
-    });
+    const { code, stdout, stderr } = await runCli(args);
     assert.equal(code, 0, stderr);
     const lines = stdout
       .trim()
