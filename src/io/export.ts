@@ -81,17 +81,20 @@ const DATASET_SHAPES: Readonly<Record<string, readonly [number, number, number]>
   'synthetic-cifar': [3, 32, 32],
 };
 
+/** Per-example input shape of a data set by name (the checkpoint at `path` names it); ExportError if unknown. */
+export function datasetInputShape(path: string, data: string): readonly [number, number, number] {
+  const inputShape = DATASET_SHAPES[data];
+  if (inputShape === undefined)
+    throw new ExportError(path, `unknown data set "${data}": cannot tell the input shape`);
+  return inputShape;
+}
+
 /** Per-example input shape and class count of a checkpoint, without loading its data set. */
 export function checkpointShape(
   path: string,
   checkpoint: Checkpoint,
 ): { inputShape: readonly [number, number, number]; classes: number } {
-  const inputShape = DATASET_SHAPES[checkpoint.meta.config.data];
-  if (inputShape === undefined)
-    throw new ExportError(
-      path,
-      `unknown data set "${checkpoint.meta.config.data}": cannot tell the input shape`,
-    );
+  const inputShape = datasetInputShape(path, checkpoint.meta.config.data);
   // The logits' batch norm is the last one: bn<L> with the largest L.
   let last = -1;
   let classes = 0;

@@ -28,17 +28,8 @@ import { rowStride } from '../methods/float-free/reference.js';
 import { buildModel, isModelName } from '../nn/models.js';
 import { loadCheckpoint, type Checkpoint } from '../train/checkpoint.js';
 import { writeFileAtomic } from './atomic.js';
-import { ExportError } from './export.js';
+import { datasetInputShape, ExportError } from './export.js';
 import type { TensorData } from './tensor-file.js';
-
-const INPUT_SHAPES: Readonly<Record<string, readonly [number, number, number]>> = {
-  'fashion-mnist': [1, 28, 28],
-  mnist: [1, 28, 28],
-  'synthetic-mnist': [1, 28, 28],
-  cifar10: [3, 32, 32],
-  cifar100: [3, 32, 32],
-  'synthetic-cifar': [3, 32, 32],
-};
 
 function tensor<T extends TensorData>(
   path: string,
@@ -63,9 +54,7 @@ export function floatFreeOnebitModel(path: string, checkpoint: Checkpoint): Oneb
   const config = checkpoint.meta.config;
   if (config.method !== 'float-free')
     throw new ExportError(path, `method ${config.method} is not float-free`);
-  const inputShape = INPUT_SHAPES[config.data];
-  if (inputShape === undefined)
-    throw new ExportError(path, `unknown data set "${config.data}": cannot tell the input shape`);
+  const inputShape = datasetInputShape(path, config.data);
   if (!isModelName(config.model)) throw new ExportError(path, `unknown model "${config.model}"`);
   // The classes: the length of the last layer's running means.
   const probe = floatFreeLayers(buildModel(config.model, { activations: 'binary' }), inputShape);
