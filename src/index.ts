@@ -1,30 +1,25 @@
 /** onebit's public API: re-exports only, no side effects. */
+export * from './errors.js';
 export type * from './backend/backend.js';
 export { convOutputSize, packedWords } from './backend/backend.js';
 export { createBackend, createReferenceBackend, type BackendOptions } from './backend/index.js';
 export { Rng, type RngState } from './tensor/rng.js';
-export { ShapeError, shapeSize, type Shape } from './tensor/shape.js';
+export { shapeSize, type Shape } from './tensor/shape.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './data/index.js';
 export type { BinaryMethod, MethodContext, MethodStep, PredictionKind } from './methods/method.js';
 export { createMethod, METHOD_NAMES } from './methods/registry.js';
 export { SteMethod, STE_DEFAULTS, type SteOptions } from './methods/ste.js';
-export { ConfigError, TRAIN_DEFAULTS, validateConfig, type TrainConfig } from './train/config.js';
-export {
-  train,
-  TrainingDivergedError,
-  type TrainOptions,
-  type TrainResult,
-  type EpochRecord,
-} from './train/trainer.js';
+export { TRAIN_DEFAULTS, validateConfig, type TrainConfig } from './train/config.js';
+export { train, type TrainOptions, type TrainResult, type EpochRecord } from './train/trainer.js';
 export { evaluate, type Evaluation, type EvaluationOptions } from './train/evaluate.js';
 export { MetricsAccumulator, type ClassificationMetrics, type ReliabilityBin } from './train/metrics.js';
 export { loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta } from './train/checkpoint.js';
 export { summarizeModel, type ModelSummary, type LayerSummary } from './train/summary.js';
 export * from './engine/index.js';
-export { ExportError, openForExport, sourceFromRun, buildOnebitModel, describeNetwork } from './io/export.js';
+export { openForExport, sourceFromRun, buildOnebitModel, describeNetwork } from './io/export.js';
 export type { ExportSource, NetworkDescription, NetworkOp } from './io/export.js';
 export { exportCheckpoint, exportBytes, EXPORT_FORMATS, type ExportFormat } from './io/export-file.js';
 export { encodeOnnx } from './io/onnx.js';
-export { decodeSafetensors, encodeSafetensors, SafetensorsError } from './io/safetensors.js';
+export { decodeSafetensors, encodeSafetensors } from './io/safetensors.js';

@@ -7,6 +7,7 @@
  * onnxruntime-node, the safetensors round trip, the .onebit size of mlp-2x2048, PNG prediction and the
  * other CLI commands, and export atomicity.
  */
+import { ExportError } from '../src/errors.js';
 import { strict as assert } from 'node:assert';
 import {
   existsSync,
@@ -37,7 +38,6 @@ import { writeFileAtomic } from '../src/io/atomic.js';
 import {
   buildOnebitModel,
   describeNetwork,
-  ExportError,
   openForExport,
   sourceFromRun,
   type ExportSource,

@@ -6,6 +6,7 @@
  * - two runs with the same seed write byte-identical checkpoints, and a resumed run ends byte-identical;
  * - the summary's memory figures next to STE's; configuration errors.
  */
+import { ConfigError } from '../src/errors.js';
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -28,7 +29,7 @@ import { createWasmKernels, FLOAT_FREE_MODULE_URL } from '../src/methods/float-f
 import { createMethod } from '../src/methods/registry.js';
 import { buildModel } from '../src/nn/models.js';
 import { Rng } from '../src/tensor/rng.js';
-import { ConfigError, TRAIN_DEFAULTS, validateConfig, type TrainConfig } from '../src/train/config.js';
+import { TRAIN_DEFAULTS, validateConfig, type TrainConfig } from '../src/train/config.js';
 import { summarizeModel } from '../src/train/summary.js';
 import { CHECKPOINT_FILE, train } from '../src/train/trainer.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';

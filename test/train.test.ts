@@ -2,6 +2,7 @@
  * The training pipeline end to end: a gated short run on real data, byte-identical resumption after
  * SIGKILL, NaN handling that keeps the last good checkpoint, and the checkpoint loader's errors.
  */
+import { TensorFileError, TrainingDivergedError } from '../src/errors.js';
 import { strict as assert } from 'node:assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,10 +12,9 @@ import { spawn } from 'node:child_process';
 import { CLI, lastJson, runCli } from './cli.js';
 import { createReferenceBackend } from '../src/backend/reference/index.js';
 import { syntheticDataset, DEBIAN_FASHION_MNIST_DIR } from '../src/data/dataset.js';
-import { TensorFileError } from '../src/io/tensor-file.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../src/train/config.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
-import { CHECKPOINT_FILE, train, TrainingDivergedError } from '../src/train/trainer.js';
+import { CHECKPOINT_FILE, train } from '../src/train/trainer.js';
 
 const haveFashionMnist = existsSync(join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'));
 

@@ -1,10 +1,11 @@
 /** `onebit eval <checkpoint>`: accuracy, NLL, ECE and entropy of a trained run; reliability-diagram data. */
+import { ConfigError } from '../errors.js';
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import type { Dataset } from '../data/dataset.js';
 import { Normalizer, shuffledIndices } from '../data/pipeline.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
-import { ConfigError, type BackendKind, type TrainConfig } from '../train/config.js';
+import { type BackendKind, type TrainConfig } from '../train/config.js';
 import { createBackendBatch, evaluate, type Evaluation } from '../train/evaluate.js';
 import { recalibrateBatchNorm, RECALIBRATION_EXAMPLES } from '../train/recalibrate.js';
 import { createRun, disposeRun, restoreRun } from '../train/run.js';

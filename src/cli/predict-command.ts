@@ -2,13 +2,13 @@
  * `onebit predict <model.onebit>`: run an exported model with the bit-packed engine, on a data set split
  * (accuracy and images/s) or on one PNG image (class and probabilities).
  */
+import { ConfigError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { DATASET_NAMES, isDatasetName, loadDataset } from '../data/dataset.js';
 import { createEngine, softmax, argmax, type Engine } from '../engine/engine.js';
 import { decodeOnebit, type OnebitModel } from '../engine/format.js';
 import { readPngImage } from '../io/image.js';
-import { ConfigError } from '../train/config.js';
 import { defaultCacheDir, parseChoice, parsePositiveInteger } from './options.js';
 
 interface PredictFlags {

@@ -1,10 +1,10 @@
 /** `onebit summary`: per-layer parameters, memory and MACs by precision, and the method's training state. */
+import { ConfigError } from '../errors.js';
 import { Command } from 'commander';
 import { isWholeStepMethod } from '../methods/method.js';
 import { createMethod, defaultRunSettings } from '../methods/registry.js';
 import { buildModel, isModelName, MODEL_NAMES } from '../nn/models.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
-import { ConfigError } from '../train/config.js';
 import { summarizeModel, type ModelSummary } from '../train/summary.js';
 import { parseChoice, parseInteger } from './options.js';
 

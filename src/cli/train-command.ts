@@ -1,4 +1,5 @@
 /** `onebit train`: flags -> TrainConfig -> library; prints progress, epoch lines or JSON lines. */
+import { ConfigError } from '../errors.js';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
@@ -9,13 +10,7 @@ import { createMethod, defaultLearningRate, defaultRunSettings, METHOD_NAMES } f
 import { BOP_SCHEDULES } from '../methods/bop.js';
 import { FLOAT_FREE_DEFAULTS, FLOAT_FREE_SCHEDULES } from '../methods/float-free.js';
 import { isModelName, MODEL_NAMES } from '../nn/models.js';
-import {
-  ConfigError,
-  TRAIN_DEFAULTS,
-  validateConfig,
-  type BackendKind,
-  type TrainConfig,
-} from '../train/config.js';
+import { TRAIN_DEFAULTS, validateConfig, type BackendKind, type TrainConfig } from '../train/config.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import {
   CHECKPOINT_FILE,

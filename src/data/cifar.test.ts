@@ -1,10 +1,10 @@
+import { DataFormatError } from '../errors.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CIFAR_IMAGE_BYTES, cifarRecordBytes, encodeCifar, parseCifar, readCifarFiles } from './cifar.js';
-import { DataFormatError } from './errors.js';
 
 let dir: string;
 before(async () => {

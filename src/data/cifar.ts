@@ -10,7 +10,7 @@
  * CHW order the rest of onebit uses, so records are copied without reordering. With no header, the only
  * structural check is that the file is a whole number of records; labels are range-checked.
  */
-import { DataFormatError } from './errors.js';
+import { DataFormatError } from '../errors.js';
 import { asUint8, DEFAULT_MAX_BYTES, readMaybeGzip } from './gzip.js';
 import { checkLabels } from './idx.js';
 

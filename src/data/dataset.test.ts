@@ -1,3 +1,4 @@
+import { DatasetNotFoundError } from '../errors.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,7 +14,6 @@ import {
   locateDataset,
   syntheticDataset,
 } from './dataset.js';
-import { DatasetNotFoundError } from './errors.js';
 import { encodeIdx } from './idx.js';
 import { channelStats } from './pipeline.js';
 

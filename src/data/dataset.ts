@@ -8,6 +8,7 @@
  * works offline on a machine with `dataset-fashion-mnist` installed and anywhere after a fetch.
  * Synthetic sets (seeded Gaussian blobs) stand in for real data in tests and smoke runs.
  */
+import { DatasetNotFoundError, type SearchedLocation } from '../errors.js';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Rng } from '../tensor/rng.js';
@@ -18,7 +19,6 @@ import {
   CIFAR_SHAPE,
   readCifarFiles,
 } from './cifar.js';
-import { DatasetNotFoundError, type SearchedLocation } from './errors.js';
 import { DEFAULT_MAX_BYTES } from './gzip.js';
 import { readIdxImagesLabels } from './idx.js';
 

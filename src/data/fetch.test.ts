@@ -1,3 +1,4 @@
+import { ChecksumError, DataFormatError, FetchError } from '../errors.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -10,7 +11,6 @@ import { after, before, describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { CIFAR_IMAGE_BYTES, encodeCifar } from './cifar.js';
 import { DEBIAN_FASHION_MNIST_DIR, loadDataset } from './dataset.js';
-import { ChecksumError, DataFormatError, FetchError } from './errors.js';
 import {
   DATASET_SOURCES,
   downloadFile,

@@ -6,11 +6,11 @@
  * `loadDataset` would pick up. CIFAR tarballs are unpacked (gunzip + a small tar reader) and only the
  * binary batch files are kept. The digests and where they come from are recorded in `DATASET_SOURCES`.
  */
+import { ChecksumError, DataFormatError, FetchError } from '../errors.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { RealDatasetName } from './dataset.js';
-import { ChecksumError, DataFormatError, FetchError } from './errors.js';
 import { asUint8, DEFAULT_MAX_BYTES, gunzipChecked } from './gzip.js';
 import { parseTar } from './tar.js';
 

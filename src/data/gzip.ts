@@ -5,9 +5,9 @@
  * renamed or pre-decompressed file still loads. Decompression has an output cap, because a gzip header
  * says nothing trustworthy about the decompressed size.
  */
+import { DataFormatError } from '../errors.js';
 import { readFile, stat } from 'node:fs/promises';
 import { gunzip } from 'node:zlib';
-import { DataFormatError } from './errors.js';
 
 /** Default cap on a decompressed data file: far above CIFAR's 180 MB, far below what breaks a process. */
 export const DEFAULT_MAX_BYTES = 1 << 30;

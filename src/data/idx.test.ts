@@ -1,10 +1,10 @@
+import { DataFormatError } from '../errors.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { DataFormatError } from './errors.js';
 import { encodeIdx, parseIdx, readIdxFile, readIdxImagesLabels } from './idx.js';
 
 let dir: string;

@@ -7,7 +7,7 @@
  * actually present before anything is sized from it; the element data is returned as a view, never
  * allocated from header values.
  */
-import { DataFormatError } from './errors.js';
+import { DataFormatError } from '../errors.js';
 import { asUint8, DEFAULT_MAX_BYTES, readMaybeGzip } from './gzip.js';
 
 /** IDX element type code for unsigned bytes. */

@@ -1,5 +1,4 @@
 /** The data module: formats (IDX, CIFAR), data sets, downloads, batching, augmentation, task streams. */
-export * from './errors.js';
 export * from './idx.js';
 export * from './cifar.js';
 export * from './dataset.js';

@@ -7,7 +7,7 @@
  * returned; directories, links and pax/GNU extension records are skipped. Every header's checksum and
  * size are checked against the bytes present, and member data is returned as views (no copies).
  */
-import { DataFormatError } from './errors.js';
+import { DataFormatError } from '../errors.js';
 
 const BLOCK = 512;
 

@@ -4,6 +4,7 @@
  * within float32 summation error for real inputs; thread counts, popcount variants and tilings give
  * identical results; padding bits of packed outputs stay zero.
  */
+import { OnebitFormatError } from '../errors.js';
 import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
 import { Rng } from '../tensor/rng.js';
@@ -11,7 +12,6 @@ import { createEngine, type LayerTrace } from './engine.js';
 import {
   decodeOnebit,
   encodeOnebit,
-  OnebitFormatError,
   packedWords,
   packSignRows,
   type Activation,

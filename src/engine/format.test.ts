@@ -4,6 +4,7 @@
  * every file is either rejected with an OnebitFormatError or loads as a valid model that the engine runs,
  * without crashing, hanging, or allocating more than the file's size justifies.
  */
+import { type OnebitErrorCode, OnebitFormatError } from '../errors.js';
 import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
 import { Rng } from '../tensor/rng.js';
@@ -11,11 +12,9 @@ import { createEngine } from './engine.js';
 import {
   decodeOnebit,
   encodeOnebit,
-  OnebitFormatError,
   packSignRows,
   PREFIX_BYTES,
   type DenseLayer,
-  type OnebitErrorCode,
   type OnebitModel,
 } from './format.js';
 

@@ -50,6 +50,7 @@
  * and rejects a wrong, truncated or hostile file with an OnebitFormatError saying what and where. This file
  * imports nothing, so the engine can ship without the training code.
  */
+import { type OnebitErrorCode, OnebitFormatError } from '../errors.js';
 
 export const ONEBIT_MAGIC = 'ONEBITNN';
 export const ONEBIT_VERSION = 1;
@@ -76,29 +77,6 @@ export const BIT_CONVENTION = { word: 32, rowAlign: 128, order: 'lsb-first', set
 /** Number of uint32 words one packed row of `cols` signs occupies (rows padded to 128 bits). */
 export function packedWords(cols: number): number {
   return Math.ceil(cols / 128) * 4;
-}
-
-export type OnebitErrorCode =
-  | 'truncated'
-  | 'bad-magic'
-  | 'bad-version'
-  | 'bad-header'
-  | 'bad-layer'
-  | 'bad-tensor'
-  | 'bad-value'
-  | 'unsupported';
-
-/** A file that is not a valid `.onebit` model: `code` says what kind of fault, `where` where it is. */
-export class OnebitFormatError extends Error {
-  constructor(
-    readonly code: OnebitErrorCode,
-    /** The source (file name) and the place in it, e.g. "model.onebit: header.layers[2].outFeatures". */
-    readonly where: string,
-    readonly detail: string,
-  ) {
-    super(`${where}: ${detail}`);
-    this.name = 'OnebitFormatError';
-  }
 }
 
 export type Activation = 'none' | 'relu' | 'hardtanh';

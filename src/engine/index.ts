@@ -3,6 +3,7 @@
  * its runtime. Imports nothing from the training code, so a browser bundle of it stays small. Re-exports
  * only, no side effects.
  */
+export { OnebitFormatError, type OnebitErrorCode } from '../errors.js';
 export {
   createEngine,
   argmax,
@@ -24,7 +25,6 @@ export {
   LIMITS as ONEBIT_LIMITS,
   ONEBIT_MAGIC,
   ONEBIT_VERSION,
-  OnebitFormatError,
   packSignRows,
   packedWords as onebitPackedWords,
   type Activation,
@@ -32,7 +32,6 @@ export {
   type DenseOutput,
   type FlattenLayer,
   type MetadataValue,
-  type OnebitErrorCode,
   type OnebitInput,
   type OnebitLayer,
   type OnebitModel,

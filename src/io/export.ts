@@ -24,6 +24,7 @@
  * eps) and bias = -mean * scale, both rounded to float32 as BatchNorm rounds them); with an affine batch
  * norm or a channel scale, the product is folded in float64 and rounded once.
  */
+import { ExportError } from '../errors.js';
 import type { Backend, FloatArray } from '../backend/backend.js';
 import {
   packSignRows,
@@ -47,17 +48,6 @@ import { Rng } from '../tensor/rng.js';
 import { loadCheckpoint, type Checkpoint } from '../train/checkpoint.js';
 import { createRun, disposeRun, restoreRun, runTensors, type Run } from '../train/run.js';
 import type { TensorData } from './tensor-file.js';
-
-/** Why a checkpoint cannot be exported: names what and why. */
-export class ExportError extends Error {
-  constructor(
-    readonly what: string,
-    readonly detail: string,
-  ) {
-    super(`${what}: ${detail}`);
-    this.name = 'ExportError';
-  }
-}
 
 /** Batch size the rebuilt model is planned for: rows per probe. */
 const PROBE_BATCH = 256;

@@ -15,6 +15,7 @@
  *    engine's logits equal the method's test-time logits (256 z - running) / 2^(8+s), and its predictions are
  *    identical.
  */
+import { ExportError } from '../errors.js';
 import { closeSync, openSync, readSync } from 'node:fs';
 import {
   encodeOnebit,
@@ -28,7 +29,7 @@ import { rowStride } from '../methods/float-free/reference.js';
 import { buildModel, isModelName } from '../nn/models.js';
 import { loadCheckpoint, type Checkpoint } from '../train/checkpoint.js';
 import { writeFileAtomic } from './atomic.js';
-import { datasetInputShape, ExportError } from './export.js';
+import { datasetInputShape } from './export.js';
 import type { TensorData } from './tensor-file.js';
 
 function tensor<T extends TensorData>(

@@ -4,18 +4,9 @@
  * 0.114 B); three channels: RGB. Transparent pixels are composited over black, the background of the
  * MNIST-style data sets.
  */
+import { ImageError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
-
-export class ImageError extends Error {
-  constructor(
-    readonly file: string,
-    readonly detail: string,
-  ) {
-    super(`${file}: ${detail}`);
-    this.name = 'ImageError';
-  }
-}
 
 /** Decodes a PNG of exactly `shape` = [C, H, W] (C = 1 or 3) into C*H*W bytes, channel-major. */
 export function decodePngImage(

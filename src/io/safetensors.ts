@@ -9,6 +9,7 @@
  *
  * The reader validates the header and every offset against the file before it copies anything.
  */
+import { SafetensorsError } from '../errors.js';
 import type { TensorData } from './tensor-file.js';
 
 export type SafetensorsDType = 'F32' | 'F64' | 'I32' | 'U32' | 'I16' | 'I8' | 'U8';
@@ -17,13 +18,6 @@ export interface SafeTensor {
   readonly name: string;
   readonly shape: readonly number[];
   readonly data: TensorData;
-}
-
-export class SafetensorsError extends Error {
-  constructor(readonly detail: string) {
-    super(`safetensors: ${detail}`);
-    this.name = 'SafetensorsError';
-  }
 }
 
 const BYTES: Record<SafetensorsDType, number> = { F32: 4, F64: 8, I32: 4, U32: 4, I16: 2, I8: 1, U8: 1 };

@@ -9,6 +9,7 @@
  *
  * The reader checks every size against the file's length before it allocates anything.
  */
+import { TensorFileError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
 
@@ -57,17 +58,6 @@ function construct(dtype: TensorDType, length: number): TensorData {
       return new Int8Array(length);
     case 'uint8':
       return new Uint8Array(length);
-  }
-}
-
-/** A file that is not a valid tensor file; says which file, where, and what was wrong. */
-export class TensorFileError extends Error {
-  constructor(
-    readonly file: string,
-    readonly detail: string,
-  ) {
-    super(`${file}: ${detail}`);
-    this.name = 'TensorFileError';
   }
 }
 

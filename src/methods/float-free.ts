@@ -52,6 +52,7 @@
  * the backward, the exact hidden variance term from recomputed pre-activations (0.8670 / 0.8555), per-class
  * output scales, a mean-based int8 error scale, other initial counter ranges and first-layer shifts.
  */
+import { ConfigError } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { NamedTensor } from '../io/tensor-file.js';
 import { BatchNorm } from '../nn/batch-norm.js';
@@ -62,7 +63,6 @@ import type { Layer } from '../nn/layer.js';
 import { ReLU } from '../nn/relu.js';
 import { Sequential } from '../nn/sequential.js';
 import type { Rng } from '../tensor/rng.js';
-import { ConfigError } from '../train/config.js';
 import { createReferenceKernels, type FfKernels } from './float-free/kernels.js';
 import { powerTable, roundLog2, rowStride, words, xorshift32 } from './float-free/reference.js';
 import { createWasmKernels } from './float-free/wasm-kernels.js';

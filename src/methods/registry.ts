@@ -1,5 +1,6 @@
 /** Training methods by name, with their hyperparameters read from a config's methodOptions. */
-import { ConfigError, type TrainConfig } from '../train/config.js';
+import { ConfigError } from '../errors.js';
+import { type TrainConfig } from '../train/config.js';
 import type { BinaryMethod } from './method.js';
 import { BAYES_BINN_DEFAULTS, BAYES_BINN_LEARNING_RATE, BayesBinnMethod } from './bayes-binn.js';
 import { BOP_DEFAULTS, BOP_SCHEDULES, BopMethod, type BopSchedule } from './bop.js';

@@ -3,6 +3,7 @@
  * rank-0 (LP) view against STE, seeded sampling, and a checkpoint round trip. The small numbers are worked
  * by hand in the comments.
  */
+import { ConfigError } from '../errors.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { createReferenceBackend } from '../backend/reference/index.js';
 import { syntheticDataset } from '../data/dataset.js';
 import type { Parameter } from '../nn/layer.js';
 import { Rng } from '../tensor/rng.js';
-import { ConfigError, TRAIN_DEFAULTS, type TrainConfig } from '../train/config.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../train/config.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { CHECKPOINT_FILE, train } from '../train/trainer.js';
 import { createMethod } from './registry.js';

@@ -2,8 +2,9 @@
  * Shared plumbing for leaf layers: binding to a backend, the bookkeeping of planned buffers, parameter
  * creation that survives re-planning, and the input checks every layer makes before it touches memory.
  */
+import { ShapeError } from '../errors.js';
 import type { Backend, FloatArray, KernelArray } from '../backend/backend.js';
-import { formatShape, shapeSize, ShapeError } from '../tensor/shape.js';
+import { formatShape, shapeSize } from '../tensor/shape.js';
 import type { Shape } from '../tensor/shape.js';
 import type { ForwardContext, Layer, Parameter, StateBuffer } from './layer.js';
 import type { Rng } from '../tensor/rng.js';

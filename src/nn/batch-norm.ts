@@ -12,8 +12,9 @@
  *   dgamma = sum(dy * xhat), dbeta = sum(dy).
  * In evaluation mode the statistics are constants and dx = gamma * invStd * dy.
  */
+import { ShapeError } from '../errors.js';
 import type { FloatArray } from '../backend/backend.js';
-import { formatShape, ShapeError } from '../tensor/shape.js';
+import { formatShape } from '../tensor/shape.js';
 import type { Shape } from '../tensor/shape.js';
 import type { Rng } from '../tensor/rng.js';
 import { LayerBase } from './base.js';

@@ -14,8 +14,9 @@
  * When a batch norm without affine follows (onebit's models), a positive scale cancels in the
  * normalisation up to its epsilon; the layer is kept for fidelity to the VISPA architecture.
  */
+import { ShapeError } from '../errors.js';
 import type { FloatArray } from '../backend/backend.js';
-import { formatShape, ShapeError } from '../tensor/shape.js';
+import { formatShape } from '../tensor/shape.js';
 import type { Shape } from '../tensor/shape.js';
 import type { Rng } from '../tensor/rng.js';
 import { LayerBase } from './base.js';

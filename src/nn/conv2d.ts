@@ -9,9 +9,10 @@
  * `Conv2dBase` holds the one implementation; `Conv2d` (real, optional bias) and `BinaryConv2d`
  * (binary-conv2d.ts) configure it.
  */
+import { ShapeError } from '../errors.js';
 import { convOutputSize } from '../backend/backend.js';
 import type { Conv2dGeometry, FloatArray, SignSurrogate } from '../backend/backend.js';
-import { formatShape, ShapeError } from '../tensor/shape.js';
+import { formatShape } from '../tensor/shape.js';
 import type { Shape } from '../tensor/shape.js';
 import type { Rng } from '../tensor/rng.js';
 import { LayerBase, ViewCache } from './base.js';

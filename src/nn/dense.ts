@@ -5,8 +5,9 @@
  *
  * Backward: dW = dy^T x, db = column sums of dy, dx = dy W, each a single GEMM over the batch.
  */
+import { ShapeError } from '../errors.js';
 import type { FloatArray, SignSurrogate } from '../backend/backend.js';
-import { formatShape, ShapeError } from '../tensor/shape.js';
+import { formatShape } from '../tensor/shape.js';
 import type { Shape } from '../tensor/shape.js';
 import type { Rng } from '../tensor/rng.js';
 import { LayerBase } from './base.js';

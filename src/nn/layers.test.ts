@@ -1,9 +1,9 @@
 /** Layer behaviour beyond gradients: Larq-style equivalence, shape errors, batch-norm semantics, naming. */
+import { ShapeError } from '../errors.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createReferenceBackend } from '../backend/reference/index.js';
 import { Rng } from '../tensor/rng.js';
-import { ShapeError } from '../tensor/shape.js';
 import { BatchNorm } from './batch-norm.js';
 import { BinaryConv2d } from './binary-conv2d.js';
 import { BinaryDense } from './binary-dense.js';

@@ -3,8 +3,8 @@
  * like a layer, forward returns the scalar mean loss and keeps what backward needs, and backward returns
  * dL/d(output) of the last forward in a planned buffer.
  */
+import { ShapeError } from '../errors.js';
 import type { Backend, FloatArray, KernelArray } from '../backend/backend.js';
-import { ShapeError } from '../tensor/shape.js';
 import { checkBatchView, checkMaxBatch } from './base.js';
 
 export type Labels = Int32Array | Uint8Array;

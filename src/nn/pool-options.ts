@@ -1,7 +1,8 @@
 /** Window options and shape rules shared by the pooling layers. */
+import { ShapeError } from '../errors.js';
 import { convOutputSize } from '../backend/backend.js';
 import type { Conv2dGeometry } from '../backend/backend.js';
-import { formatShape, ShapeError } from '../tensor/shape.js';
+import { formatShape } from '../tensor/shape.js';
 import type { Shape } from '../tensor/shape.js';
 
 export interface Pool2dOptions {

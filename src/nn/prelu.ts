@@ -8,8 +8,9 @@
  *   y = relu(x) + a * min(x, 0),
  *   dL/dx = dy * 1[x > 0] + a * dy * 1[x <= 0],   dL/da_c = sum over channel c of dy * min(x, 0).
  */
+import { ShapeError } from '../errors.js';
 import type { FloatArray } from '../backend/backend.js';
-import { formatShape, ShapeError } from '../tensor/shape.js';
+import { formatShape } from '../tensor/shape.js';
 import type { Shape } from '../tensor/shape.js';
 import type { Rng } from '../tensor/rng.js';
 import { LayerBase } from './base.js';

@@ -3,8 +3,9 @@
  * y = body(x) + x without a shortcut layer. The gradient flows through both branches and adds up:
  * dL/dx = body'(x)^T dy + shortcut'(x)^T dy (or + dy). The branches must produce the same shape.
  */
+import { ShapeError } from '../errors.js';
 import type { FloatArray } from '../backend/backend.js';
-import { formatShape, ShapeError } from '../tensor/shape.js';
+import { formatShape } from '../tensor/shape.js';
 import type { Rng } from '../tensor/rng.js';
 import type { Shape } from '../tensor/shape.js';
 import { LayerBase, sameShape } from './base.js';

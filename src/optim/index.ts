@@ -1,4 +1,5 @@
 /** Optimizers for real-valued parameters, learning-rate schedules and the parameter router. */
+export { RoutingError } from '../errors.js';
 export { adam, type AdamConfig, type AdamState } from './adam.js';
 export { sgd, type SgdConfig, type SgdState } from './sgd.js';
 export {
@@ -21,10 +22,4 @@ export {
   type ScheduleConfig,
   type ScheduleKind,
 } from './schedules.js';
-export {
-  routeParameters,
-  RoutingError,
-  type ParameterGroups,
-  type ParameterMatcher,
-  type RouteRule,
-} from './router.js';
+export { routeParameters, type ParameterGroups, type ParameterMatcher, type RouteRule } from './router.js';

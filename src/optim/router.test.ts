@@ -1,7 +1,8 @@
+import { RoutingError } from '../errors.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Parameter } from '../nn/layer.js';
-import { routeParameters, RoutingError } from './router.js';
+import { routeParameters } from './router.js';
 
 // The router reads names, kinds and decay flags only, so plain arrays stand in for backend buffers.
 function param(name: string, kind: Parameter['kind'], decay = true): Parameter {

@@ -12,6 +12,7 @@
  *     ]);
  *     // groups.method: the binary weights; groups.adam: batch norm, scales, real layers
  */
+import { RoutingError } from '../errors.js';
 import type { Parameter } from '../nn/layer.js';
 
 /**
@@ -34,17 +35,6 @@ export interface RouteRule<T extends string> {
 
 /** The parameters of each target, in model order; every target of a rule has a (possibly empty) entry. */
 export type ParameterGroups<T extends string> = { readonly [K in T]: Parameter[] };
-
-/** A parameter was claimed by no rule, by several, or appears twice in the model's list. */
-export class RoutingError extends Error {
-  constructor(
-    readonly parameter: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'RoutingError';
-  }
-}
 
 function globToRegExp(glob: string): RegExp {
   const body = glob

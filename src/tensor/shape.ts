@@ -11,15 +11,3 @@ export function shapeSize(shape: Shape): number {
 export function formatShape(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }
-
-/** A tensor did not have the shape a layer expected; names the layer, the expectation and what came. */
-export class ShapeError extends Error {
-  constructor(
-    readonly layer: string,
-    readonly expected: string,
-    readonly actual: string,
-  ) {
-    super(`${layer}: expected input of shape ${expected}, got ${actual}`);
-    this.name = 'ShapeError';
-  }
-}

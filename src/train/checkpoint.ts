@@ -5,14 +5,9 @@
  * tensor-file container (magic "ONEBITCK", version 1). Distinct from the export format, which holds only
  * what inference needs.
  */
+import { TensorFileError } from '../errors.js';
 import type { RngState } from '../tensor/rng.js';
-import {
-  readTensorFile,
-  writeTensorFile,
-  TensorFileError,
-  type NamedTensor,
-  type TensorData,
-} from '../io/tensor-file.js';
+import { readTensorFile, writeTensorFile, type NamedTensor, type TensorData } from '../io/tensor-file.js';
 import type { TrainConfig } from './config.js';
 
 export const CHECKPOINT_MAGIC = 'ONEBITCK';

@@ -3,6 +3,7 @@
  * else (no environment, no globals). It is stored in every checkpoint so that `--resume` and `eval` rebuild
  * exactly the same model and method.
  */
+import { ConfigError } from '../errors.js';
 import type { ScheduleKind } from '../optim/schedules.js';
 
 export type ActivationPrecision = 'real' | 'binary';
@@ -67,18 +68,6 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'model' | 'method'> = {
   testLimit: null,
   batchNormAffine: false,
 };
-
-/** A configuration value a user can get wrong: names the field, what was expected and what was found. */
-export class ConfigError extends Error {
-  constructor(
-    readonly field: string,
-    readonly expected: string,
-    readonly found: string,
-  ) {
-    super(`${field}: expected ${expected}, got ${found}`);
-    this.name = 'ConfigError';
-  }
-}
 
 function positiveInteger(field: string, value: number): void {
   if (!Number.isInteger(value) || value <= 0)

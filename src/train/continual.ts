@@ -25,18 +25,19 @@
  * `recalibrateBatchNorm` the network evaluated (mode or each sample) first gets batch-norm statistics of its
  * own on the current task's data.
  */
+import { ConfigError, TrainingDivergedError } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
 import { fillBatch, Normalizer, subsetDataset } from '../data/pipeline.js';
 import { permuteDataset, permutedTasks, splitTasks } from '../data/tasks.js';
-import { ConfigError, validateConfig, type TrainConfig } from './config.js';
+import { validateConfig, type TrainConfig } from './config.js';
 import { createBackendBatch, evaluate, type Evaluation } from './evaluate.js';
 import { recalibrateBatchNorm, RECALIBRATION_EXAMPLES } from './recalibrate.js';
 import { createRun, disposeRun } from './run.js';
 import { Rng } from '../tensor/rng.js';
 import { isWholeStepMethod } from '../methods/method.js';
 import { trainStep } from './step.js';
-import { prepareData, TrainingDivergedError } from './trainer.js';
+import { prepareData } from './trainer.js';
 
 export const STREAM_KINDS = ['permuted', 'split'] as const;
 export type StreamKind = (typeof STREAM_KINDS)[number];

@@ -3,6 +3,7 @@
  * parameters, and the one seeded generator. Shared by training, resumption and evaluation, so that all three
  * rebuild exactly the same objects in the same order.
  */
+import { ConfigError } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { NamedTensor } from '../io/tensor-file.js';
 import { restoreOptimizerState, saveOptimizerState } from '../optim/optimizer.js';
@@ -18,7 +19,7 @@ import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { scheduleFromConfig, type Schedule } from '../optim/schedules.js';
 import { Rng } from '../tensor/rng.js';
 import type { Shape } from '../tensor/shape.js';
-import { ConfigError, type TrainConfig } from './config.js';
+import { type TrainConfig } from './config.js';
 
 export interface RunShape {
   /** Per-example input shape [C, H, W]. */

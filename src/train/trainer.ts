@@ -6,12 +6,13 @@
  * and its state is checkpointed with everything else, so resuming from epoch k replays epochs k+1.. exactly
  * and ends with byte-identical weights. Evaluation draws from its own stream and never touches the run's.
  */
+import { ConfigError, TrainingDivergedError } from '../errors.js';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
 import { channelStats, fillBatch, Normalizer, subsetDataset, validationSplit } from '../data/pipeline.js';
-import { ConfigError, validateConfig, type TrainConfig } from './config.js';
+import { validateConfig, type TrainConfig } from './config.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { createBackendBatch, evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun, restoreRun, runTensors, type Run } from './run.js';
@@ -78,21 +79,6 @@ export interface TrainOptions {
   /** Continue from the checkpoint in outDir (its config wins over `config`). */
   readonly resume: boolean;
   readonly callbacks?: TrainCallbacks;
-}
-
-/** A loss that became NaN or infinite; the last good checkpoint (if any) is left as it was. */
-export class TrainingDivergedError extends Error {
-  constructor(
-    readonly epoch: number,
-    readonly step: number,
-    readonly checkpoint: string | null,
-  ) {
-    super(
-      `training diverged: the loss became NaN or infinite at epoch ${epoch}, step ${step}; ` +
-        (checkpoint === null ? 'no checkpoint was written yet' : `the last good checkpoint is ${checkpoint}`),
-    );
-    this.name = 'TrainingDivergedError';
-  }
 }
 
 /** Splits off the validation set and fixes the normalisation from the training part. */
