@@ -19,7 +19,8 @@ import * as ort from 'onnxruntime-node';
 import { createWasmBackend } from '../src/backend/wasm/index.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import { measureThroughput, randomImages } from '../src/engine/measure.js';
-import { buildOnebitModel, describeNetwork, sourceFromRun } from '../src/io/export.js';
+import { buildOnebitModel, describeNetwork, exportSource } from '../src/io/export.js';
+import { Rng } from '../src/tensor/rng.js';
 import { encodeOnnx } from '../src/io/onnx.js';
 import { TRAIN_DEFAULTS } from '../src/train/config.js';
 import { createRun, disposeRun } from '../src/train/run.js';
@@ -111,9 +112,23 @@ export async function runEngineBench(options: EngineBenchOptions): Promise<void>
       let model;
       let onnx;
       try {
-        const source = sourceFromRun(run, NORMALIZATION, 'mlp-2x2048');
-        model = buildOnebitModel(source);
-        onnx = encodeOnnx(describeNetwork(source));
+        // The random initial network, at its mode weights (+-1), exported from its spec and tensors.
+        run.learner.predict('mode', new Rng(0));
+        const source = exportSource(
+          {
+            spec: run.spec,
+            tensors: run.learner.stateTensors(),
+            normalization: NORMALIZATION,
+            name: 'mlp-2x2048',
+          },
+          backend,
+        );
+        try {
+          model = buildOnebitModel(source);
+          onnx = encodeOnnx(describeNetwork(source));
+        } finally {
+          source.dispose();
+        }
       } finally {
         disposeRun(run);
       }

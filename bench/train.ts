@@ -55,7 +55,7 @@ export async function runTrainBench(opts: { json: boolean; print: (line: string)
   const contenders: Contender[] = [
     { label: 'onebit wasm ste', threads: 1, command: onebit(1) },
     { label: 'onebit wasm ste', threads: 2, command: onebit(2) },
-    // Float-free against STE on the same 1-bit-activation model, back to back (methods.md 2.2).
+    // Float-free against STE on the same 1-bit-activation model, back to back (docs/methods.md#float-free).
     { label: STE_BINARY, threads: 2, command: onebit(2, 'ste', 'binary') },
     { label: FLOAT_FREE, threads: 2, command: onebit(2, 'float-free', 'binary') },
   ];

@@ -9,8 +9,7 @@ import { createBackend } from '../src/backend/index.js';
 import { defaultLearningRate, defaultRunSettings } from '../src/methods/registry.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../src/train/config.js';
 import { createRun, disposeRun } from '../src/train/run.js';
-import { trainStep } from '../src/train/step.js';
-import { Rng } from '../src/tensor/rng.js';
+import { syntheticDataset } from '../src/data/dataset.js';
 
 const MODEL = 'mlp-2x2048';
 const BATCH = 100;
@@ -47,10 +46,8 @@ export async function runVispaBench(opts: { json: boolean; print: (line: string)
     stepsPerEpoch: 540,
     trainingExamples: 54000,
   };
-  const images = backend.alloc(BATCH * 784);
-  const rng = new Rng(1);
-  for (let i = 0; i < images.length; i++) images[i] = rng.normal();
-  const labels = new Int32Array(BATCH).map((_, i) => i % 10);
+  const data = syntheticDataset({ shape: [1, 28, 28], count: BATCH, classes: 10, seed: 1 });
+  const order = Uint32Array.from({ length: BATCH }, (_, i) => i);
   const times = new Map<string, number[]>();
   const stateBytes = new Map<string, { perWeight: number; binaryWeights: number }>();
   try {
@@ -58,24 +55,26 @@ export async function runVispaBench(opts: { json: boolean; print: (line: string)
       for (const { label, config } of contenders) {
         const run = createRun(config, backend, shape, BATCH);
         try {
-          const ctx = { training: true, rng: run.rng };
           const step = (s: number): void => {
-            trainStep(run, images, labels, BATCH, ctx, { step: s + 1, learningRate: 1e-3, scheduleStep: s });
+            run.learner.trainBatch(data, order, 0, BATCH, {
+              step: s + 1,
+              learningRate: 1e-3,
+              scheduleStep: s,
+            });
           };
           step(0); // first call: plans and tiers up
           const t0 = performance.now();
           for (let s = 1; s <= STEPS; s++) step(s);
           const ms = (performance.now() - t0) / STEPS;
           times.set(label, [...(times.get(label) ?? []), ms]);
-          const binaryWeights = run.binaryParameters.reduce((a, p) => a + p.value.length, 0);
-          stateBytes.set(label, { perWeight: run.method.stateBytesPerWeight, binaryWeights });
+          const binaryWeights = run.learner.binaryWeights;
+          stateBytes.set(label, { perWeight: run.learner.stateBytesPerWeight(), binaryWeights });
         } finally {
           disposeRun(run);
         }
       }
     }
   } finally {
-    backend.free(images);
     backend.dispose();
   }
   const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

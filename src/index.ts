@@ -9,7 +9,15 @@ export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './data/index.js';
 export type { BinaryMethod, MethodContext, MethodStep, PredictionKind } from './methods/method.js';
-export { createMethod, METHOD_NAMES } from './methods/registry.js';
+export {
+  createLearner,
+  METHOD_NAMES,
+  METHODS,
+  methodDefinition,
+  resolveMethodConfig,
+} from './methods/registry.js';
+export type { Learner, LearnerSetup, LearnerStep, StepResult } from './methods/learner.js';
+export { createFloatModelLearner } from './methods/float-model.js';
 export { SteMethod, STE_DEFAULTS, type SteOptions } from './methods/ste.js';
 export { TRAIN_DEFAULTS, validateConfig, type TrainConfig } from './train/config.js';
 export { train, type TrainOptions, type TrainResult, type EpochRecord } from './train/trainer.js';
@@ -18,7 +26,14 @@ export { MetricsAccumulator, type ClassificationMetrics, type ReliabilityBin } f
 export { loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta } from './train/checkpoint.js';
 export { summarizeModel, type ModelSummary, type LayerSummary } from './train/summary.js';
 export * from './engine/index.js';
-export { openForExport, sourceFromRun, buildOnebitModel, describeNetwork } from './io/export.js';
+export {
+  openForExport,
+  exportSource,
+  checkpointExportSource,
+  buildOnebitModel,
+  describeNetwork,
+  type ExportInput,
+} from './io/export.js';
 export type { ExportSource, NetworkDescription, NetworkOp } from './io/export.js';
 export { exportCheckpoint, exportBytes, EXPORT_FORMATS, type ExportFormat } from './io/export-file.js';
 export { encodeOnnx } from './io/onnx.js';

@@ -10,10 +10,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createReferenceBackend } from '../src/backend/reference/index.js';
 import { syntheticDataset } from '../src/data/dataset.js';
-import { Normalizer } from '../src/data/pipeline.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../src/train/config.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
-import { createBackendBatch, evaluate } from '../src/train/evaluate.js';
+import { evaluate } from '../src/train/evaluate.js';
 import { createRun, disposeRun } from '../src/train/run.js';
 import { CHECKPOINT_FILE, train } from '../src/train/trainer.js';
 
@@ -49,19 +48,17 @@ describe('MC prediction of BayesBiNN through evaluate()', () => {
       40,
     );
     const data = syntheticDataset({ shape: SHAPE, count: 60, classes: 10, seed: 2, split: 'test' });
-    const batch = createBackendBatch(run, 40);
-    const normalizer = Normalizer.unit(SHAPE);
     try {
-      for (const t of run.method.stateTensors()) {
-        if (t.name.endsWith('/lambda') || t.name.endsWith('/mu')) {
-          const huge = t.name.endsWith('/lambda') ? 1e6 : 1;
+      for (const t of run.learner.stateTensors()) {
+        if ((t.name.startsWith('method/') && t.name.endsWith('/lambda')) || t.name.endsWith('/mu')) {
+          const huge = t.name.startsWith('method/') && t.name.endsWith('/lambda') ? 1e6 : 1;
           for (let i = 0; i < t.value.length; i++) t.value[i] = (i * 7919) % 3 === 0 ? -huge : huge;
         }
       }
-      const mode = evaluate(run, data, normalizer, batch, { kind: 'mode', seed: 1 });
-      const ensemble = evaluate(run, data, normalizer, batch, { kind: 'ensemble', samples: 4, seed: 1 });
+      const mode = evaluate(run, data, { kind: 'mode', seed: 1 });
+      const ensemble = evaluate(run, data, { kind: 'ensemble', samples: 4, seed: 1 });
       assert.deepEqual(ensemble, mode);
-      const averaged = evaluate(run, data, normalizer, batch, {
+      const averaged = evaluate(run, data, {
         kind: 'ensemble',
         samples: 4,
         seed: 1,
@@ -71,7 +68,6 @@ describe('MC prediction of BayesBiNN through evaluate()', () => {
       assert.ok(Math.abs(averaged.nll - mode.nll) < 1e-12);
       assert.ok(Math.abs(averaged.ece - mode.ece) < 1e-12);
     } finally {
-      backend.free(batch.images);
       disposeRun(run);
     }
   });
@@ -85,19 +81,18 @@ describe('MC prediction of BayesBiNN through evaluate()', () => {
       40,
     );
     const data = syntheticDataset({ shape: SHAPE, count: 40, classes: 10, seed: 2, split: 'test' });
-    const batch = createBackendBatch(run, 40);
-    const normalizer = Normalizer.unit(SHAPE);
     try {
-      for (const t of run.method.stateTensors()) if (t.name.endsWith('/lambda')) t.value.fill(0);
+      for (const t of run.learner.stateTensors())
+        if (t.name.startsWith('method/') && t.name.endsWith('/lambda')) t.value.fill(0);
       const sample = (seed: number): ReturnType<typeof evaluate> =>
-        evaluate(run, data, normalizer, batch, { kind: 'ensemble', samples: 1, seed, keepEntropies: true });
+        evaluate(run, data, { kind: 'ensemble', samples: 1, seed, keepEntropies: true });
       const one = sample(1);
       const other = sample(2);
       assert.notDeepEqual(one.entropies, other.entropies);
       // Averaging the probabilities of many random networks moves every prediction towards the average
       // distribution: the mean entropy of the mixture is at least the mean entropy of its members
       // (concavity of entropy), so it exceeds that of a single network by a margin here.
-      const many = evaluate(run, data, normalizer, batch, {
+      const many = evaluate(run, data, {
         kind: 'ensemble',
         samples: 16,
         seed: 1,
@@ -105,7 +100,6 @@ describe('MC prediction of BayesBiNN through evaluate()', () => {
       });
       assert.ok(many.meanEntropy > one.meanEntropy, `${many.meanEntropy} <= ${one.meanEntropy}`);
     } finally {
-      backend.free(batch.images);
       disposeRun(run);
     }
   });

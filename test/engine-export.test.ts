@@ -38,22 +38,22 @@ import { writeFileAtomic } from '../src/io/atomic.js';
 import {
   buildOnebitModel,
   describeNetwork,
+  exportSource,
   openForExport,
-  sourceFromRun,
   type ExportSource,
 } from '../src/io/export.js';
 import { checkpointSafetensors, exportCheckpoint } from '../src/io/export-file.js';
 import { encodePngImage } from '../src/io/image.js';
 import { encodeOnnx } from '../src/io/onnx.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors.js';
-import { BinaryDense } from '../src/nn/binary-dense.js';
 import type { Layer } from '../src/nn/layer.js';
-import { Sequential } from '../src/nn/sequential.js';
 import { Rng } from '../src/tensor/rng.js';
-import { saveCheckpoint } from '../src/train/checkpoint.js';
+import { CHECKPOINT_MAGIC, loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.js';
+import { writeTensorFile } from '../src/io/tensor-file.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../src/train/config.js';
 import { createRun, disposeRun, runTensors } from '../src/train/run.js';
 import { CHECKPOINT_FILE, train } from '../src/train/trainer.js';
+import { upgradeCheckpoint } from '../src/train/upgrade.js';
 
 const haveFashionMnist = existsSync(join(DEBIAN_FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz'));
 const DATA = haveFashionMnist ? 'fashion-mnist' : 'synthetic-mnist';
@@ -107,14 +107,17 @@ function trainingForward(
   source: ExportSource,
   data: Dataset,
 ): { layerInputs: Float32Array[]; logits: Float32Array } {
-  const model = source.run.model as Sequential;
-  const batch = source.run.maxBatch;
+  const model = source.model;
+  const batch = source.maxBatch;
   const size = data.shape[0] * data.shape[1] * data.shape[2];
   const images = backend.alloc(batch * size);
-  const normalizer = new Normalizer(data.shape, source.checkpoint.meta.normalization);
+  const normalizer = new Normalizer(data.shape, source.normalization);
   const order = Uint32Array.from({ length: data.count }, (_, i) => i);
-  const dense = model.layers.filter((l): l is BinaryDense => l instanceof BinaryDense);
-  const layerInputs = dense.map((d) => new Float32Array(data.count * d.weight.shape[1]));
+  // The binary dense layers, found by their spec type; their input width from their weight's shape.
+  const dense = model.layers.filter((_, i) => source.spec.layers[i].type === 'binaryDense');
+  const inputWidth = (l: Layer): number =>
+    (model.parameters().find((p) => p.name === `${l.name}.weight`)?.shape ?? [0, 0])[1];
+  const layerInputs = dense.map((d) => new Float32Array(data.count * inputWidth(d)));
   const logits = new Float32Array(data.count * source.classes);
   const ctx = { training: false, rng: new Rng(0) };
   try {
@@ -127,10 +130,10 @@ function trainingForward(
         { normalizer },
       );
       let x: FloatArray = images;
-      for (const layer of model.layers as Layer[]) {
-        if (layer instanceof BinaryDense) {
-          const i = dense.indexOf(layer);
-          const k = layer.weight.shape[1];
+      for (const layer of model.layers) {
+        const i = dense.indexOf(layer);
+        if (i >= 0) {
+          const k = inputWidth(layer);
           layerInputs[i].set(x.subarray(0, n * k), start * k);
         }
         x = layer.forward(x, n, ctx);
@@ -228,7 +231,7 @@ describe('engine against the training model', { timeout: 600_000 }, () => {
         });
         try {
           const n = testSet.count;
-          const { mean, std } = source.checkpoint.meta.normalization;
+          const { mean, std } = source.normalization;
           const x = Float32Array.from(testSet.images, (v) => (v / 255 - mean[0]) / std[0]);
           const out = await session.run({ input: new ort.Tensor('float32', x, [n, 1, 28, 28]) });
           const onnxLogits = out.logits.data as Float32Array;
@@ -291,8 +294,8 @@ describe('engine against the training model', { timeout: 600_000 }, () => {
     try {
       const bytes = checkpointSafetensors(source);
       const file = decodeSafetensors(bytes);
-      assert.equal(file.tensors.size, source.checkpoint.tensors.size);
-      for (const [name, data] of source.checkpoint.tensors) {
+      assert.equal(file.tensors.size, source.tensors.size);
+      for (const [name, data] of source.tensors) {
         const t = file.tensors.get(name);
         assert.ok(t !== undefined, name);
         assert.equal(t.data.constructor, data.constructor, name);
@@ -333,8 +336,25 @@ describe('.onebit size', () => {
         100,
       );
       try {
-        const bytes = encodeOnebit(buildOnebitModel(sourceFromRun(run, { mean: [0.286], std: [0.353] })));
-        const floatBytes = 4 * run.binaryParameters.reduce((s, p) => s + p.value.length, 0);
+        // The random initial network at its mode weights, exported from its spec and tensors (no checkpoint).
+        run.learner.predict('mode', new Rng(0));
+        const source = exportSource(
+          {
+            spec: run.spec,
+            tensors: run.learner.stateTensors(),
+            normalization: { mean: [0.286], std: [0.353] },
+            name: 'mlp-2x2048',
+          },
+          backend,
+        );
+        let bytes: Uint8Array;
+        let floatBytes: number;
+        try {
+          bytes = encodeOnebit(buildOnebitModel(source));
+          floatBytes = 4 * source.model.binaryParameters().reduce((s, p) => s + p.value.length, 0);
+        } finally {
+          source.dispose();
+        }
         const ratio = floatBytes / bytes.byteLength;
         t.diagnostic(
           `${activations}: ${bytes.byteLength} bytes, float32 weights ${floatBytes} bytes: ${ratio.toFixed(2)}x`,
@@ -366,10 +386,12 @@ describe('export atomicity', () => {
     );
     const cnn = join(out, 'cnn.ckpt');
     try {
+      run.learner.predict('mode', new Rng(0)); // as the trainer does before saving
       saveCheckpoint(
         cnn,
         {
-          config,
+          config: run.config,
+          inference: 'float-model',
           epoch: 0,
           step: 0,
           rng: run.rng.getState(),
@@ -384,8 +406,10 @@ describe('export atomicity', () => {
     }
     const target = join(out, 'model.onebit');
     writeFileSync(target, 'previous contents');
-    assert.throws(() => exportCheckpoint(cnn, 'onebit', target, backend), ExportError);
-    assert.throws(() => exportCheckpoint(cnn, 'onnx', target, backend), ExportError);
+    const notYet = (error: unknown): boolean =>
+      error instanceof ExportError && /layer conv1 \(binaryConv2d\).*do not run it yet/.test(error.message);
+    assert.throws(() => exportCheckpoint(cnn, 'onebit', target, backend), notYet);
+    assert.throws(() => exportCheckpoint(cnn, 'onnx', target, backend), notYet);
     assert.equal(readFileSync(target, 'utf8'), 'previous contents');
     // A write that fails at the rename (the target is a directory): the temporary file is removed.
     const blocked = join(out, 'blocked.onebit');
@@ -474,5 +498,59 @@ describe('CLI: export, predict, bench', { timeout: 600_000 }, () => {
     } finally {
       engine.dispose();
     }
+  });
+});
+
+describe('export from spec and tensors', () => {
+  test('a missing or mis-sized model tensor is an ExportError naming it', () => {
+    const checkpoint = loadCheckpoint(checkpoints.binary);
+    const spec = checkpoint.meta.config.spec;
+    assert.ok(spec !== undefined);
+    const base = { spec, normalization: checkpoint.meta.normalization, name: 'mem' };
+    const without = new Map(checkpoint.tensors);
+    without.delete('model/bn2.running_var');
+    assert.throws(
+      () => exportSource({ ...base, tensors: without }, backend),
+      (e: unknown) => e instanceof ExportError && /"model\/bn2\.running_var" is missing/.test(e.message),
+    );
+    const short = new Map(checkpoint.tensors);
+    short.set('model/fc1.weight', new Float32Array(10));
+    assert.throws(
+      () => exportSource({ ...base, tensors: short }, backend),
+      (e: unknown) =>
+        e instanceof ExportError && /"model\/fc1\.weight".* 78400 values, found 10/.test(e.message),
+    );
+  });
+
+  test('a version-1 checkpoint is refused until upgraded; the upgrade exports the same model', () => {
+    const checkpoint = loadCheckpoint(checkpoints.binary);
+    // The same run as a version-1 file: no spec, no inference field.
+    const config: Record<string, unknown> = { ...checkpoint.meta.config };
+    delete config.spec;
+    const meta: Record<string, unknown> = { ...checkpoint.meta };
+    delete meta.inference;
+    const v1 = join(dir, 'v1.ckpt');
+    writeTensorFile(
+      v1,
+      CHECKPOINT_MAGIC,
+      1,
+      { ...meta, config },
+      [...checkpoint.tensors].map(([name, value]) => ({ name, value })),
+    );
+    assert.equal(loadCheckpoint(v1).meta.inference, 'stale');
+    const target = join(dir, 'v1.onebit');
+    assert.throws(
+      () => exportCheckpoint(v1, 'onebit', target, backend),
+      (e: unknown) => e instanceof ExportError && e.message.includes(`onebit upgrade ${v1}`),
+    );
+    assert.equal(existsSync(target), false);
+    const upgraded = join(dir, 'v2.ckpt');
+    assert.deepEqual(upgradeCheckpoint(v1, upgraded, backend), { upgraded: true });
+    assert.equal(loadCheckpoint(upgraded).meta.inference, 'float-model');
+    exportCheckpoint(upgraded, 'onebit', target, backend);
+    const original = join(dir, 'original.onebit');
+    exportCheckpoint(checkpoints.binary, 'onebit', original, backend);
+    // STE's mode is the sign of its latent weights, which the trainer saved: the same file.
+    assert.deepEqual(readFileSync(target), readFileSync(original));
   });
 });

@@ -1,3 +1,9 @@
+import { rowStride } from '../src/methods/float-free/reference.js';
+import type { Backend } from '../src/backend/backend.js';
+import { Normalizer } from '../src/data/pipeline.js';
+import type { LearnerSetup } from '../src/methods/learner.js';
+import { namedModelSpec } from '../src/nn/models.js';
+import { measureTrainingMemory } from '../src/train/summary.js';
 /**
  * Float-free training (issue 7) end to end, on small models and synthetic data so the suite stays fast:
  * - the wasm module contains no floating-point instruction (opcode listing by wasm-objdump, and the value
@@ -26,7 +32,7 @@ import {
 } from '../src/methods/float-free.js';
 import { createReferenceKernels } from '../src/methods/float-free/kernels.js';
 import { createWasmKernels, FLOAT_FREE_MODULE_URL } from '../src/methods/float-free/wasm-kernels.js';
-import { createMethod } from '../src/methods/registry.js';
+import { resolveMethodConfig } from '../src/methods/registry.js';
 import { buildModel } from '../src/nn/models.js';
 import { Rng } from '../src/tensor/rng.js';
 import { TRAIN_DEFAULTS, validateConfig, type TrainConfig } from '../src/train/config.js';
@@ -102,6 +108,35 @@ function valueTypes(bytes: Uint8Array): number[] {
   return types;
 }
 
+/** Bytes per weight of int16 counters whose rows are padded to rowStride(fan-in). */
+function paddedCounterBytes(widths: readonly number[]): number {
+  let stored = 0;
+  let weights = 0;
+  for (let l = 0; l + 1 < widths.length; l++) {
+    stored += widths[l + 1] * rowStride(widths[l]);
+    weights += widths[l + 1] * widths[l];
+  }
+  return (2 * stored) / weights;
+}
+
+/** A learner setup for float-free's integer mlp-100 with 1-bit activations. */
+function mlp100Setup(
+  backend: Backend,
+  rng: Rng,
+  context: { trainingExamples: number; stepsPerEpoch: number; totalSteps?: number; maxBatch: number },
+): LearnerSetup {
+  const { maxBatch, ...rest } = context;
+  return {
+    spec: namedModelSpec('mlp-100', { activations: 'binary', inputShape: SHAPE }),
+    backend,
+    rng,
+    maxBatch,
+    context: rest,
+    realOptimizer: { kind: 'adam', learningRate: () => 0, weightDecay: 0 },
+    normalizer: Normalizer.unit(SHAPE),
+  };
+}
+
 describe('the float-free module has no floating-point instruction', () => {
   const bytes = readFileSync(FLOAT_FREE_MODULE_URL);
 
@@ -169,23 +204,25 @@ describe('whole float-free steps: wasm kernels (3 threads) = integer reference',
       const backend = createReferenceBackend('float32');
       try {
         for (const m of methods) {
-          const model = buildModel('mlp-100', { activations: 'binary' });
-          m.attachNetwork(model, SHAPE, 10, backend, new Rng(3), {
-            trainingExamples: 64,
-            stepsPerEpoch: 4,
-            totalSteps: 4,
-            maxBatch: 20,
-          });
+          m.bind(
+            mlp100Setup(backend, new Rng(3), {
+              trainingExamples: 64,
+              stepsPerEpoch: 4,
+              totalSteps: 4,
+              maxBatch: 20,
+            }),
+          );
           await m.prepare();
         }
         const results = methods.map((m) => {
           const losses: number[] = [];
           for (let s = 0; s < 4; s++) {
             const n = s === 3 ? 4 : 20; // a short last batch
-            losses.push(m.trainBatch(data, order, s * 20, n, { step: s + 1, learningRate: 0 }).loss);
+            losses.push(
+              m.trainBatch(data, order, s * 20, n, { step: s + 1, learningRate: 0, scheduleStep: 0 }).loss,
+            );
           }
-          const logits = new Float64Array(20 * 10);
-          m.logits(data, order, 0, 17, logits);
+          const logits = Float64Array.from(m.logits(data, order, 0, 17));
           return { losses, logits, state: m.stateTensors(), scalars: m.stateScalars() };
         });
         const [w, r] = results;
@@ -199,17 +236,12 @@ describe('whole float-free steps: wasm kernels (3 threads) = integer reference',
         }
         // Training moved the counters (the test is not vacuous).
         const fresh = new FloatFreeMethod(options, () => createReferenceKernels());
-        fresh.attachNetwork(
-          buildModel('mlp-100', { activations: 'binary' }),
-          SHAPE,
-          10,
-          backend,
-          new Rng(3),
-          {
+        fresh.bind(
+          mlp100Setup(backend, new Rng(3), {
             trainingExamples: 64,
             stepsPerEpoch: 4,
             maxBatch: 20,
-          },
+          }),
         );
         assert.notDeepEqual(Array.from(fresh.stateTensors()[2].value), Array.from(r.state[2].value));
         fresh.dispose();
@@ -228,18 +260,20 @@ describe('the learning-rate shifts reach the right layers', () => {
     const backend = createReferenceBackend('float32');
     const after = (options: FloatFreeOptions): { start: Int16Array[]; end: Int16Array[] } => {
       const m = new FloatFreeMethod(options, () => createReferenceKernels());
-      m.attachNetwork(buildModel('mlp-100', { activations: 'binary' }), SHAPE, 10, backend, new Rng(3), {
-        trainingExamples: 20,
-        stepsPerEpoch: 1,
-        maxBatch: 20,
-      });
+      m.bind(
+        mlp100Setup(backend, new Rng(3), {
+          trainingExamples: 20,
+          stepsPerEpoch: 1,
+          maxBatch: 20,
+        }),
+      );
       const counters = (): Int16Array[] =>
         m
           .stateTensors()
           .filter((t) => t.name.endsWith('/counters'))
           .map((t) => Int16Array.from(t.value as Int16Array));
       const start = counters();
-      m.trainBatch(data, order, 0, 20, { step: 1, learningRate: 0 });
+      m.trainBatch(data, order, 0, 20, { step: 1, learningRate: 0, scheduleStep: 0 });
       const end = counters();
       m.dispose();
       return { start, end };
@@ -353,10 +387,9 @@ describe('a trained float-free model exported to .onebit runs in the engine with
       );
       try {
         restoreRun(run, ckpt, checkpoint);
-        assert.ok(run.method instanceof FloatFreeMethod);
+        assert.ok(run.learner instanceof FloatFreeMethod);
         const order = Uint32Array.from({ length: testSet.count }, (_, i) => i);
-        const expected = new Float64Array(testSet.count * 10);
-        run.method.logits(testSet, order, 0, testSet.count, expected);
+        const expected = Float64Array.from(run.learner.logits(testSet, order, 0, testSet.count));
         const predictions = Array.from({ length: testSet.count }, (_, i) => argmax(expected, i * 10, 10));
         // Not a degenerate model: it predicts several classes and mostly right.
         assert.ok(new Set(predictions).size > 5);
@@ -431,7 +464,8 @@ describe('the onebit command with --method float-free', () => {
       ste: { stateBytesPerBinaryWeight: number; activationBytesPerExample: number };
     };
     assert.equal(s.method, 'float-free');
-    assert.equal(s.stateBytesPerBinaryWeight, 2);
+    // One int16 counter per weight, rows padded to the kernels' stride: measured from the state tensors.
+    assert.equal(s.stateBytesPerBinaryWeight, paddedCounterBytes([784, 100, 100, 10]));
     assert.equal(s.activationBytesPerExample, 784 + (2 * 2 * 100) / 8);
     assert.equal(s.ste.stateBytesPerBinaryWeight, 12);
     assert.equal(s.ste.activationBytesPerExample, 4 * (784 + 2 * 3 * 100 + 10));
@@ -445,10 +479,15 @@ describe('float-free summary figures and configuration', () => {
     // STE keeps float32: fc1's input (784), then per hidden layer bn's output, hardtanh's output and the
     // next layer's signs (3 x 2048), and the logits' batch-norm output (10).
     assert.equal(ste.activationBytesPerExample, 4 * (784 + 2 * 3 * 2048 + 10));
-    const method = createMethod('float-free', {});
-    assert.equal(method.stateBytesPerWeight, 2);
-    assert.equal(createMethod('ste', {}).stateBytesPerWeight, 12);
-    const layers = floatFreeLayers(buildModel('mlp-2x2048', { activations: 'binary' }), SHAPE);
+    // Measured from the state tensors of each method's learner on the same model.
+    const spec = namedModelSpec('mlp-2x2048', { activations: 'binary' });
+    assert.equal(
+      measureTrainingMemory(spec, 'float-free', {}).stateBytesPerWeight,
+      paddedCounterBytes([784, 2048, 2048, 10]),
+    );
+    assert.ok(paddedCounterBytes([784, 2048, 2048, 10]) < 2.02);
+    assert.equal(measureTrainingMemory(spec, 'ste', {}).stateBytesPerWeight, 12);
+    const layers = floatFreeLayers(namedModelSpec('mlp-2x2048', { activations: 'binary' }));
     // 784 input bytes + (1 sign bit + 1 gate bit) x 2048 units x 2 hidden layers.
     assert.equal(floatFreeActivationBytes(layers), 784 + (2 * 2 * 2048) / 8);
     assert.ok(floatFreeActivationBytes(layers) * 8 <= ste.activationBytesPerExample);
@@ -460,20 +499,20 @@ describe('float-free summary figures and configuration', () => {
       (e: unknown) => e instanceof ConfigError && e.field === 'activations',
     );
     assert.throws(
-      () => floatFreeLayers(buildModel('cnn-small', { activations: 'binary' }), SHAPE),
-      (e: unknown) => e instanceof ConfigError && e.field === 'model',
+      () => floatFreeLayers(namedModelSpec('cnn-small', { activations: 'binary' })),
+      (e: unknown) => e instanceof ConfigError && e.field === '--model',
     );
     assert.throws(
-      () => floatFreeLayers(buildModel('mlp-100', { activations: 'real' }), SHAPE),
-      (e: unknown) => e instanceof ConfigError && e.field === 'activations',
+      () => floatFreeLayers(namedModelSpec('mlp-100', { activations: 'real' })),
+      (e: unknown) => e instanceof ConfigError && e.field === '--activations',
     );
     assert.throws(
-      () => createMethod('float-free', { ffShift: 99 }),
-      (e: unknown) => e instanceof ConfigError && e.field === 'ff-shift',
+      () => resolveMethodConfig('float-free', { ffShift: 99 }),
+      (e: unknown) => e instanceof ConfigError && e.field === '--ff-shift',
     );
     assert.throws(
-      () => createMethod('ste', { ffShift: 1 }),
-      (e: unknown) => e instanceof ConfigError && e.field === 'ffShift',
+      () => resolveMethodConfig('ste', { ffShift: 1 }),
+      (e: unknown) => e instanceof ConfigError && e.field === '--ff-shift' && /float-free/.test(e.message),
     );
   });
 

@@ -216,7 +216,10 @@ describe('training loop (library)', () => {
             if (record.epoch !== 1) return;
             checkpointBytes = readFileSync(join(outDir, CHECKPOINT_FILE));
             // Poison the logits' batch-norm scale: the next forward pass produces NaN logits.
-            const gamma = run.realParameters.filter((p) => p.name.endsWith('weight')).at(-1)!;
+            const gamma = run.learner
+              .stateTensors()
+              .filter((t) => /^model\/bn\d+\.weight$/.test(t.name))
+              .at(-1)!;
             gamma.value[0] = Number.NaN;
           },
         },

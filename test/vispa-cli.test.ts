@@ -80,62 +80,89 @@ describe('vispa on the command line (synthetic data, reference backend)', () => 
 
   test('train, then eval reports mode, one sample and the ensemble; summary gives 8 (1 + K) bytes', async () => {
     const out = join(dir, 'run');
+    const rank = 2;
     const trained = await runCli([
-      'train',
-      '--data',
-      'synthetic-mnist',
-      '--model',
-      'mlp-100',
-      '--method',
-      'vispa',
-      '--rank',
-      '2',
-      '--epochs',
-      '2',
-      '--batch-size',
-      '100',
-      '--backend',
-      'reference',
-      '--out',
-      out,
-      '--json',
+      ...['train', '--data', 'synthetic-mnist', '--model', 'mlp-100', '--method', 'vispa'],
+      ...['--rank', String(rank), '--epochs', '2', '--batch-size', '100', '--backend', 'reference'],
+      ...['--out', out, '--json'],
     ]);
     assert.equal(trained.code, 0, trained.stderr);
-    const result = lastJson(trained.stdout);
+    const result = lastJson(trained.stdout) as {
+      type: string;
+      testAccuracy: number;
+      testNll: number;
+      testEce: number;
+    };
     assert.equal(result.type, 'result');
-    assert.equal(typeof result.testAccuracy, 'number');
+    // The synthetic classes are well separated Gaussian blobs: two epochs reach 1.0 (measured), chance is 0.1.
+    assert.ok(result.testAccuracy >= 0.9, `test accuracy ${result.testAccuracy}`);
     const checkpoint = join(out, 'checkpoint.ckpt');
 
+    const samples = 3;
     const evaluated = await runCli([
       'eval',
       checkpoint,
       '--test-samples',
-      '3',
+      String(samples),
       '--backend',
       'reference',
       '--json',
     ]);
     assert.equal(evaluated.code, 0, evaluated.stderr);
+    interface Metrics {
+      accuracy: number;
+      nll: number;
+      ece: number;
+      meanEntropy: number;
+      count: number;
+    }
     const report = lastJson(evaluated.stdout) as {
       method: string;
-      mode: { accuracy: number; count: number };
-      sample?: { accuracy: number };
-      ensemble?: { accuracy: number; samples: number };
+      mode: Metrics;
+      sample?: Metrics;
+      ensemble?: Metrics & { samples: number };
       samplesRecalibrated?: boolean;
     };
     assert.equal(report.method, 'vispa');
-    assert.equal(report.mode.count, 500);
-    // The training run's final testAccuracy is this same deterministic network, sign(m).
-    assert.equal(report.mode.accuracy, result.testAccuracy);
+    // The training run's final test metrics are of this same deterministic network, sign(m).
+    assert.deepEqual(
+      [report.mode.accuracy, report.mode.nll, report.mode.ece],
+      [result.testAccuracy, result.testNll, result.testEce],
+    );
     assert.ok(report.sample !== undefined, 'one sampled network');
-    assert.ok(report.ensemble !== undefined && report.ensemble.samples === 3, 'ensemble of 3');
+    assert.ok(report.ensemble !== undefined, 'an ensemble');
+    assert.equal(report.ensemble.samples, samples);
+    for (const [name, m] of [
+      ['mode', report.mode],
+      ['sample', report.sample],
+      ['ensemble', report.ensemble],
+    ] as const) {
+      assert.equal(m.count, 500, `${name}: every test example`);
+      // Measured 1.0 for each; a sample from the learned distribution is about as good as its mode here.
+      assert.ok(m.accuracy >= 0.9, `${name} accuracy ${m.accuracy}`);
+      assert.ok(Number.isFinite(m.nll) && m.nll > 0, `${name} nll ${m.nll}`);
+      assert.ok(m.ece >= 0 && m.ece <= 1, `${name} ece ${m.ece}`);
+      assert.ok(m.meanEntropy >= 0 && m.meanEntropy <= Math.log(10), `${name} entropy ${m.meanEntropy}`);
+    }
+    // A drawn network is not the mode (rank-2 noise on every weight's probability changes its predictions'
+    // confidence), and the ensemble is not just the one sample.
+    assert.notEqual(report.sample.nll, report.mode.nll, 'the sample is a different network from the mode');
+    assert.notEqual(report.ensemble.nll, report.sample.nll, 'the ensemble averages more than one sample');
     // The run recalibrated batch norm for sign(m) (the vispa default), so each sample gets its own statistics.
     assert.equal(report.samplesRecalibrated, true);
 
     const summary = await runCli(['summary', checkpoint, '--json']);
     assert.equal(summary.code, 0, summary.stderr);
-    const s = lastJson(summary.stdout) as { stateBytesPerBinaryWeight: number; layers: { name: string }[] };
-    assert.equal(s.stateBytesPerBinaryWeight, 24); // m, Z (K = 2) and their momentum: 2 * 4 * (1 + 2)
+    const s = lastJson(summary.stdout) as {
+      method: string;
+      stateBytesPerBinaryWeight: number;
+      totals: { binaryParameters: number };
+      layers: { name: string }[];
+    };
+    assert.equal(s.method, 'vispa');
+    // m and Z (K columns) per weight, and the momentum of each, in float32: 2 * 4 * (1 + K).
+    assert.equal(s.stateBytesPerBinaryWeight, 8 * (1 + rank));
+    assert.equal(s.totals.binaryParameters, 784 * 100 + 100 * 100 + 100 * 10, 'mlp-100: 784-100-100-10');
     assert.ok(
       s.layers.some((l) => l.name === 'scale1'),
       'the per-channel scale of the run',

@@ -25,7 +25,7 @@ export type DType = 'float32' | 'float64';
 /** Which operands of a GEMM are read transposed: 'nt' means C = A * B^T. */
 export type GemmLayout = 'nn' | 'nt' | 'tn';
 
-/** Surrogate gradient of a sign binarizer (see methods.md section 0.1). */
+/** Surrogate gradient of a sign binarizer (see docs/methods.md#surrogate-gradients). */
 export type SignSurrogate =
   /** dL/dx = dL/dy: the plain straight-through estimator. */
   | 'identity'

@@ -25,7 +25,8 @@ interface ContinualFlags extends TrainFlags {
 
 /**
  * The config and test samples of a continual run. BayesBiNN gets the continual-learning defaults of the
- * official script (methods.md 3.6) for whatever the user did not set: tau 1e-2, lr 1e-3, 100 test samples.
+ * official script (docs/methods.md#continual-learning) for whatever the user did not set: tau 1e-2, lr 1e-3,
+ * 100 test samples.
  */
 export function continualConfig(flags: ContinualFlags): { config: TrainConfig; testSamples: number } {
   const bayes = flags.method === 'bayesbinn';

@@ -3,11 +3,10 @@ import { ConfigError } from '../errors.js';
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import type { Dataset } from '../data/dataset.js';
-import { Normalizer, shuffledIndices } from '../data/pipeline.js';
+import { shuffledIndices } from '../data/pipeline.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { type BackendKind, type TrainConfig } from '../train/config.js';
-import { createBackendBatch, evaluate, type Evaluation } from '../train/evaluate.js';
-import { recalibrateBatchNorm, RECALIBRATION_EXAMPLES } from '../train/recalibrate.js';
+import { evaluate, type Evaluation } from '../train/evaluate.js';
 import { createRun, disposeRun, restoreRun } from '../train/run.js';
 import { Rng } from '../tensor/rng.js';
 import { parseChoice, parseInteger, parsePositiveInteger } from './options.js';
@@ -73,66 +72,46 @@ export async function evaluateCheckpoint(
   const backend = await openBackend(options.backend, options.threads);
   try {
     const batchSize = Math.max(config.batchSize, 100);
+    const spec = checkpoint.meta.config.spec;
+    const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+    if (spec !== undefined && size(spec.input) !== size(test.shape)) {
+      throw new ConfigError(
+        '--data',
+        `images of shape [${spec.input.join(', ')}]`,
+        `[${test.shape.join(', ')}]`,
+      );
+    }
     const run = createRun(
       config,
       backend,
       { inputShape: test.shape, classes: test.classes, stepsPerEpoch: 1, trainingExamples: 1 },
       batchSize,
+      checkpoint.meta.normalization,
     );
     try {
       restoreRun(run, path, checkpoint);
-      const normalizer = new Normalizer(test.shape, checkpoint.meta.normalization);
-      if (normalizer.shape.join() !== test.shape.join()) {
-        throw new ConfigError(
-          '--data',
-          `images of shape [${normalizer.shape.join(', ')}]`,
-          `[${test.shape.join(', ')}]`,
-        );
-      }
-      const batch = createBackendBatch(run, batchSize);
-      try {
-        const limit = options.testLimit ?? null;
-        const mode = evaluate(run, test, normalizer, batch, {
-          kind: 'mode',
-          seed: options.seed,
-          keepEntropies: true,
-          limit,
-        });
-        const stochastic = run.method.stochastic && options.testSamples > 0;
-        const samplesRecalibrated = stochastic && config.recalibrateBatchNorm === true;
-        const order = samplesRecalibrated ? shuffledIndices(train.count, new Rng(options.seed)) : null;
-        const prepareSample =
-          order === null
-            ? undefined
-            : (): void =>
-                recalibrateBatchNorm(run.model, train, order, normalizer, batch, {
-                  examples: RECALIBRATION_EXAMPLES,
-                  seed: options.seed,
-                });
-        const ensemble = stochastic
-          ? evaluate(run, test, normalizer, batch, {
-              kind: 'ensemble',
-              samples: options.testSamples,
-              average: options.average ?? 'logits',
-              seed: options.seed,
-              keepEntropies: true,
-              limit,
-              prepareSample,
-            })
-          : null;
-        const sample = stochastic
-          ? evaluate(run, test, normalizer, batch, {
-              kind: 'ensemble',
-              samples: 1,
-              seed: options.seed,
-              limit,
-              prepareSample,
-            })
-          : null;
-        return { report: { mode, ensemble, sample, samplesRecalibrated }, config, test };
-      } finally {
-        backend.free(batch.images);
-      }
+      const limit = options.testLimit ?? null;
+      const mode = evaluate(run, test, { kind: 'mode', seed: options.seed, keepEntropies: true, limit });
+      const stochastic = run.learner.stochastic && options.testSamples > 0;
+      const samplesRecalibrated = stochastic && config.recalibrateBatchNorm === true;
+      const order = samplesRecalibrated ? shuffledIndices(train.count, new Rng(options.seed)) : null;
+      const prepareSample =
+        order === null ? undefined : (): void => run.learner.recalibrate(train, order, options.seed);
+      const ensemble = stochastic
+        ? evaluate(run, test, {
+            kind: 'ensemble',
+            samples: options.testSamples,
+            average: options.average ?? 'logits',
+            seed: options.seed,
+            keepEntropies: true,
+            limit,
+            prepareSample,
+          })
+        : null;
+      const sample = stochastic
+        ? evaluate(run, test, { kind: 'ensemble', samples: 1, seed: options.seed, limit, prepareSample })
+        : null;
+      return { report: { mode, ensemble, sample, samplesRecalibrated }, config, test };
     } finally {
       disposeRun(run);
     }

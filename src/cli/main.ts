@@ -11,6 +11,7 @@ import { dataCommand } from './data-command.js';
 import { demoCommand } from './demo-command.js';
 import { evalCommand } from './eval-command.js';
 import { exportCommand } from './export-command.js';
+import { modelCommand } from './model-command.js';
 import { predictCommand } from './predict-command.js';
 import { summaryCommand } from './summary-command.js';
 import { trainCommand } from './train-command.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
     trainCommand(),
     evalCommand(),
     summaryCommand(),
+    modelCommand(),
     demoCommand(),
     dataCommand(),
     continualCommand(),

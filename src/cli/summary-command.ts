@@ -1,11 +1,12 @@
 /** `onebit summary`: per-layer parameters, memory and MACs by precision, and the method's training state. */
 import { ConfigError } from '../errors.js';
 import { Command } from 'commander';
-import { isWholeStepMethod } from '../methods/method.js';
-import { createMethod, defaultRunSettings } from '../methods/registry.js';
-import { buildModel, isModelName, MODEL_NAMES } from '../nn/models.js';
+import { defaultRunSettings } from '../methods/registry.js';
+import { modelSpecByName, MODEL_NAMES } from '../nn/models.js';
+import type { ModelSpec } from '../nn/spec.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
-import { summarizeModel, type ModelSummary } from '../train/summary.js';
+import { measureTrainingMemory, summarizeModel, type ModelSummary } from '../train/summary.js';
+import { checkModelArgument, isSpecPath, readSpecFile } from './model-argument.js';
 import { parseChoice, parseInteger } from './options.js';
 
 interface SummaryFlags {
@@ -107,7 +108,7 @@ export function summaryCommand(): Command {
   return new Command('summary')
     .description('per-layer parameters, memory and MACs by precision (like Larq summary)')
     .argument('[checkpoint]', 'a checkpoint file; or give --model')
-    .option('--model <name>', `model (${MODEL_NAMES.join(', ')})`)
+    .option('--model <name|file>', `model (${MODEL_NAMES.join(', ')}) or a spec file (.json)`)
     .option('--method <name>', 'training method whose state to account for', 'ste')
     .option('--rank <K>', 'vispa: rank of the covariance factor Z (default 4)', parseInteger('--rank'))
     .option(
@@ -124,31 +125,44 @@ export function summaryCommand(): Command {
       let methodOptions: Readonly<Record<string, string | number | boolean>> =
         flags.rank !== undefined ? { rank: flags.rank } : {};
       // A per-channel scale after each binary layer: as the run had it, or the method's default.
-      let channelScale = defaultRunSettings(method, 1).channelScale ?? false;
+      const channelScale = defaultRunSettings(method, 1).channelScale ?? false;
+      let spec: ModelSpec | null = null;
       if (checkpoint !== undefined) {
         const config = loadCheckpoint(checkpoint).meta.config;
         ({ model, method, activations, methodOptions } = config);
-        channelScale = config.channelScale ?? false;
+        spec = config.spec ?? null;
       }
-      if (model === undefined) throw new ConfigError('summary', 'a checkpoint or --model NAME', 'neither');
-      if (!isModelName(model)) throw new ConfigError('--model', `one of ${MODEL_NAMES.join(', ')}`, model);
-      if (method === 'float-free' && activations !== 'binary') {
-        throw new ConfigError('--activations', 'binary for --method float-free', activations);
+      if (model === undefined)
+        throw new ConfigError('summary', 'a checkpoint or --model NAME|FILE', 'neither');
+      if (spec === null) {
+        checkModelArgument(model);
+        if (isSpecPath(model)) {
+          if (flags.activations !== undefined) {
+            throw new ConfigError(
+              '--activations',
+              'no --activations with a spec file (each layer sets its binarizer)',
+              flags.activations,
+            );
+          }
+          spec = readSpecFile(model);
+        } else {
+          if (method === 'float-free' && activations !== 'binary') {
+            throw new ConfigError('--activations', 'binary for --method float-free', activations);
+          }
+          spec = modelSpecByName(model, { activations, channelScale });
+        }
       }
-      const built = buildModel(model, { activations, channelScale });
-      const summary = summarizeModel(built, built.inputShape);
-      const trained = createMethod(method, methodOptions);
-      const stateBytes = trained.stateBytesPerWeight;
+      const summary = summarizeModel(spec);
+      const measured = measureTrainingMemory(spec, method, methodOptions);
+      const ste = measureTrainingMemory(spec, 'ste', {});
+      const stateBytes = measured.stateBytesPerWeight;
       const memory: TrainingMemory = {
         method,
         stateBytesPerWeight: stateBytes,
-        activationBytesPerExample: isWholeStepMethod(trained)
-          ? trained.activationBytesPerExample(built, built.inputShape)
-          : summary.activationBytesPerExample,
-        steStateBytesPerWeight: createMethod('ste', {}).stateBytesPerWeight,
-        steActivationBytesPerExample: summary.activationBytesPerExample,
+        activationBytesPerExample: measured.activationBytesPerExample,
+        steStateBytesPerWeight: ste.stateBytesPerWeight,
+        steActivationBytesPerExample: ste.activationBytesPerExample,
       };
-      trained.dispose();
       if (flags.json) {
         process.stdout.write(
           `${JSON.stringify({

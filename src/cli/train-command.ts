@@ -1,15 +1,16 @@
 /** `onebit train`: flags -> TrainConfig -> library; prints progress, epoch lines or JSON lines. */
 import { ConfigError } from '../errors.js';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { createBackend } from '../backend/index.js';
 import type { Backend } from '../backend/backend.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, type Dataset } from '../data/dataset.js';
-import { createMethod, defaultLearningRate, defaultRunSettings, METHOD_NAMES } from '../methods/registry.js';
-import { BOP_SCHEDULES } from '../methods/bop.js';
-import { FLOAT_FREE_DEFAULTS, FLOAT_FREE_SCHEDULES } from '../methods/float-free.js';
-import { isModelName, MODEL_NAMES } from '../nn/models.js';
+import { findMethod, METHOD_NAMES, resolveMethodConfig } from '../methods/registry.js';
+import { loadImageFolder } from '../data/image-folder.js';
+import { existsSync, statSync } from 'node:fs';
+import { checkModelArgument, isSpecPath, readSpecFile } from './model-argument.js';
+import { MODEL_NAMES } from '../nn/models.js';
 import { TRAIN_DEFAULTS, validateConfig, type BackendKind, type TrainConfig } from '../train/config.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import {
@@ -19,6 +20,7 @@ import {
   type EpochRecord,
   type TrainResult,
 } from '../train/trainer.js';
+import { methodFlagOptions, methodOptionsFromFlags, methodRunDefaultsHelp } from './method-flags.js';
 import { defaultCacheDir, parseChoice, parseInteger, parseNumber, parsePositiveInteger } from './options.js';
 
 export interface TrainFlags {
@@ -29,10 +31,10 @@ export interface TrainFlags {
   activations: 'real' | 'binary';
   epochs: number;
   batchSize: number;
-  /** Absent: the method's default (defaultLearningRate), else TRAIN_DEFAULTS.learningRate. */
+  /** Absent: the method's default (its definition's runDefaults), else TRAIN_DEFAULTS.learningRate. */
   lr?: number;
   realLr?: number;
-  /** Absent (as the next three): the method's default (defaultRunSettings), else TRAIN_DEFAULTS. */
+  /** Absent (as the next three): the method's default (its definition's runDefaults), else TRAIN_DEFAULTS. */
   realOptimizer?: 'adam' | 'sgd';
   weightDecay?: number;
   schedule?: 'constant' | 'cosine' | 'warmup-cosine';
@@ -42,32 +44,6 @@ export interface TrainFlags {
   trainLimit?: number;
   testLimit?: number;
   bnAffine: boolean;
-  surrogate?: string;
-  temperature?: number;
-  trainSetScale?: number;
-  klReweight?: number;
-  bbMomentum?: number;
-  lambdaInit?: number;
-  /** false with --no-mu-lag. */
-  muLag?: boolean;
-  bopThreshold?: number;
-  bopGamma?: number;
-  bopSchedule?: string;
-  rank?: number;
-  vispaScale?: number;
-  vispaWeightDecay?: number;
-  ffShift?: number;
-  ffPixelShift?: number;
-  ffClip?: number;
-  ffInit?: number;
-  ffSchedule?: string;
-  /** false with --no-ff-center. */
-  ffCenter?: boolean;
-  /** false with --no-ff-project. */
-  ffProject?: boolean;
-  /** false with --no-ff-project-hidden. */
-  ffProjectHidden?: boolean;
-  momentum?: number;
   /** true with --channel-scale, false with --no-channel-scale, absent: the method's default. */
   channelScale?: boolean;
   recalibrateBn?: boolean;
@@ -76,39 +52,31 @@ export interface TrainFlags {
   json: boolean;
   threads?: number;
   backend: BackendKind;
+  /**
+   * The methods' own flags (src/methods/*.ts declare them), under commander's attribute names: `rank`,
+   * `vispaScale` for --vispa-scale, `muLag` (false) for --no-mu-lag, ...
+   */
+  [methodFlag: string]: unknown;
+}
+
+/** Whether `--data` names a folder of PNG images (one subfolder per class) rather than a named set. */
+function isImageFolder(data: string): boolean {
+  return !isDatasetName(data) && existsSync(data) && statSync(data).isDirectory();
 }
 
 export function configFromFlags(flags: TrainFlags): TrainConfig {
-  if (!isDatasetName(flags.data))
-    throw new ConfigError('--data', `one of ${DATASET_NAMES.join(', ')}`, flags.data);
-  const methodOptions: Record<string, string | number | boolean> = {};
-  if (flags.surrogate !== undefined) methodOptions.surrogate = flags.surrogate;
-  // BayesBiNN and Bop: only the flags given, so configs stay minimal and other methods reject strays.
-  if (flags.temperature !== undefined) methodOptions.temperature = flags.temperature;
-  if (flags.trainSetScale !== undefined) methodOptions.trainSetScale = flags.trainSetScale;
-  if (flags.klReweight !== undefined) methodOptions.klReweight = flags.klReweight;
-  if (flags.bbMomentum !== undefined) methodOptions.bbMomentum = flags.bbMomentum;
-  if (flags.lambdaInit !== undefined) methodOptions.lambdaInit = flags.lambdaInit;
-  if (flags.muLag === false) methodOptions.muLag = false;
-  if (flags.bopThreshold !== undefined) methodOptions.bopThreshold = flags.bopThreshold;
-  if (flags.bopGamma !== undefined) methodOptions.bopGamma = flags.bopGamma;
-  if (flags.bopSchedule !== undefined) methodOptions.bopSchedule = flags.bopSchedule;
-  // VISPA: rank, S, momentum and the decay of m and Z only when given (VISPA_DEFAULTS otherwise).
-  if (flags.rank !== undefined) methodOptions.rank = flags.rank;
-  if (flags.vispaScale !== undefined) methodOptions.scale = flags.vispaScale;
-  if (flags.momentum !== undefined) methodOptions.momentum = flags.momentum;
-  if (flags.vispaWeightDecay !== undefined) methodOptions.weightDecay = flags.vispaWeightDecay;
-  // Float-free: only the flags given.
-  if (flags.ffShift !== undefined) methodOptions.ffShift = flags.ffShift;
-  if (flags.ffPixelShift !== undefined) methodOptions.ffPixelShift = flags.ffPixelShift;
-  if (flags.ffClip !== undefined) methodOptions.ffClip = flags.ffClip;
-  if (flags.ffInit !== undefined) methodOptions.ffInit = flags.ffInit;
-  if (flags.ffSchedule !== undefined) methodOptions.ffSchedule = flags.ffSchedule;
-  if (flags.ffCenter === false) methodOptions.ffCenter = false;
-  if (flags.ffProject === false) methodOptions.ffProject = false;
-  if (flags.ffProjectHidden === false) methodOptions.ffProjectHidden = false;
-  const learningRate = flags.lr ?? defaultLearningRate(flags.method) ?? TRAIN_DEFAULTS.learningRate;
-  const run = defaultRunSettings(flags.method, flags.epochs);
+  if (!isDatasetName(flags.data) && !isImageFolder(flags.data))
+    throw new ConfigError(
+      '--data',
+      `one of ${DATASET_NAMES.join(', ')}, or a folder of PNG images in one subfolder per class`,
+      flags.data,
+    );
+  checkModelArgument(flags.model);
+  const spec = isSpecPath(flags.model) ? readSpecFile(flags.model) : null;
+  // Only the method flags given, so configs stay minimal and a method rejects another one's options.
+  const methodOptions = methodOptionsFromFlags(flags);
+  const run = findMethod(flags.method)?.runDefaults(flags.epochs) ?? {};
+  const learningRate = flags.lr ?? run.learningRate ?? TRAIN_DEFAULTS.learningRate;
   const weightDecay = flags.weightDecay ?? run.realWeightDecay ?? TRAIN_DEFAULTS.realWeightDecay;
   const schedule = flags.schedule ?? run.schedule ?? TRAIN_DEFAULTS.schedule;
   const warmupEpochs =
@@ -122,6 +90,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     data: flags.data,
     dataDir: flags.dataDir ?? null,
     model: flags.model,
+    ...(spec !== null ? { spec } : {}),
     method: flags.method,
     activations: flags.activations,
     methodOptions,
@@ -145,10 +114,16 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
 
 /** The flags every training command shares (train, demo, continual). */
 export function addTrainingFlags(command: Command): Command {
-  return command
-    .option('--data <name>', `data set (${DATASET_NAMES.join(', ')})`, 'fashion-mnist')
+  // The per-method defaults in the help are those of a run of the default length (warm-up depends on it).
+  const epochs = TRAIN_DEFAULTS.epochs;
+  command
+    .option(
+      '--data <name|dir>',
+      `data set (${DATASET_NAMES.join(', ')}), or a folder of PNGs in one subfolder per class`,
+      'fashion-mnist',
+    )
     .option('--data-dir <dir>', 'folder searched first for the data set files')
-    .option('--model <name>', `model (${MODEL_NAMES.join(', ')})`, 'mlp-2x2048')
+    .option('--model <name|file>', `model (${MODEL_NAMES.join(', ')}) or a spec file (.json)`, 'mlp-2x2048')
     .option('--method <name>', `training method (${METHOD_NAMES.join(', ')})`, 'ste')
     .option(
       '--activations <kind>',
@@ -165,32 +140,32 @@ export function addTrainingFlags(command: Command): Command {
     )
     .option(
       '--lr <x>',
-      `learning rate of the method (default: ${TRAIN_DEFAULTS.learningRate}; bayesbinn ${defaultLearningRate('bayesbinn')}; vispa ${defaultLearningRate('vispa')})`,
+      `learning rate of the method (default: ${TRAIN_DEFAULTS.learningRate}${methodRunDefaultsHelp('learningRate', epochs)})`,
       parseNumber('--lr'),
     )
     .option(
       '--real-lr <x>',
-      `learning rate of the real-valued parameters' optimizer (default: --lr; vispa ${defaultRunSettings('vispa', 1).realLearningRate})`,
+      `learning rate of the real-valued parameters' optimizer (default: --lr${methodRunDefaultsHelp('realLearningRate', epochs)})`,
       parseNumber('--real-lr'),
     )
     .option(
       '--real-optimizer <kind>',
-      `optimizer of real-valued parameters: adam or sgd (momentum 0.9) (default: ${TRAIN_DEFAULTS.realOptimizer}; vispa sgd)`,
+      `optimizer of real-valued parameters: adam or sgd (momentum 0.9) (default: ${TRAIN_DEFAULTS.realOptimizer}${methodRunDefaultsHelp('realOptimizer', epochs)})`,
       parseChoice('--real-optimizer', ['adam', 'sgd'] as const),
     )
     .option(
       '--weight-decay <x>',
-      `weight decay of the real-valued optimizer (default: ${TRAIN_DEFAULTS.realWeightDecay}; vispa ${defaultRunSettings('vispa', 1).realWeightDecay})`,
+      `weight decay of the real-valued optimizer (default: ${TRAIN_DEFAULTS.realWeightDecay}${methodRunDefaultsHelp('realWeightDecay', epochs)})`,
       parseNumber('--weight-decay'),
     )
     .option(
       '--schedule <kind>',
-      `constant, cosine or warmup-cosine (per iteration) (default: ${TRAIN_DEFAULTS.schedule}; vispa warmup-cosine)`,
+      `constant, cosine or warmup-cosine (per iteration) (default: ${TRAIN_DEFAULTS.schedule}${methodRunDefaultsHelp('schedule', epochs)})`,
       parseChoice('--schedule', ['constant', 'cosine', 'warmup-cosine'] as const),
     )
     .option(
       '--warmup-epochs <x>',
-      `linear warm-up length for warmup-cosine (default: ${TRAIN_DEFAULTS.warmupEpochs}; vispa min(5, epochs/10))`,
+      `linear warm-up length for warmup-cosine (default: ${TRAIN_DEFAULTS.warmupEpochs}${methodRunDefaultsHelp('warmupEpochs', epochs)})`,
       parseNumber('--warmup-epochs'),
     )
     .option(
@@ -216,97 +191,16 @@ export function addTrainingFlags(command: Command): Command {
       parsePositiveInteger('--test-limit'),
     )
     .option('--bn-affine', 'learn batch-norm scale and shift (trained by Adam)', false)
-    .option('--surrogate <kind>', 'ste: identity or clipped-identity')
-    .option(
-      '--rank <K>',
-      'vispa: rank K of the covariance factor Z (default 4; 0 = the diagonal / LP view, deterministic)',
-      parseInteger('--rank'),
-    )
-    .option(
-      '--vispa-scale <S>',
-      'vispa: the constant S, r ~ N(0, I/S) and m^2 + |z|^2/S = 1 (default 100)',
-      parseNumber('--vispa-scale'),
-    )
-    .option('--momentum <x>', 'vispa: SGD momentum on m and Z (default 0.9)', parseNumber('--momentum'))
-    .option(
-      '--vispa-weight-decay <x>',
-      'vispa: weight decay on m and Z (default 0; --weight-decay is for the real-valued parameters)',
-      parseNumber('--vispa-weight-decay'),
-    )
     .option(
       '--channel-scale',
-      'learnable per-channel scale after each binary layer (VISPA Alpha; default: on for vispa)',
+      `learnable per-channel scale after each binary layer (VISPA Alpha; default: off${methodRunDefaultsHelp('channelScale', epochs)})`,
     )
     .option('--no-channel-scale', 'no per-channel scale')
     .option(
       '--recalibrate-bn',
-      'after each epoch, re-estimate batch-norm statistics for the deterministic network (default: on for vispa)',
+      `after each epoch, re-estimate batch-norm statistics for the deterministic network (default: off${methodRunDefaultsHelp('recalibrateBatchNorm', epochs)})`,
     )
     .option('--no-recalibrate-bn', 'keep the batch-norm statistics accumulated during training')
-    .option(
-      '--temperature <tau>',
-      'bayesbinn: Gumbel-softmax temperature (default 1e-10)',
-      parseNumber('--temperature'),
-    )
-    .option(
-      '--train-set-scale <x>',
-      'bayesbinn: N = training examples * x (default 1; 10 with augmentation)',
-      parseNumber('--train-set-scale'),
-    )
-    .option(
-      '--kl-reweight <x>',
-      'bayesbinn: weight of the prior (KL) term (default 1)',
-      parseNumber('--kl-reweight'),
-    )
-    .option(
-      '--bb-momentum <beta>',
-      'bayesbinn: momentum with bias correction (default 0)',
-      parseNumber('--bb-momentum'),
-    )
-    .option('--lambda-init <x>', 'bayesbinn: initial |lambda| (default 10)', parseNumber('--lambda-init'))
-    .option('--no-mu-lag', 'bayesbinn: use tanh(current lambda) instead of the official one-step-lagged mu')
-    .option('--bop-threshold <x>', 'bop: flip threshold (default 1e-8)', parseNumber('--bop-threshold'))
-    .option(
-      '--bop-gamma <x>',
-      'bop: adaptivity rate of the gradient average (default 1e-4)',
-      parseNumber('--bop-gamma'),
-    )
-    .option(
-      '--bop-schedule <which>',
-      `bop: hyperparameters that follow the learning-rate schedule's shape (${BOP_SCHEDULES.join(', ')}; default none)`,
-      parseChoice('--bop-schedule', BOP_SCHEDULES),
-    )
-    .option(
-      '--ff-shift <k>',
-      `float-free: right shift of the integer counter update, learning rate 2^-k (default ${FLOAT_FREE_DEFAULTS.shift})`,
-      parseInteger('--ff-shift'),
-    )
-    .option(
-      '--ff-pixel-shift <k>',
-      `float-free: extra shift of the first layer, whose inputs are 8-bit pixels (default ${FLOAT_FREE_DEFAULTS.pixelShift})`,
-      parseInteger('--ff-pixel-shift'),
-    )
-    .option(
-      '--ff-clip <c>',
-      `float-free: int16 counters are clamped to [-c, c] (default ${FLOAT_FREE_DEFAULTS.clip})`,
-      parseInteger('--ff-clip'),
-    )
-    .option(
-      '--ff-init <c>',
-      'float-free: initial counters uniform in [-c, c] (default 0: c = clip * sqrt(6 / (fan_in + fan_out)))',
-      parseInteger('--ff-init'),
-    )
-    .option(
-      '--ff-schedule <kind>',
-      `float-free: ${FLOAT_FREE_SCHEDULES.join(' or ')}: the shift grows by one each time the remaining steps halve (default ${FLOAT_FREE_DEFAULTS.schedule})`,
-      parseChoice('--ff-schedule', FLOAT_FREE_SCHEDULES),
-    )
-    .option('--no-ff-center', 'float-free: do not backpropagate through the centring (batch-norm mean)')
-    .option(
-      '--no-ff-project',
-      "float-free: keep the output error's component along the logits (batch norm's variance term is on by default)",
-    )
-    .option('--no-ff-project-hidden', 'float-free: no variance term (sign approximation) for hidden errors')
     .option(
       '--threads <n>',
       'threads of the wasm backend (default: the number of cores)',
@@ -319,6 +213,9 @@ export function addTrainingFlags(command: Command): Command {
       'wasm',
     )
     .option('--json', 'print one JSON object per epoch and a final result object on stdout', false);
+  // Each method's own flags, generated from its option declarations (src/methods/*.ts), under its heading.
+  for (const option of methodFlagOptions()) command.addOption(option);
+  return command;
 }
 
 export async function openBackend(kind: BackendKind, threads: number | undefined): Promise<Backend> {
@@ -326,6 +223,10 @@ export async function openBackend(kind: BackendKind, threads: number | undefined
 }
 
 export async function loadSplits(config: TrainConfig): Promise<{ train: Dataset; test: Dataset }> {
+  if (isImageFolder(config.data)) {
+    const folder = await loadImageFolder(config.data, { seed: config.seed });
+    return { train: folder.train, test: folder.test };
+  }
   if (!isDatasetName(config.data))
     throw new ConfigError('--data', `one of ${DATASET_NAMES.join(', ')}`, config.data);
   const common = {
@@ -396,9 +297,8 @@ export function checkConfig(config: TrainConfig): void {
   validateConfig(config);
   if (!isDatasetName(config.data))
     throw new ConfigError('--data', `one of ${DATASET_NAMES.join(', ')}`, config.data);
-  if (!isModelName(config.model))
-    throw new ConfigError('--model', `one of ${MODEL_NAMES.join(', ')}`, config.model);
-  createMethod(config.method, config.methodOptions).dispose();
+  if (config.spec === undefined) checkModelArgument(config.model);
+  resolveMethodConfig(config.method, config.methodOptions);
 }
 
 export async function runTrain(inv: TrainInvocation): Promise<TrainResult> {
@@ -457,7 +357,8 @@ export function trainCommand(): Command {
     .option('--out <dir>', 'output folder (checkpoint, metrics.jsonl)')
     .option('--resume <dir>', 'continue the run whose checkpoint is in <dir> (its saved config is used)')
     .action(async (flags: TrainFlags) => {
-      const outDir = flags.resume ?? flags.out ?? `runs/${flags.model}-${flags.method}-seed${flags.seed}`;
+      const modelLabel = basename(flags.model).replace(/\.json$/, '');
+      const outDir = flags.resume ?? flags.out ?? `runs/${modelLabel}-${flags.method}-seed${flags.seed}`;
       await runTrain({
         config: configFromFlags(flags),
         outDir,

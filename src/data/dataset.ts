@@ -36,6 +36,21 @@ export interface Dataset {
 }
 
 export type Split = 'train' | 'test';
+
+/** Per-item shape [C, H, W] of each named data set. */
+const DATASET_SHAPES: Readonly<Record<string, readonly [number, number, number]>> = {
+  'fashion-mnist': [1, 28, 28],
+  mnist: [1, 28, 28],
+  'synthetic-mnist': [1, 28, 28],
+  cifar10: [3, 32, 32],
+  cifar100: [3, 32, 32],
+  'synthetic-cifar': [3, 32, 32],
+};
+
+/** The per-item shape of a named data set, without loading it; undefined for a name onebit does not know. */
+export function datasetShape(name: string): readonly [number, number, number] | undefined {
+  return DATASET_SHAPES[name];
+}
 export type RealDatasetName = 'fashion-mnist' | 'mnist' | 'cifar10' | 'cifar100';
 /** Seeded Gaussian blobs shaped like MNIST (1 x 28 x 28) or like CIFAR (3 x 32 x 32). */
 export type SyntheticDatasetName = 'synthetic-mnist' | 'synthetic-cifar';

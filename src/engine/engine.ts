@@ -12,20 +12,23 @@
  *
  * Memory: one shared WebAssembly.Memory sized once for the model and `maxBatch` (weights, per-channel
  * parameters, one activation buffer per layer); nothing is allocated per call except the returned arrays.
- * Threads: the persistent worker pool of the wasm backend (src/backend/wasm/pool.ts) over that memory;
- * each kernel call splits rows or output channels across threads when the work is large enough.
+ * Threads: the shared persistent worker pool (src/wasm/pool.ts, the one the wasm backend and the float-free
+ * kernels use too) over that memory; each kernel call splits rows or output channels across threads when
+ * the work is large enough. Loading, instantiation and the heap are the shared ones of src/wasm as well,
+ * which imports no training code.
  *
  * Node and browsers: in Node the packaged module is read from wasm/; a browser bundle passes the module
  * (or its bytes) as `options.module`. A browser main thread cannot block on Atomics.wait, so there use
  * `threads: 1` or run the engine in a worker; shared memory needs a cross-origin-isolated page.
  */
-import { WasmHeap, alignUp } from '../backend/wasm/memory.js';
-import { ThreadPool, WORKER_STACK_BYTES } from '../backend/wasm/pool.js';
-import { CONTROL_BYTES, MAX_THREADS } from '../backend/wasm/protocol.js';
-import { wasmApi, type WasmBytes, type WasmGlobal, type WasmModule } from '../backend/wasm/wasm-api.js';
+import type { WasmBytes, WasmModule } from '../wasm/api.js';
+import { WasmHeap, alignUp } from '../wasm/heap.js';
+import { heapBaseOf, instantiate, loadModule, sharedMemory, type PackagedModule } from '../wasm/loader.js';
+import { checkThreads, defaultThreads, ThreadPool, WORKER_STACK_BYTES } from '../wasm/pool.js';
+import { CONTROL_BYTES } from '../wasm/protocol.js';
 import { decodeOnebit, encodeOnebit, packedWords, type DenseLayer, type OnebitModel } from './format.js';
 
-export type { WasmBytes, WasmModule } from '../backend/wasm/wasm-api.js';
+export type { WasmBytes, WasmModule } from '../wasm/api.js';
 
 export const ENGINE_KERNELS = [
   'oe_dense_bits',
@@ -35,7 +38,6 @@ export const ENGINE_KERNELS = [
   'oe_nibbles',
 ] as const;
 export type EngineKernel = (typeof ENGINE_KERNELS)[number];
-type KernelFunction = (...args: number[]) => number;
 
 /** Which popcount the XNOR kernel uses; see DEFAULT_POPCOUNT for the measurement behind the default. */
 export type PopcountVariant = 'simd' | 'scalar';
@@ -104,7 +106,12 @@ export interface Engine {
   dispose(): void;
 }
 
-const ENGINE_URL = new URL('../../wasm/onebit-engine.wasm', import.meta.url);
+const LABEL = 'onebit engine';
+const ENGINE_MODULE: PackagedModule = {
+  file: 'onebit-engine.wasm',
+  label: LABEL,
+  howToPass: 'the engine module: createEngine(model, { module })',
+};
 const PAGE = 65536;
 
 /** Work (multiply-adds; bit operations / 8 for XNOR) above which a kernel call is split across threads. */
@@ -113,38 +120,6 @@ const PARALLEL_MIN_WORK = 1 << 17;
 const OUT_BITS = 0;
 const OUT_REAL = 1;
 const ACTIVATIONS = { none: 0, relu: 1, hardtanh: 2 } as const;
-
-let defaultModule: Promise<WasmModule> | undefined;
-
-async function loadDefaultModule(): Promise<WasmModule> {
-  defaultModule ??= (async () => {
-    const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-    if (!isNode)
-      throw new Error('onebit engine: outside Node, pass the engine module: createEngine(model, { module })');
-    const { readFile } = await import('node:fs/promises');
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(ENGINE_URL);
-    } catch (err) {
-      throw new Error(
-        `onebit engine: cannot read ${ENGINE_URL.pathname} (${String(err)}); build it with \`npm run build:kernels\``,
-      );
-    }
-    return wasmApi.compile(bytes);
-  })();
-  defaultModule.catch(() => {
-    defaultModule = undefined;
-  });
-  return defaultModule;
-}
-
-async function defaultThreads(): Promise<number> {
-  if (typeof process !== 'undefined' && typeof process.versions?.node === 'string') {
-    const os = await import('node:os');
-    return Math.max(1, Math.min(8, os.availableParallelism()));
-  }
-  return 1;
-}
 
 /** A dense layer placed in wasm memory: byte offsets of its tensors and of its output buffer. */
 interface PlacedDense {
@@ -173,20 +148,13 @@ export async function createEngine(
   // inconsistent size ever reaches a kernel.
   const model = source instanceof Uint8Array ? decodeOnebit(source) : (encodeOnebit(source), source);
   const threads = options.threads ?? (await defaultThreads());
-  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
-    throw new RangeError(`onebit engine: threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
-  }
+  checkThreads(threads, LABEL);
   const maxBatch = options.maxBatch ?? 100;
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1 << 16) {
     throw new RangeError(`onebit engine: maxBatch must be an integer in 1..65536, got ${maxBatch}`);
   }
   const popcount = options.popcount ?? DEFAULT_POPCOUNT;
-  const module =
-    options.module === undefined
-      ? await loadDefaultModule()
-      : options.module instanceof wasmApi.Module
-        ? options.module
-        : await wasmApi.compile(options.module as WasmBytes);
+  const module = await loadModule(ENGINE_MODULE, options.module);
 
   const [channels, height, width] = model.input.shape;
   const inputSize = channels * height * width;
@@ -212,11 +180,8 @@ export async function createEngine(
     blocks.push(maxBatch * outStrideBytes(l));
   }
   blocks.push(maxBatch * inStride, maxBatch * inStride * 4, lutBytes, scratchBytes);
-  // __heap_base is fixed by the module; read it from a throwaway instance over a small memory.
-  const probe = new wasmApi.Memory({ initial: 32, maximum: 32, shared: true });
-  const heapBase = (
-    new wasmApi.Instance(module, { env: { memory: probe } }).exports.__heap_base as WasmGlobal
-  ).value as number;
+  // __heap_base is fixed by the module; read it before the memory is sized.
+  const heapBase = heapBaseOf(module, LABEL);
   const total =
     alignUp(heapBase, 64) + blocks.reduce((a, b) => a + alignUp(Math.max(b, 64), 64), 0) + 64 * 64;
   const pages = Math.ceil(total / PAGE);
@@ -224,16 +189,9 @@ export async function createEngine(
     throw new RangeError(
       `onebit engine: the model needs ${total} bytes of memory at maxBatch ${maxBatch}, more than wasm32's 4 GiB`,
     );
-  const memory = new wasmApi.Memory({ initial: pages, maximum: pages, shared: true });
-  const instance = new wasmApi.Instance(module, { env: { memory } });
-  const kernels = {} as Record<EngineKernel, KernelFunction>;
-  for (const name of ENGINE_KERNELS) {
-    const fn = instance.exports[name];
-    if (typeof fn !== 'function')
-      throw new Error(`onebit engine: the module lacks ${name}; rebuild it with \`npm run build:kernels\``);
-    kernels[name] = fn as KernelFunction;
-  }
-  const heap = new WasmHeap(memory, heapBase, pages * PAGE);
+  const memory = sharedMemory(pages, pages);
+  const { kernels } = instantiate(module, memory, ENGINE_KERNELS, LABEL);
+  const heap = new WasmHeap(memory, heapBase, pages * PAGE, LABEL);
   const control = heap.alloc(CONTROL_BYTES);
   const pool = await ThreadPool.create<EngineKernel>({
     module,
@@ -243,6 +201,7 @@ export async function createEngine(
     threads,
     control,
     reserve: (bytes) => heap.alloc(bytes),
+    label: LABEL,
   });
   const buf = memory.buffer;
   const put = <T extends Uint32Array | Int32Array | Float32Array | Int8Array>(data: T): number => {

@@ -180,34 +180,7 @@ export function encodeOnebit(model: OnebitModel): Uint8Array {
     tensors.push({ name, value, shape });
     return name;
   };
-  const layers = model.layers.map((layer, i) => {
-    if (layer.kind === 'flatten') return { kind: 'flatten' };
-    const words = packedWords(layer.inFeatures);
-    const prefix = `layers.${i}`;
-    const out = layer.output;
-    const n = layer.outFeatures;
-    return {
-      kind: 'dense',
-      name: layer.name,
-      input: layer.input,
-      inFeatures: layer.inFeatures,
-      outFeatures: n,
-      weights: add(`${prefix}.weights`, layer.weights, [n, words]),
-      output:
-        out.kind === 'bits'
-          ? {
-              kind: 'bits',
-              thresholds: add(`${prefix}.thresholds`, out.thresholds, [n]),
-              directions: add(`${prefix}.directions`, out.directions, [n]),
-            }
-          : {
-              kind: 'real',
-              scale: add(`${prefix}.scale`, out.scale, [n]),
-              bias: add(`${prefix}.bias`, out.bias, [n]),
-              activation: out.activation,
-            },
-    };
-  });
+  const layers = model.layers.map((layer, i) => codecOf(layer.kind).encode(layer, `layers.${i}`, add));
   const entries: TensorEntry[] = [];
   let offset = 0;
   let end = 0;
@@ -313,11 +286,168 @@ function describe(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-interface LayerPlan {
-  readonly layer:
-    | { kind: 'flatten' }
-    | (Omit<DenseLayer, 'weights' | 'output'> & { outputKind: 'bits' | 'real'; activation: Activation });
-  readonly tensors: Readonly<Record<string, string>>;
+/** What the layers so far produce: the per-example shape and kind of values, and whether a dense layer ran. */
+interface Flow {
+  shape: number[];
+  values: 'real' | 'bits';
+  seenDense: boolean;
+}
+
+/** Declares a tensor a layer needs (name from the header, dtype, exact shape); returns its name. */
+type NeedTensor = (name: unknown, where: string, dtype: TensorDType, shape: number[]) => string;
+
+/**
+ * One layer kind of the format: how it is written to the header (registering its tensors with `add`) and
+ * how a header entry is validated against the values flowing in (`decode` checks the structure and declares
+ * the tensors it needs, then returns the function that builds the layer once the tensors are read and
+ * checked). Adding an op to the format is adding an entry to LAYER_CODECS.
+ */
+interface LayerCodec<L extends OnebitLayer> {
+  encode(
+    layer: L,
+    prefix: string,
+    add: (name: string, value: TensorArray, shape: number[]) => string,
+  ): Record<string, unknown>;
+  decode(
+    r: Reader,
+    layer: Record<string, unknown>,
+    where: string,
+    flow: Flow,
+    need: NeedTensor,
+  ): (read: (name: string) => TensorArray) => L;
+}
+
+const FLATTEN_CODEC: LayerCodec<FlattenLayer> = {
+  encode: () => ({ kind: 'flatten' }),
+  decode: (_r, _layer, _where, flow) => {
+    flow.shape = [flow.shape.reduce((a, b) => a * b, 1)];
+    return () => ({ kind: 'flatten' });
+  },
+};
+
+const DENSE_CODEC: LayerCodec<DenseLayer> = {
+  encode: (layer, prefix, add) => {
+    const words = packedWords(layer.inFeatures);
+    const out = layer.output;
+    const n = layer.outFeatures;
+    return {
+      kind: 'dense',
+      name: layer.name,
+      input: layer.input,
+      inFeatures: layer.inFeatures,
+      outFeatures: n,
+      weights: add(`${prefix}.weights`, layer.weights, [n, words]),
+      output:
+        out.kind === 'bits'
+          ? {
+              kind: 'bits',
+              thresholds: add(`${prefix}.thresholds`, out.thresholds, [n]),
+              directions: add(`${prefix}.directions`, out.directions, [n]),
+            }
+          : {
+              kind: 'real',
+              scale: add(`${prefix}.scale`, out.scale, [n]),
+              bias: add(`${prefix}.bias`, out.bias, [n]),
+              activation: out.activation,
+            },
+    };
+  },
+  decode: (r, layer, where, flow, need) => {
+    const current = flow.shape;
+    const name = r.string(layer.name, `${where}.name`);
+    const input = r.choice(layer.input, `${where}.input`, ['real', 'bits'] as const);
+    const inFeatures = r.integer(layer.inFeatures, `${where}.inFeatures`, 1, LIMITS.features);
+    const outFeatures = r.integer(layer.outFeatures, `${where}.outFeatures`, 1, LIMITS.features);
+    if (current.length !== 1 || current[0] !== inFeatures) {
+      r.fail(
+        'bad-layer',
+        `${where}.inFeatures`,
+        `the layer takes [${inFeatures}] but receives [${current.join(', ')}]${current.length > 1 ? ' (flatten first)' : ''}`,
+      );
+    }
+    if (input !== flow.values) {
+      r.fail(
+        'bad-layer',
+        `${where}.input`,
+        `the layer takes ${input} values but receives ${flow.values} values`,
+      );
+    }
+    if (!flow.seenDense && input !== 'real')
+      r.fail('bad-layer', `${where}.input`, 'the first dense layer takes the real (normalised) input');
+    const output = r.object(layer.output, `${where}.output`);
+    const outputKind = r.choice(output.kind, `${where}.output.kind`, ['bits', 'real'] as const);
+    const weightsName = need(layer.weights, `${where}.weights`, 'uint32', [
+      outFeatures,
+      packedWords(inFeatures),
+    ]);
+    let finishOutput: (read: (name: string) => TensorArray) => DenseOutput;
+    if (outputKind === 'bits') {
+      const thresholdsName = need(
+        output.thresholds,
+        `${where}.output.thresholds`,
+        input === 'bits' ? 'int32' : 'float32',
+        [outFeatures],
+      );
+      const directionsName = need(output.directions, `${where}.output.directions`, 'int8', [outFeatures]);
+      finishOutput = (read) => {
+        const thresholds = read(thresholdsName) as Int32Array | Float32Array;
+        const directions = read(directionsName) as Int8Array;
+        for (let j = 0; j < outFeatures; j++) {
+          if (directions[j] !== 1 && directions[j] !== -1)
+            r.fail(
+              'bad-value',
+              `${where}.output.directions[${j}]`,
+              `a direction is +1 or -1, found ${directions[j]}`,
+            );
+          if (Number.isNaN(thresholds[j]))
+            r.fail('bad-value', `${where}.output.thresholds[${j}]`, 'a threshold must not be NaN');
+        }
+        return { kind: 'bits', thresholds, directions };
+      };
+    } else {
+      const scaleName = need(output.scale, `${where}.output.scale`, 'float32', [outFeatures]);
+      const biasName = need(output.bias, `${where}.output.bias`, 'float32', [outFeatures]);
+      const activation = r.choice(output.activation, `${where}.output.activation`, [
+        'none',
+        'relu',
+        'hardtanh',
+      ] as const);
+      finishOutput = (read) => {
+        const scale = read(scaleName) as Float32Array;
+        const bias = read(biasName) as Float32Array;
+        for (let j = 0; j < outFeatures; j++) {
+          if (!Number.isFinite(scale[j]))
+            r.fail('bad-value', `${where}.output.scale[${j}]`, `a scale must be finite, found ${scale[j]}`);
+          if (!Number.isFinite(bias[j]))
+            r.fail('bad-value', `${where}.output.bias[${j}]`, `a bias must be finite, found ${bias[j]}`);
+        }
+        return { kind: 'real', scale, bias, activation };
+      };
+    }
+    flow.shape = [outFeatures];
+    flow.values = outputKind;
+    flow.seenDense = true;
+    return (read) => {
+      const weights = read(weightsName) as Uint32Array;
+      checkPadding(r, `${where}.weights`, weights, outFeatures, inFeatures);
+      const out = finishOutput(read);
+      return { kind: 'dense', name, input, inFeatures, outFeatures, weights, output: out };
+    };
+  },
+};
+
+/** Every layer kind of the format, by its header `kind`. */
+const LAYER_CODECS: { readonly [K in OnebitLayer['kind']]: LayerCodec<OnebitLayer & { readonly kind: K }> } =
+  {
+    flatten: FLATTEN_CODEC,
+    dense: DENSE_CODEC,
+  };
+
+const LAYER_KINDS = Object.keys(LAYER_CODECS) as OnebitLayer['kind'][];
+
+/** The codec of a layer kind (the table is indexed by the layer's own kind, so the cast is sound). */
+function codecOf(kind: OnebitLayer['kind']): LayerCodec<OnebitLayer> {
+  return LAYER_CODECS[kind] as LayerCodec<OnebitLayer>;
 }
 
 /**
@@ -457,71 +587,17 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
     needs.set(key, { where, dtype, shape: tensorShape });
     return key;
   };
-  const plans: LayerPlan[] = [];
-  let current: number[] = [...shape];
-  let valueKind: 'real' | 'bits' = 'real';
-  let seenDense = false;
+  const flow: Flow = { shape: [...shape], values: 'real', seenDense: false };
+  const plans: ((read: (name: string) => TensorArray) => OnebitLayer)[] = [];
   for (let i = 0; i < layerList.length; i++) {
     const where = `header.layers[${i}]`;
     const layer = r.object(layerList[i], where);
-    const kind = r.choice(layer.kind, `${where}.kind`, ['flatten', 'dense'] as const);
-    if (kind === 'flatten') {
-      current = [current.reduce((a, b) => a * b, 1)];
-      plans.push({ layer: { kind: 'flatten' }, tensors: {} });
-      continue;
-    }
-    const name = r.string(layer.name, `${where}.name`);
-    const input = r.choice(layer.input, `${where}.input`, ['real', 'bits'] as const);
-    const inFeatures = r.integer(layer.inFeatures, `${where}.inFeatures`, 1, LIMITS.features);
-    const outFeatures = r.integer(layer.outFeatures, `${where}.outFeatures`, 1, LIMITS.features);
-    if (current.length !== 1 || current[0] !== inFeatures) {
-      r.fail(
-        'bad-layer',
-        `${where}.inFeatures`,
-        `the layer takes [${inFeatures}] but receives [${current.join(', ')}]${current.length > 1 ? ' (flatten first)' : ''}`,
-      );
-    }
-    if (input !== valueKind) {
-      r.fail(
-        'bad-layer',
-        `${where}.input`,
-        `the layer takes ${input} values but receives ${valueKind} values`,
-      );
-    }
-    if (!seenDense && input !== 'real')
-      r.fail('bad-layer', `${where}.input`, 'the first dense layer takes the real (normalised) input');
-    const output = r.object(layer.output, `${where}.output`);
-    const outputKind = r.choice(output.kind, `${where}.output.kind`, ['bits', 'real'] as const);
-    const tensors: Record<string, string> = {
-      weights: need(layer.weights, `${where}.weights`, 'uint32', [outFeatures, packedWords(inFeatures)]),
-    };
-    let activation: Activation = 'none';
-    if (outputKind === 'bits') {
-      tensors.thresholds = need(
-        output.thresholds,
-        `${where}.output.thresholds`,
-        input === 'bits' ? 'int32' : 'float32',
-        [outFeatures],
-      );
-      tensors.directions = need(output.directions, `${where}.output.directions`, 'int8', [outFeatures]);
-    } else {
-      tensors.scale = need(output.scale, `${where}.output.scale`, 'float32', [outFeatures]);
-      tensors.bias = need(output.bias, `${where}.output.bias`, 'float32', [outFeatures]);
-      activation = r.choice(output.activation, `${where}.output.activation`, [
-        'none',
-        'relu',
-        'hardtanh',
-      ] as const);
-    }
-    plans.push({
-      layer: { kind: 'dense', name, input, inFeatures, outFeatures, outputKind, activation },
-      tensors,
-    });
-    current = [outFeatures];
-    valueKind = outputKind;
-    seenDense = true;
+    const kind = r.choice(layer.kind, `${where}.kind`, LAYER_KINDS);
+    plans.push(LAYER_CODECS[kind].decode(r, layer, where, flow, need));
   }
-  if (!seenDense) r.fail('bad-layer', 'header.layers', 'a model needs at least one dense layer');
+  const current = flow.shape;
+  const valueKind = flow.values;
+  if (!flow.seenDense) r.fail('bad-layer', 'header.layers', 'a model needs at least one dense layer');
   if (valueKind !== 'real' || current.length !== 1 || current[0] !== classes) {
     r.fail(
       'bad-layer',
@@ -616,40 +692,7 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
         return new Int8Array(copy.buffer, 0, n);
     }
   };
-  const layers: OnebitLayer[] = plans.map((plan, i) => {
-    if (plan.layer.kind === 'flatten') return { kind: 'flatten' };
-    const where = `header.layers[${i}]`;
-    const { name, input, inFeatures, outFeatures, outputKind, activation } = plan.layer;
-    const weights = read(plan.tensors.weights) as Uint32Array;
-    checkPadding(r, `${where}.weights`, weights, outFeatures, inFeatures);
-    let output: DenseOutput;
-    if (outputKind === 'bits') {
-      const thresholds = read(plan.tensors.thresholds) as Int32Array | Float32Array;
-      const directions = read(plan.tensors.directions) as Int8Array;
-      for (let j = 0; j < outFeatures; j++) {
-        if (directions[j] !== 1 && directions[j] !== -1)
-          r.fail(
-            'bad-value',
-            `${where}.output.directions[${j}]`,
-            `a direction is +1 or -1, found ${directions[j]}`,
-          );
-        if (Number.isNaN(thresholds[j]))
-          r.fail('bad-value', `${where}.output.thresholds[${j}]`, 'a threshold must not be NaN');
-      }
-      output = { kind: 'bits', thresholds, directions };
-    } else {
-      const scale = read(plan.tensors.scale) as Float32Array;
-      const bias = read(plan.tensors.bias) as Float32Array;
-      for (let j = 0; j < outFeatures; j++) {
-        if (!Number.isFinite(scale[j]))
-          r.fail('bad-value', `${where}.output.scale[${j}]`, `a scale must be finite, found ${scale[j]}`);
-        if (!Number.isFinite(bias[j]))
-          r.fail('bad-value', `${where}.output.bias[${j}]`, `a bias must be finite, found ${bias[j]}`);
-      }
-      output = { kind: 'real', scale, bias, activation };
-    }
-    return { kind: 'dense', name, input, inFeatures, outFeatures, weights, output };
-  });
+  const layers = plans.map((finish) => finish(read));
   return { input: { shape, mean, std }, classes, layers, metadata };
 }
 

@@ -6,8 +6,9 @@
 import type { Backend } from '../backend/backend.js';
 import { encodeOnebit } from '../engine/format.js';
 import { writeFileAtomic } from './atomic.js';
-import { buildOnebitModel, describeNetwork, openForExport, type ExportSource } from './export.js';
-import { checkpointMethod, exportFloatFree } from './float-free-export.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { buildOnebitModel, checkpointExportSource, describeNetwork, type ExportSource } from './export.js';
+import { exportFloatFree } from './float-free-export.js';
 import { encodeOnnx } from './onnx.js';
 import { encodeSafetensors, type SafeTensor } from './safetensors.js';
 
@@ -31,33 +32,42 @@ function tensorShape(
   return [length];
 }
 
-/** Every tensor of the checkpoint (model, method and optimizer state), shaped like its parameter. */
-export function checkpointSafetensors(source: ExportSource): Uint8Array {
+/**
+ * Every tensor of the source (for a checkpoint: model, method and optimizer state), shaped like its
+ * parameter in the model built from the spec. `header` adds string metadata (a checkpoint's config and
+ * counters).
+ */
+export function checkpointSafetensors(
+  source: ExportSource,
+  header: Readonly<Record<string, string>> = {},
+): Uint8Array {
   const shapes = new Map<string, readonly number[]>();
-  for (const p of source.run.model.parameters()) shapes.set(p.name, p.shape);
+  for (const p of source.model.parameters()) shapes.set(p.name, p.shape);
   const tensors: SafeTensor[] = [];
-  for (const [name, data] of source.checkpoint.tensors) {
+  for (const [name, data] of source.tensors) {
     tensors.push({ name, shape: tensorShape(name, data.length, shapes), data });
   }
-  const { config, epoch, step, normalization } = source.checkpoint.meta;
   return encodeSafetensors(tensors, {
     format: 'onebit-checkpoint',
-    config: JSON.stringify(config),
-    epoch: String(epoch),
-    step: String(step),
-    normalization: JSON.stringify(normalization),
+    spec: JSON.stringify(source.spec),
+    normalization: JSON.stringify(source.normalization),
+    ...header,
   });
 }
 
-/** The export's bytes in `format`. */
-export function exportBytes(source: ExportSource, format: ExportFormat): Uint8Array {
+/** The export's bytes in `format`; `header` is the safetensors string metadata. */
+export function exportBytes(
+  source: ExportSource,
+  format: ExportFormat,
+  header: Readonly<Record<string, string>> = {},
+): Uint8Array {
   switch (format) {
     case 'onebit':
       return encodeOnebit(buildOnebitModel(source));
     case 'onnx':
       return encodeOnnx(describeNetwork(source));
     case 'safetensors':
-      return checkpointSafetensors(source);
+      return checkpointSafetensors(source, header);
   }
 }
 
@@ -67,20 +77,29 @@ export interface ExportResult {
   readonly float32WeightBytes: number;
 }
 
-/** Exports the checkpoint at `path` to `out`, atomically. `backend` rebuilds the model (use float32 wasm). */
+/**
+ * Exports the checkpoint at `path` to `out`, atomically: checkpoint -> spec + tensors -> file, no training
+ * run. `backend` builds the float model for probing (use float32 wasm, as `onebit eval` does).
+ */
 export function exportCheckpoint(
   path: string,
   format: ExportFormat,
   out: string,
   backend: Backend,
 ): ExportResult {
+  const checkpoint = loadCheckpoint(path);
   // A float-free checkpoint is an integer network: it maps onto the format directly (float-free-export.ts).
-  if (checkpointMethod(path) === 'float-free') return exportFloatFree(path, format, out);
-  const source = openForExport(path, backend);
+  if (checkpoint.meta.inference === 'float-free') return exportFloatFree(path, checkpoint, format, out);
+  const source = checkpointExportSource(path, checkpoint, backend);
   try {
-    const bytes = exportBytes(source, format);
+    const { config, epoch, step } = checkpoint.meta;
+    const bytes = exportBytes(source, format, {
+      config: JSON.stringify(config),
+      epoch: String(epoch),
+      step: String(step),
+    });
     writeFileAtomic(out, [bytes]);
-    const weights = source.run.binaryParameters.reduce((sum, p) => sum + p.value.length, 0);
+    const weights = source.model.binaryParameters().reduce((sum, p) => sum + p.value.length, 0);
     return { bytes: bytes.byteLength, float32WeightBytes: 4 * weights };
   } finally {
     source.dispose();

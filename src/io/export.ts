@@ -1,11 +1,14 @@
 /**
- * Export of a trained checkpoint for inference: the training model rebuilt from the checkpoint in
- * evaluation mode (the method's mode weights, batch-norm running statistics), described as a plain list
- * of operations (`describeNetwork`, used by the ONNX writer), and folded into a `.onebit` model
- * (`buildOnebitModel`, src/engine/format.ts).
+ * Export of a trained network for inference, from its spec and tensors alone (no training run, no method):
+ * the float model is built from the spec (src/nn/models.ts), its parameters and batch-norm statistics are
+ * copied from the `model/` tensors (for a 'float-model' checkpoint these are the deployed network: the
+ * trainer writes the method's mode weights before saving), and the result is described as a plain list of
+ * operations (`describeNetwork`, used by the ONNX writer) or folded into a `.onebit` model
+ * (`buildOnebitModel`, src/engine/format.ts). The walk over the layers is driven by the spec's layer types
+ * through one table (`EXPORTERS`), so supporting a new layer is one entry there.
  *
  * Folding batch norm into thresholds. After a binary layer come per-channel elementwise layers (optional
- * ChannelScale, BatchNorm, the activation, dropout); when the next binary layer binarizes its input, all
+ * channel scale, batch norm, the activation, dropout); when the next binary layer binarizes its input, all
  * that matters is the sign of their output, sign(y) = +1 iff y >= 0 (sign(0) = +1). Each of those layers is
  * a monotone function of its input in float arithmetic (rounding is monotone), so for each channel the set
  * of pre-activations z with a +1 output is a half-line: z >= t (direction +1) or z <= t (direction -1), or
@@ -16,7 +19,7 @@
  *    threshold reproduces the training-time arithmetic exactly, and a non-monotone channel is detected;
  *  - real z (the first layer on real inputs): bisection over the ordered float32 values; the threshold is the
  *    float32 at which the training model's output changes sign.
- * Probing uses the backend the model was rebuilt on; the engine matches the training model in evaluation
+ * Probing uses the backend the model was built on; the engine matches the training model in evaluation
  * on that backend (the float32 wasm backend, as `onebit eval` uses by default).
  *
  * When the next layer takes reals (1W32A, or the logits), the layers fold into scale and bias per
@@ -24,8 +27,8 @@
  * eps) and bias = -mean * scale, both rounded to float32 as BatchNorm rounds them); with an affine batch
  * norm or a channel scale, the product is folded in float64 and rounded once.
  */
-import { ExportError } from '../errors.js';
 import type { Backend, FloatArray } from '../backend/backend.js';
+import { datasetShape } from '../data/dataset.js';
 import {
   packSignRows,
   type Activation,
@@ -34,140 +37,208 @@ import {
   type OnebitLayer,
   type OnebitModel,
 } from '../engine/format.js';
-import { BatchNorm } from '../nn/batch-norm.js';
-import { BinaryConv2d } from '../nn/binary-conv2d.js';
-import { BinaryDense } from '../nn/binary-dense.js';
-import { ChannelScale } from '../nn/channel-scale.js';
-import { Dropout } from '../nn/dropout.js';
-import { Flatten } from '../nn/flatten.js';
-import { Hardtanh } from '../nn/hardtanh.js';
+import { ExportError } from '../errors.js';
 import type { Layer } from '../nn/layer.js';
-import { ReLU } from '../nn/relu.js';
-import { Sequential } from '../nn/sequential.js';
+import { buildModelFromSpec, type Model } from '../nn/models.js';
+import type { LayerSpec, LayerType, ModelSpec } from '../nn/spec.js';
 import { Rng } from '../tensor/rng.js';
+import type { NamedTensor, TensorData } from '../tensor/tensor-data.js';
 import { loadCheckpoint, type Checkpoint } from '../train/checkpoint.js';
-import { createRun, disposeRun, restoreRun, runTensors, type Run } from '../train/run.js';
-import type { TensorData } from './tensor-file.js';
 
-/** Batch size the rebuilt model is planned for: rows per probe. */
+/** Batch size the model is planned for: rows per probe. */
 const PROBE_BATCH = 256;
 
-/** A checkpoint's model rebuilt in evaluation mode, with the mode weights written. */
+type MetadataRecord = Readonly<Record<string, string | number | boolean>>;
+
+/** Per-channel input normalisation (of pixel values scaled to [0, 1]). */
+export interface ExportNormalization {
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+/** What an export is made from: a spec and its tensors, from a checkpoint or from memory. */
+export interface ExportInput {
+  readonly spec: ModelSpec;
+  /**
+   * At least every `model/<parameter or state name>` tensor of the spec's model ("model/fc1.weight",
+   * "model/bn1.running_mean"): the test-time weights (+-1) and batch-norm statistics. Other tensors are
+   * ignored, except by the safetensors export, which writes them all.
+   */
+  readonly tensors: ReadonlyMap<string, TensorData> | readonly NamedTensor[];
+  readonly normalization: ExportNormalization;
+  /** Names the source in error messages (a checkpoint path, a model name). */
+  readonly name: string;
+  /** Free-form facts stored in the exported file (producer, method, epoch, ...). */
+  readonly metadata?: MetadataRecord;
+  /**
+   * The images' [C, H, W] when the spec's input is flat ([features]); default [1, 1, features] with one
+   * normalisation channel.
+   */
+  readonly imageShape?: readonly [number, number, number];
+}
+
+/** The float model built from a spec, planned, with its tensors copied in, ready to be exported. */
 export interface ExportSource {
+  /** Names the source in error messages. */
   readonly path: string;
-  readonly checkpoint: Checkpoint;
-  readonly run: Run;
+  readonly spec: ModelSpec;
+  /** Planned on `backend` for PROBE_BATCH rows, in evaluation use only. */
+  readonly model: Model;
+  readonly backend: Backend;
+  /** Rows the model is planned for. */
+  readonly maxBatch: number;
+  /** Per-example image shape the exported model takes. */
   readonly inputShape: readonly [number, number, number];
   readonly classes: number;
+  readonly normalization: ExportNormalization;
+  /** Every tensor given (the safetensors export writes them all). */
+  readonly tensors: ReadonlyMap<string, TensorData>;
+  readonly metadata: MetadataRecord;
+  /** Frees the model's buffers. */
   dispose(): void;
 }
 
-const DATASET_SHAPES: Readonly<Record<string, readonly [number, number, number]>> = {
-  'fashion-mnist': [1, 28, 28],
-  mnist: [1, 28, 28],
-  'synthetic-mnist': [1, 28, 28],
-  cifar10: [3, 32, 32],
-  cifar100: [3, 32, 32],
-  'synthetic-cifar': [3, 32, 32],
-};
-
-/** Per-example input shape of a data set by name (the checkpoint at `path` names it); ExportError if unknown. */
-export function datasetInputShape(path: string, data: string): readonly [number, number, number] {
-  const inputShape = DATASET_SHAPES[data];
-  if (inputShape === undefined)
-    throw new ExportError(path, `unknown data set "${data}": cannot tell the input shape`);
-  return inputShape;
-}
-
-/** Per-example input shape and class count of a checkpoint, without loading its data set. */
-export function checkpointShape(
-  path: string,
-  checkpoint: Checkpoint,
-): { inputShape: readonly [number, number, number]; classes: number } {
-  const inputShape = datasetInputShape(path, checkpoint.meta.config.data);
-  // The logits' batch norm is the last one: bn<L> with the largest L.
-  let last = -1;
-  let classes = 0;
-  for (const [name, value] of checkpoint.tensors) {
-    const m = /^model\/bn(\d+)\.running_mean$/.exec(name);
-    if (m !== null && Number(m[1]) > last) {
-      last = Number(m[1]);
-      classes = value.length;
+function imageShapeOf(input: ExportInput): readonly [number, number, number] {
+  const { spec, name, normalization } = input;
+  const size = spec.input.reduce((a, b) => a * b, 1);
+  if (spec.input.length === 3) return [spec.input[0], spec.input[1], spec.input[2]];
+  if (input.imageShape !== undefined) {
+    const [c, h, w] = input.imageShape;
+    if (c * h * w !== size) {
+      throw new ExportError(
+        name,
+        `image shape [${c}, ${h}, ${w}] has ${c * h * w} values, the spec's input [${size}] has ${size}`,
+      );
     }
+    return input.imageShape;
   }
-  if (classes < 1)
-    throw new ExportError(path, 'no batch-norm statistics found: cannot tell the number of classes');
-  return { inputShape, classes };
+  if (normalization.mean.length !== 1) {
+    throw new ExportError(
+      name,
+      `the spec's input is flat ([${size}]) and the normalisation has ${normalization.mean.length} channels: give the image shape`,
+    );
+  }
+  return [1, 1, size];
 }
 
 /**
- * Rebuilds the checkpoint's model on `backend` (use the float32 wasm backend to match `onebit eval`), restores
- * its state and writes the method's mode weights (method.predict('mode')).
+ * Builds the spec's float model on `backend` (use the float32 wasm backend to match `onebit eval`) and copies
+ * the `model/` tensors into it. ExportError naming the tensor when one is missing or has the wrong size, or a
+ * binary weight is not +-1.
  */
-export function openForExport(path: string, backend: Backend): ExportSource {
-  const checkpoint = loadCheckpoint(path);
-  const { inputShape, classes } = checkpointShape(path, checkpoint);
-  const run = createRun(
-    checkpoint.meta.config,
-    backend,
-    { inputShape, classes, stepsPerEpoch: 1, trainingExamples: 1 },
-    PROBE_BATCH,
-  );
+export function exportSource(input: ExportInput, backend: Backend): ExportSource {
+  const { spec, name } = input;
+  const tensors =
+    input.tensors instanceof Map
+      ? (input.tensors as ReadonlyMap<string, TensorData>)
+      : new Map((input.tensors as readonly NamedTensor[]).map((t) => [t.name, t.value]));
+  const inputShape = imageShapeOf(input);
+  if (input.normalization.mean.length !== inputShape[0] || input.normalization.std.length !== inputShape[0]) {
+    throw new ExportError(
+      name,
+      `${inputShape[0]} input channels need ${inputShape[0]} normalisation means and stds, found ${input.normalization.mean.length} and ${input.normalization.std.length}`,
+    );
+  }
+  const model = buildModelFromSpec(spec);
   try {
-    restoreRun(run, path, checkpoint);
-    run.method.predict('mode', new Rng(0));
-    for (const p of run.binaryParameters) {
-      for (let i = 0; i < p.value.length; i++) {
-        if (p.value[i] !== 1 && p.value[i] !== -1) {
+    model.planFor(backend, PROBE_BATCH);
+    const live = [
+      ...model.parameters().map((p) => ({ name: p.name, value: p.value, binary: p.kind === 'binary' })),
+      ...model.stateBuffers().map((s) => ({ name: s.name, value: s.value, binary: false })),
+    ];
+    for (const t of live) {
+      const key = `model/${t.name}`;
+      const saved = tensors.get(key);
+      if (saved === undefined) throw new ExportError(name, `tensor "${key}" is missing`);
+      if (saved.length !== t.value.length) {
+        throw new ExportError(
+          name,
+          `tensor "${key}": the spec's layer needs ${t.value.length} values, found ${saved.length}`,
+        );
+      }
+      t.value.set(saved);
+      if (t.binary) {
+        const bad = t.value.findIndex((v) => v !== 1 && v !== -1);
+        if (bad >= 0) {
           throw new ExportError(
-            path,
-            `binary weight ${p.name}[${i}] is ${p.value[i]} after predict('mode'), not +-1`,
+            name,
+            `binary weight ${key}[${bad}] is ${t.value[bad]}, not +-1 (the tensors must hold the test-time weights)`,
           );
         }
       }
     }
   } catch (error) {
-    disposeRun(run);
+    model.dispose();
     throw error;
   }
-  return { path, checkpoint, run, inputShape, classes, dispose: () => disposeRun(run) };
+  return {
+    path: name,
+    spec,
+    model,
+    backend,
+    maxBatch: PROBE_BATCH,
+    inputShape,
+    classes: spec.classes,
+    normalization: input.normalization,
+    tensors,
+    metadata: { producer: 'onebit', ...input.metadata },
+    dispose: () => model.dispose(),
+  };
+}
+
+/** The metadata an export of a checkpoint carries. */
+export function checkpointMetadata(checkpoint: Checkpoint): Record<string, string | number | boolean> {
+  const { config, epoch, step } = checkpoint.meta;
+  return {
+    producer: 'onebit',
+    model: config.model,
+    method: config.method,
+    activations: config.activations,
+    data: config.data,
+    epoch,
+    step,
+  };
 }
 
 /**
- * An export source for a run that lives in memory (benchmarks, tests): its current parameters, with the
- * method's mode weights written, and the given input normalisation. `dispose` leaves the run to its owner.
+ * The export source of a loaded 'float-model' checkpoint (`path` names it in errors). A version-1 checkpoint
+ * ('stale': its weights are the last proposal, not the mode) is refused with the command that converts it;
+ * a float-free one goes through float-free-export.ts.
  */
-export function sourceFromRun(
-  run: Run,
-  normalization: { readonly mean: readonly number[]; readonly std: readonly number[] },
-  name = '<run>',
-): ExportSource {
-  run.method.predict('mode', new Rng(0));
-  const [c, h, w] = run.shape.inputShape;
-  const checkpoint: Checkpoint = {
-    meta: {
-      config: run.config,
-      epoch: 0,
-      step: 0,
-      rng: run.rng.getState(),
-      methodScalars: run.method.stateScalars(),
-      optimizerScalars: {},
-      normalization,
+export function checkpointExportSource(path: string, checkpoint: Checkpoint, backend: Backend): ExportSource {
+  const { meta } = checkpoint;
+  if (meta.inference === 'stale') {
+    throw new ExportError(
+      path,
+      `a version-1 checkpoint holds the method's last proposal, not its test-time weights: convert it with \`onebit upgrade ${path}\` and export the result`,
+    );
+  }
+  if (meta.inference !== 'float-model') {
+    throw new ExportError(path, `a ${meta.inference} checkpoint has no float model to export`);
+  }
+  const spec = meta.config.spec;
+  if (spec === undefined) throw new ExportError(path, 'the checkpoint has no model spec');
+  const dataShape = datasetShape(meta.config.data);
+  return exportSource(
+    {
+      spec,
+      tensors: checkpoint.tensors,
+      normalization: meta.normalization,
+      name: path,
+      metadata: checkpointMetadata(checkpoint),
+      ...(dataShape !== undefined ? { imageShape: dataShape } : {}),
     },
-    tensors: new Map(runTensors(run).map((t) => [t.name, t.value as TensorData])),
-  };
-  return {
-    path: name,
-    checkpoint,
-    run,
-    inputShape: [c, h, w],
-    classes: run.shape.classes,
-    dispose: () => undefined,
-  };
+    backend,
+  );
+}
+
+/** Loads the checkpoint at `path` and builds its export source (checkpointExportSource). */
+export function openForExport(path: string, backend: Backend): ExportSource {
+  return checkpointExportSource(path, loadCheckpoint(path), backend);
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The network as a list of operations (for ONNX and for reports)
+// The layers, by spec type
 
 export type NetworkOp =
   | { readonly kind: 'flatten' }
@@ -197,81 +268,213 @@ export type NetworkOp =
 export interface NetworkDescription {
   readonly inputShape: readonly [number, number, number];
   readonly classes: number;
-  readonly normalization: { readonly mean: readonly number[]; readonly std: readonly number[] };
+  readonly normalization: ExportNormalization;
   readonly ops: readonly NetworkOp[];
-  readonly metadata: Readonly<Record<string, string | number | boolean>>;
+  readonly metadata: MetadataRecord;
 }
 
-function modelLayers(source: ExportSource): readonly Layer[] {
-  const model = source.run.model;
-  if (!(model instanceof Sequential))
-    throw new ExportError(source.path, 'only sequential models can be exported');
-  return model.layers;
+/** One top-level layer of the source: its spec, its built layer, and its tensors by local name. */
+interface LayerView<S extends LayerSpec = LayerSpec> {
+  readonly spec: S;
+  readonly layer: Layer;
+  /** The layer's parameter or state buffer `local` ("weight", "running_mean"); throws when absent. */
+  tensor(local: string): FloatArray;
+  /** The shape of the parameter `local`. */
+  shape(local: string): readonly number[];
 }
+
+/** y = activation(z * mul + add) per channel, accumulated layer by layer. */
+interface Fold {
+  readonly mul: Float64Array;
+  readonly add: Float64Array;
+  activation: Activation;
+  /** Whether the fold reproduces the layers' float32 arithmetic exactly (batch norm alone). */
+  exact: boolean;
+  batchNorms: number;
+}
+
+/**
+ * How export treats one layer type:
+ *  - 'flatten': reshapes to features;
+ *  - 'identity': nothing at test time (dropout);
+ *  - 'binary-dense': a binary dense layer, the unit of the `.onebit` format;
+ *  - 'per-channel': a per-channel elementwise layer after a dense layer, folded into thresholds or into
+ *    scale and bias (`fold`), and described as one operation (`describe`);
+ *  - 'unsupported': the engine does not run it yet (`why`).
+ */
+type LayerExporter<S extends LayerSpec> =
+  | { readonly role: 'flatten' | 'identity' }
+  | { readonly role: 'binary-dense' }
+  | {
+      readonly role: 'per-channel';
+      describe(view: LayerView<S>): NetworkOp;
+      fold(view: LayerView<S>, fold: Fold): void;
+    }
+  | { readonly role: 'unsupported'; readonly why: string };
+
+/** BatchNorm's eps when the spec leaves it out (src/nn/batch-norm.ts). */
+const BATCH_NORM_EPS = 1e-5;
+
+const NOT_YET = 'the .onebit engine and the ONNX export do not run it yet (dense MLPs only)';
 
 function copy(x: FloatArray): Float32Array {
   return Float32Array.from(x);
 }
 
-function named(layer: Layer, name: string): FloatArray {
-  const p = layer.parameters().find((q) => q.name === name);
-  if (p === undefined) throw new Error(`${layer.name}: no parameter ${name}`);
-  return p.value;
+const EXPORTERS: { readonly [T in LayerType]: LayerExporter<LayerSpec & { readonly type: T }> } = {
+  flatten: { role: 'flatten' },
+  dropout: { role: 'identity' },
+  binaryDense: { role: 'binary-dense' },
+  channelScale: {
+    role: 'per-channel',
+    describe: (v) => ({ kind: 'scale', name: v.layer.name, alpha: copy(v.tensor('weight')) }),
+    fold: (v, f) => {
+      const alpha = v.tensor('weight');
+      for (let c = 0; c < f.mul.length; c++) {
+        f.mul[c] *= alpha[c];
+        f.add[c] *= alpha[c];
+      }
+      f.exact = false;
+    },
+  },
+  batchNorm: {
+    role: 'per-channel',
+    describe: (v) => {
+      const affine = v.spec.affine ?? false;
+      return {
+        kind: 'batchnorm',
+        name: v.layer.name,
+        mean: copy(v.tensor('running_mean')),
+        variance: copy(v.tensor('running_var')),
+        eps: v.spec.eps ?? BATCH_NORM_EPS,
+        gamma: affine ? copy(v.tensor('weight')) : null,
+        beta: affine ? copy(v.tensor('bias')) : null,
+      };
+    },
+    fold: (v, f) => {
+      const rm = v.tensor('running_mean');
+      const rv = v.tensor('running_var');
+      const eps = v.spec.eps ?? BATCH_NORM_EPS;
+      for (let c = 0; c < f.mul.length; c++) {
+        // As BatchNorm.forward in evaluation: invStd and the shift rounded to the backend's dtype.
+        const invStd = Math.fround(1 / Math.sqrt(rv[c] + eps));
+        const shift = Math.fround(-rm[c] * invStd);
+        f.mul[c] *= invStd;
+        f.add[c] = f.add[c] * invStd + shift;
+      }
+      if (f.batchNorms > 0) f.exact = false;
+      f.batchNorms++;
+      if (v.spec.affine ?? false) {
+        const gamma = v.tensor('weight');
+        const beta = v.tensor('bias');
+        for (let c = 0; c < f.mul.length; c++) {
+          f.mul[c] *= gamma[c];
+          f.add[c] = f.add[c] * gamma[c] + beta[c];
+        }
+        f.exact = false;
+      }
+    },
+  },
+  relu: {
+    role: 'per-channel',
+    describe: (v) => ({ kind: 'relu', name: v.layer.name }),
+    fold: (_, f) => {
+      f.activation = 'relu';
+    },
+  },
+  hardtanh: {
+    role: 'per-channel',
+    describe: (v) => ({ kind: 'hardtanh', name: v.layer.name }),
+    fold: (_, f) => {
+      f.activation = 'hardtanh';
+    },
+  },
+  binaryConv2d: { role: 'unsupported', why: `binary convolutions: ${NOT_YET}` },
+  conv2d: { role: 'unsupported', why: `real convolutions: ${NOT_YET}` },
+  dense: { role: 'unsupported', why: `real (non-binary) dense layers: ${NOT_YET}` },
+  prelu: { role: 'unsupported', why: `PReLU: ${NOT_YET}` },
+  maxPool2d: { role: 'unsupported', why: `max pooling: ${NOT_YET}` },
+  avgPool2d: { role: 'unsupported', why: `average pooling: ${NOT_YET}` },
+  residual: { role: 'unsupported', why: `residual blocks: ${NOT_YET}` },
+};
+
+/** The exporter of a spec layer (the table is indexed by the layer's own type, so the cast is sound). */
+function exporterOf(spec: LayerSpec): LayerExporter<LayerSpec> {
+  return EXPORTERS[spec.type] as LayerExporter<LayerSpec>;
 }
 
-function stateOf(layer: Layer, name: string): FloatArray {
-  const s = layer.stateBuffers().find((q) => q.name === name);
-  if (s === undefined) throw new Error(`${layer.name}: no state ${name}`);
-  return s.value;
+/** The source's top-level layers with their specs; ExportError on a layer the engine does not run. */
+function layerViews(source: ExportSource): LayerView[] {
+  const layers = source.model.layers;
+  const specs = source.spec.layers;
+  if (layers.length !== specs.length)
+    throw new Error(`${source.path}: the model has ${layers.length} layers, its spec ${specs.length}`);
+  const parameters = new Map(source.model.parameters().map((p) => [p.name, p]));
+  const state = new Map(source.model.stateBuffers().map((s) => [s.name, s.value]));
+  return specs.map((spec, i) => {
+    const layer = layers[i];
+    const exporter = exporterOf(spec);
+    if (exporter.role === 'unsupported')
+      throw new ExportError(source.path, `layer ${layer.name} (${spec.type}): ${exporter.why}`);
+    const full = (local: string): string => `${layer.name}.${local}`;
+    return {
+      spec,
+      layer,
+      tensor: (local) => {
+        const value = parameters.get(full(local))?.value ?? state.get(full(local));
+        if (value === undefined) throw new Error(`${layer.name}: no tensor ${local}`);
+        return value;
+      },
+      shape: (local) => {
+        const p = parameters.get(full(local));
+        if (p === undefined) throw new Error(`${layer.name}: no parameter ${local}`);
+        return p.shape;
+      },
+    };
+  });
+}
+
+/** A binary dense layer's sizes, weights and input binarizer. */
+function denseOf(view: LayerView): { inFeatures: number; outFeatures: number; sign: boolean } {
+  const [outFeatures, inFeatures] = view.shape('weight');
+  const sign = view.spec.type === 'binaryDense' && view.spec.binarizer === 'sign';
+  return { inFeatures, outFeatures, sign };
 }
 
 /** The model as plain operations (dropout, the identity in evaluation, is left out). */
 export function describeNetwork(source: ExportSource): NetworkDescription {
   const ops: NetworkOp[] = [];
-  let features = 0;
-  for (const layer of modelLayers(source)) {
-    if (layer instanceof Flatten) {
-      ops.push({ kind: 'flatten' });
-      features = source.inputShape[0] * source.inputShape[1] * source.inputShape[2];
-    } else if (layer instanceof Dropout) {
-      continue;
-    } else if (layer instanceof BinaryDense) {
-      const [outFeatures, inFeatures] = layer.weight.shape;
-      ops.push({
-        kind: 'dense',
-        name: layer.name,
-        inFeatures,
-        outFeatures,
-        binarizeInput: layer.config.binarizer === 'sign',
-        weight: copy(layer.weight.value),
-      });
-      features = outFeatures;
-    } else if (layer instanceof ChannelScale) {
-      ops.push({ kind: 'scale', name: layer.name, alpha: copy(layer.scale.value) });
-    } else if (layer instanceof BatchNorm) {
-      ops.push({
-        kind: 'batchnorm',
-        name: layer.name,
-        mean: copy(stateOf(layer, 'running_mean')),
-        variance: copy(stateOf(layer, 'running_var')),
-        eps: layer.eps,
-        gamma: layer.affine ? copy(named(layer, 'weight')) : null,
-        beta: layer.affine ? copy(named(layer, 'bias')) : null,
-      });
-    } else if (layer instanceof ReLU) {
-      ops.push({ kind: 'relu', name: layer.name });
-    } else if (layer instanceof Hardtanh) {
-      ops.push({ kind: 'hardtanh', name: layer.name });
-    } else if (layer instanceof BinaryConv2d) {
-      throw new ExportError(
-        source.path,
-        `layer ${layer.name}: convolutions are not supported by the exporter yet (MLP models only)`,
-      );
-    } else {
-      throw new ExportError(
-        source.path,
-        `layer ${layer.name} (${layer.constructor.name}) is not supported by the exporter`,
-      );
+  const [c, h, w] = source.inputShape;
+  // A flat spec input still arrives as an image: flatten it first.
+  let features = source.spec.input.length === 1 ? c * h * w : 0;
+  if (source.spec.input.length === 1) ops.push({ kind: 'flatten' });
+  for (const view of layerViews(source)) {
+    const exporter = exporterOf(view.spec);
+    switch (exporter.role) {
+      case 'flatten':
+        ops.push({ kind: 'flatten' });
+        features = c * h * w;
+        break;
+      case 'identity':
+        break;
+      case 'binary-dense': {
+        const { inFeatures, outFeatures, sign } = denseOf(view);
+        ops.push({
+          kind: 'dense',
+          name: view.layer.name,
+          inFeatures,
+          outFeatures,
+          binarizeInput: sign,
+          weight: copy(view.tensor('weight')),
+        });
+        features = outFeatures;
+        break;
+      }
+      case 'per-channel':
+        ops.push(exporter.describe(view));
+        break;
+      case 'unsupported':
+        break; // refused by layerViews
     }
   }
   if (features !== source.classes)
@@ -282,22 +485,9 @@ export function describeNetwork(source: ExportSource): NetworkDescription {
   return {
     inputShape: source.inputShape,
     classes: source.classes,
-    normalization: source.checkpoint.meta.normalization,
+    normalization: source.normalization,
     ops,
-    metadata: exportMetadata(source),
-  };
-}
-
-function exportMetadata(source: ExportSource): Record<string, string | number | boolean> {
-  const { config, epoch, step } = source.checkpoint.meta;
-  return {
-    producer: 'onebit',
-    model: config.model,
-    method: config.method,
-    activations: config.activations,
-    data: config.data,
-    epoch,
-    step,
+    metadata: source.metadata,
   };
 }
 
@@ -460,58 +650,34 @@ function floatThresholds(where: string, prober: Prober): { thresholds: Float32Ar
 function foldReal(
   where: string,
   prober: Prober,
-  post: readonly Layer[],
+  post: readonly LayerView[],
   k: number,
   integerInput: boolean,
 ): { scale: Float32Array; bias: Float32Array; activation: Activation } {
   const n = prober.channels;
-  const mul = new Float64Array(n).fill(1);
-  const add = new Float64Array(n);
-  let activation: Activation = 'none';
-  let exact = true;
-  let seenBn = false;
-  for (const layer of post) {
-    if (activation !== 'none')
-      throw new ExportError(where, `${layer.name} after the activation cannot be folded`);
-    if (layer instanceof ChannelScale) {
-      const alpha = layer.scale.value;
-      for (let c = 0; c < n; c++) {
-        mul[c] *= alpha[c];
-        add[c] *= alpha[c];
-      }
-      exact = false;
-    } else if (layer instanceof BatchNorm) {
-      const rm = stateOf(layer, 'running_mean');
-      const rv = stateOf(layer, 'running_var');
-      for (let c = 0; c < n; c++) {
-        // As BatchNorm.forward in evaluation: invStd and the shift rounded to the backend's dtype.
-        const invStd = Math.fround(1 / Math.sqrt(rv[c] + layer.eps));
-        const shift = Math.fround(-rm[c] * invStd);
-        mul[c] *= invStd;
-        add[c] = add[c] * invStd + shift;
-      }
-      if (seenBn) exact = false;
-      seenBn = true;
-      if (layer.affine) {
-        const gamma = named(layer, 'weight');
-        const beta = named(layer, 'bias');
-        for (let c = 0; c < n; c++) {
-          mul[c] *= gamma[c];
-          add[c] = add[c] * gamma[c] + beta[c];
-        }
-        exact = false;
-      }
-    } else if (layer instanceof ReLU) activation = 'relu';
-    else if (layer instanceof Hardtanh) activation = 'hardtanh';
-    else if (!(layer instanceof Dropout)) {
+  const fold: Fold = {
+    mul: new Float64Array(n).fill(1),
+    add: new Float64Array(n),
+    activation: 'none',
+    exact: true,
+    batchNorms: 0,
+  };
+  for (const view of post) {
+    const exporter = exporterOf(view.spec);
+    if (exporter.role === 'identity') continue;
+    if (exporter.role !== 'per-channel') {
       throw new ExportError(
         where,
-        `${layer.name} (${layer.constructor.name}) cannot be folded into scale and bias`,
+        `${view.layer.name} (${view.spec.type}) cannot be folded into scale and bias`,
       );
     }
+    if (fold.activation !== 'none')
+      throw new ExportError(where, `${view.layer.name} after the activation cannot be folded`);
+    exporter.fold(view, fold);
   }
-  const scale = Float32Array.from(mul);
-  const bias = Float32Array.from(add);
+  const { activation } = fold;
+  const scale = Float32Array.from(fold.mul);
+  const bias = Float32Array.from(fold.add);
   // Check against the layers themselves on a spread of inputs.
   const rows = Math.min(prober.maxRows, 64);
   const z = (r: number): number =>
@@ -527,7 +693,7 @@ function foldReal(
       worst = Math.max(worst, err);
     }
   }
-  const tolerance = exact && integerInput ? 0 : 1e-5;
+  const tolerance = fold.exact && integerInput ? 0 : 1e-5;
   if (!(worst <= tolerance)) {
     throw new ExportError(
       where,
@@ -538,48 +704,48 @@ function foldReal(
 }
 
 /**
- * The checkpoint's model as a `.onebit` model: packed weights, batch norm folded into thresholds (1-bit
+ * The source's model as a `.onebit` model: packed weights, batch norm folded into thresholds (1-bit
  * activations) or scale and bias (real activations, logits), and the input normalisation.
  */
 export function buildOnebitModel(source: ExportSource): OnebitModel {
-  const backend = source.run.backend;
-  const layers = modelLayers(source);
+  const views = layerViews(source);
   const out: OnebitLayer[] = [];
-  const denseIndices = layers.flatMap((l, i) => (l instanceof BinaryDense ? [i] : []));
+  const role = (v: LayerView): LayerExporter<LayerSpec>['role'] => exporterOf(v.spec).role;
+  const denseIndices = views.flatMap((v, i) => (role(v) === 'binary-dense' ? [i] : []));
   if (denseIndices.length === 0) throw new ExportError(source.path, 'the model has no binary dense layer');
+  // The format's input is an image: a flat spec input is flattened first.
+  if (source.spec.input.length === 1) out.push({ kind: 'flatten' });
   for (let i = 0; i < denseIndices[0]; i++) {
-    const l = layers[i];
-    if (l instanceof Flatten) out.push({ kind: 'flatten' });
-    else if (!(l instanceof Dropout))
+    const v = views[i];
+    if (role(v) === 'flatten') out.push({ kind: 'flatten' });
+    else if (role(v) !== 'identity')
       throw new ExportError(
         source.path,
-        `layer ${l.name} (${l.constructor.name}) before the first dense layer is not supported`,
+        `layer ${v.layer.name} (${v.spec.type}) before the first dense layer is not supported`,
       );
   }
   let inputKind = 'real' as 'real' | 'bits';
   for (let d = 0; d < denseIndices.length; d++) {
-    const layer = layers[denseIndices[d]] as BinaryDense;
-    const where = `${source.path}: ${layer.name}`;
-    const end = d + 1 < denseIndices.length ? denseIndices[d + 1] : layers.length;
-    const post = layers.slice(denseIndices[d] + 1, end);
-    for (const l of post) {
-      if (!(
-        l instanceof ChannelScale ||
-        l instanceof BatchNorm ||
-        l instanceof ReLU ||
-        l instanceof Hardtanh ||
-        l instanceof Dropout
-      )) {
+    const view = views[denseIndices[d]];
+    const where = `${source.path}: ${view.layer.name}`;
+    const end = d + 1 < denseIndices.length ? denseIndices[d + 1] : views.length;
+    const post = views.slice(denseIndices[d] + 1, end);
+    for (const v of post) {
+      if (role(v) !== 'per-channel' && role(v) !== 'identity') {
         throw new ExportError(
           where,
-          `layer ${l.name} (${l.constructor.name}) after a dense layer is not supported`,
+          `layer ${v.layer.name} (${v.spec.type}) after a dense layer is not supported`,
         );
       }
     }
-    const [outFeatures, inFeatures] = layer.weight.shape;
-    const next = d + 1 < denseIndices.length ? (layers[denseIndices[d + 1]] as BinaryDense) : null;
-    const nextTakesBits = next !== null && next.config.binarizer === 'sign';
-    const prober = new Prober(backend, post, outFeatures, source.run.maxBatch);
+    const { inFeatures, outFeatures } = denseOf(view);
+    const nextTakesBits = d + 1 < denseIndices.length && denseOf(views[denseIndices[d + 1]]).sign;
+    const prober = new Prober(
+      source.backend,
+      post.map((v) => v.layer),
+      outFeatures,
+      source.maxBatch,
+    );
     let output: DenseOutput;
     try {
       if (nextTakesBits) {
@@ -596,21 +762,21 @@ export function buildOnebitModel(source: ExportSource): OnebitModel {
     }
     const dense: DenseLayer = {
       kind: 'dense',
-      name: layer.name,
+      name: view.layer.name,
       input: inputKind,
       inFeatures,
       outFeatures,
-      weights: packSignRows(layer.weight.value, outFeatures, inFeatures),
+      weights: packSignRows(view.tensor('weight'), outFeatures, inFeatures),
       output,
     };
     out.push(dense);
     inputKind = output.kind === 'bits' ? 'bits' : 'real';
   }
-  const { mean, std } = source.checkpoint.meta.normalization;
+  const { mean, std } = source.normalization;
   return {
     input: { shape: source.inputShape, mean: [...mean], std: [...std] },
     classes: source.classes,
     layers: out,
-    metadata: exportMetadata(source),
+    metadata: source.metadata,
   };
 }

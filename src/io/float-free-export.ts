@@ -16,7 +16,6 @@
  *    identical.
  */
 import { ExportError } from '../errors.js';
-import { closeSync, openSync, readSync } from 'node:fs';
 import {
   encodeOnebit,
   packedWords,
@@ -26,10 +25,9 @@ import {
 } from '../engine/format.js';
 import { floatFreeLayers, floatFreeOutputExponent } from '../methods/float-free.js';
 import { rowStride } from '../methods/float-free/reference.js';
-import { buildModel, isModelName } from '../nn/models.js';
-import { loadCheckpoint, type Checkpoint } from '../train/checkpoint.js';
+import { datasetShape } from '../data/dataset.js';
+import type { Checkpoint } from '../train/checkpoint.js';
 import { writeFileAtomic } from './atomic.js';
-import { datasetInputShape } from './export.js';
 import type { TensorData } from './tensor-file.js';
 
 function tensor<T extends TensorData>(
@@ -50,26 +48,29 @@ function tensor<T extends TensorData>(
   return t;
 }
 
-/** The `.onebit` model of a float-free checkpoint. */
+/** The `.onebit` model of a float-free checkpoint (`path` names it in errors): its spec and `method/` tensors. */
 export function floatFreeOnebitModel(path: string, checkpoint: Checkpoint): OnebitModel {
   const config = checkpoint.meta.config;
-  if (config.method !== 'float-free')
-    throw new ExportError(path, `method ${config.method} is not float-free`);
-  const inputShape = datasetInputShape(path, config.data);
-  if (!isModelName(config.model)) throw new ExportError(path, `unknown model "${config.model}"`);
-  // The classes: the length of the last layer's running means.
-  const probe = floatFreeLayers(buildModel(config.model, { activations: 'binary' }), inputShape);
-  const lastName = probe[probe.length - 1].name;
-  const lastRunning = checkpoint.tensors.get(`method/${lastName}/running_mean_q8`);
-  if (lastRunning === undefined)
-    throw new ExportError(path, `float-free tensor "method/${lastName}/running_mean_q8" is missing`);
-  const classes = lastRunning.length;
-  const specs = floatFreeLayers(buildModel(config.model, { activations: 'binary', classes }), inputShape);
+  if (checkpoint.meta.inference !== 'float-free')
+    throw new ExportError(path, `a ${checkpoint.meta.inference} checkpoint is not float-free`);
+  const spec = config.spec;
+  if (spec === undefined) throw new ExportError(path, 'the checkpoint has no model spec');
+  const classes = spec.classes;
+  // The images' shape: the spec's, or its data set's when the spec takes flat vectors.
+  const size = spec.input.reduce((a, b) => a * b, 1);
+  const dataShape = datasetShape(config.data);
+  const inputShape: readonly [number, number, number] =
+    spec.input.length === 3
+      ? [spec.input[0], spec.input[1], spec.input[2]]
+      : dataShape !== undefined && dataShape[0] * dataShape[1] * dataShape[2] === size
+        ? dataShape
+        : [1, 1, size];
+  const dense = floatFreeLayers(spec);
   const s = floatFreeOutputExponent(tensor(path, checkpoint, 'method/output/scale_stats', Int32Array, 2));
 
   const layers: OnebitLayer[] = [{ kind: 'flatten' }];
-  specs.forEach((spec, l) => {
-    const { name, inFeatures: k, outFeatures: n } = spec;
+  dense.forEach((layer, l) => {
+    const { name, inFeatures: k, outFeatures: n } = layer;
     const p = rowStride(k);
     const counters = tensor(path, checkpoint, `method/${name}/counters`, Int16Array, n * p);
     const running = tensor(path, checkpoint, `method/${name}/running_mean_q8`, Int32Array, n);
@@ -80,7 +81,7 @@ export function floatFreeOnebitModel(path: string, checkpoint: Checkpoint): Oneb
         if (counters[i * p + j] < 0) weights[i * wd + (j >>> 5)] |= 1 << (j & 31);
       }
     }
-    const last = l === specs.length - 1;
+    const last = l === dense.length - 1;
     let output: DenseLayer['output'];
     if (last) {
       const scale = new Float32Array(n).fill(2 ** -s);
@@ -123,34 +124,10 @@ export function floatFreeOnebitModel(path: string, checkpoint: Checkpoint): Oneb
   };
 }
 
-/**
- * The training method named in a checkpoint's header, read without loading its tensors (so that exporting
- * another method's checkpoint does not read the file twice); null when the header cannot be read (the
- * regular loader then reports what is wrong).
- */
-export function checkpointMethod(path: string): string | null {
-  let fd: number | null = null;
-  try {
-    fd = openSync(path, 'r');
-    const prefix = Buffer.alloc(16);
-    if (readSync(fd, prefix, 0, 16, 0) < 16) return null;
-    const length = prefix.readUInt32LE(12);
-    if (length > 1 << 24) return null;
-    const header = Buffer.alloc(length);
-    if (readSync(fd, header, 0, length, 16) < length) return null;
-    const parsed: unknown = JSON.parse(header.toString('utf8'));
-    const method = (parsed as { meta?: { config?: { method?: unknown } } }).meta?.config?.method;
-    return typeof method === 'string' ? method : null;
-  } catch {
-    return null;
-  } finally {
-    if (fd !== null) closeSync(fd);
-  }
-}
-
 /** `onebit export` of a float-free checkpoint: the `.onebit` format only. Returns the file's size. */
 export function exportFloatFree(
   path: string,
+  checkpoint: Checkpoint,
   format: string,
   out: string,
 ): { bytes: number; float32WeightBytes: number } {
@@ -160,7 +137,7 @@ export function exportFloatFree(
       `float-free checkpoints export to the .onebit format only (asked for ${format})`,
     );
   }
-  const model = floatFreeOnebitModel(path, loadCheckpoint(path));
+  const model = floatFreeOnebitModel(path, checkpoint);
   const bytes = encodeOnebit(model);
   writeFileAtomic(out, [bytes]);
   let weights = 0;

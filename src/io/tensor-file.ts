@@ -13,14 +13,9 @@ import { TensorFileError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
 
-export type TensorDType = 'float32' | 'float64' | 'int32' | 'uint32' | 'int16' | 'int8' | 'uint8';
-export type TensorData =
-  Float32Array | Float64Array | Int32Array | Uint32Array | Int16Array | Int8Array | Uint8Array;
+import type { NamedTensor, TensorData, TensorDType } from '../tensor/tensor-data.js';
 
-export interface NamedTensor {
-  readonly name: string;
-  readonly value: TensorData;
-}
+export type { NamedTensor, TensorData, TensorDType } from '../tensor/tensor-data.js';
 
 const BYTES: Record<TensorDType, number> = {
   float32: 4,

@@ -1,5 +1,5 @@
 /**
- * BayesBiNN against numbers worked out by hand (methods.md 3.2 and 3.8), not by the code under test:
+ * BayesBiNN against numbers worked out by hand (docs/methods.md#bayesbinn), not by the code under test:
  * the float32 saturation of the scale s at lambda = +-10, two full saturated steps with the official mu
  * lag, a non-saturated step with a prior, momentum with bias correction, the exact Bernoulli sampler and
  * the continual-learning hook.

@@ -1,7 +1,7 @@
 /**
  * BayesBiNN (Meng, Bachmann & Khan, "Training Binary Neural Networks using the Bayesian Learning Rule",
  * ICML 2020): a mean-field Bernoulli distribution over the +-1 weights, learned with the Bayesian learning
- * rule. Written from methods.md section 3 (which reads the official code, team-approx-bayes/BayesBiNN).
+ * rule. See docs/methods.md#bayesbinn; the update follows the official code, team-approx-bayes/BayesBiNN.
  *
  * Per binary weight, with natural parameter lambda, P(w = +1) = sigmoid(2 lambda), mean mu = tanh(lambda):
  *
@@ -14,7 +14,7 @@
  *
  * With beta = 0 and reweight = 1 this is the paper's rule lambda <- (1 - alpha) lambda - alpha (N s g - lambda0).
  *
- * Faithfulness choices (methods.md 3.8), all defaults reproduce the official code:
+ * Faithfulness choices (docs/methods.md#bayesbinn), all defaults reproduce the official code:
  * - Float32 scale. s is computed with float32 rounding after every operation and the official epsilons.
  *   With lambda = +-10 and tau = 1e-10, tanh(10) is exactly 1 in float32 and the relaxed sample is exactly
  *   +-1, so s = (0 + 1e-10) / 1e-10 / (0 + 1e-10) = 1e10 (in float64 it would be about 1.2e8). This
@@ -54,9 +54,10 @@
  * State per binary weight: lambda, lambda0, and mu when lagged, plus v when beta > 0 (4 bytes each in float32).
  */
 import type { Backend, FloatArray } from '../backend/backend.js';
-import type { NamedTensor } from '../io/tensor-file.js';
+import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { Parameter } from '../nn/layer.js';
 import type { Rng } from '../tensor/rng.js';
+import { defineMethod } from './definition.js';
 import type { BinaryMethod, MethodContext, MethodStep, PredictionKind } from './method.js';
 
 export interface BayesBinnOptions {
@@ -86,7 +87,77 @@ export const BAYES_BINN_DEFAULTS: BayesBinnOptions = {
 /** Default learning rate alpha (the paper's MNIST value, with the cosine schedule). */
 export const BAYES_BINN_LEARNING_RATE = 1e-4;
 
-/** Continual-learning defaults (methods.md table 3.6, permuted MNIST): tau, alpha and MC test samples. */
+/** BayesBiNN's options and its learning rate (the cosine schedule is the run's default). */
+export const BAYES_BINN = defineMethod({
+  name: 'bayesbinn',
+  description: 'Bernoulli weights, Bayesian learning rule',
+  options: [
+    {
+      key: 'temperature',
+      flag: '--temperature',
+      kind: 'number',
+      default: BAYES_BINN_DEFAULTS.temperature,
+      range: { min: 0, minOpen: true },
+      placeholder: 'tau',
+      help: 'Gumbel-softmax temperature',
+    },
+    {
+      key: 'trainSetScale',
+      flag: '--train-set-scale',
+      kind: 'number',
+      default: BAYES_BINN_DEFAULTS.trainSetScale,
+      range: { min: 0, minOpen: true },
+      help: 'N = training examples * x (10 with augmentation)',
+    },
+    {
+      key: 'klReweight',
+      flag: '--kl-reweight',
+      kind: 'number',
+      default: BAYES_BINN_DEFAULTS.klReweight,
+      range: { min: 0 },
+      help: 'weight of the prior (KL) term',
+    },
+    {
+      key: 'bbMomentum',
+      flag: '--bb-momentum',
+      kind: 'number',
+      default: BAYES_BINN_DEFAULTS.momentum,
+      range: { min: 0, max: 1, maxOpen: true },
+      placeholder: 'beta',
+      help: 'momentum with bias correction',
+    },
+    {
+      key: 'lambdaInit',
+      flag: '--lambda-init',
+      kind: 'number',
+      default: BAYES_BINN_DEFAULTS.lambdaInit,
+      range: { min: 0 },
+      help: 'initial |lambda|',
+    },
+    {
+      key: 'muLag',
+      flag: '--no-mu-lag',
+      kind: 'boolean',
+      default: BAYES_BINN_DEFAULTS.muLag,
+      help: 'use tanh(current lambda) instead of the official one-step-lagged mu',
+    },
+  ],
+  runDefaults: () => ({ learningRate: BAYES_BINN_LEARNING_RATE }),
+  create: (v) =>
+    new BayesBinnMethod({
+      temperature: v.temperature,
+      trainSetScale: v.trainSetScale,
+      klReweight: v.klReweight,
+      momentum: v.bbMomentum,
+      lambdaInit: v.lambdaInit,
+      muLag: v.muLag,
+    }),
+});
+
+/**
+ * Continual-learning defaults (docs/methods.md#continual-learning, permuted MNIST): tau, alpha and MC test
+ * samples.
+ */
 export const BAYES_BINN_CONTINUAL_DEFAULTS = { temperature: 1e-2, learningRate: 1e-3, testSamples: 100 };
 
 const f32 = Math.fround;

@@ -1,4 +1,6 @@
-/** Bop against hand-worked flips (methods.md 0.2): m <- (1 - gamma) m + gamma g; flip iff w m > threshold. */
+/**
+ * Bop against hand-worked flips (docs/methods.md#bop): m <- (1 - gamma) m + gamma g; flip iff w m > threshold.
+ */
 import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
 import { createReferenceBackend } from '../backend/reference/index.js';

@@ -1,6 +1,6 @@
 /**
  * Bop, the binary optimizer (Helwegen et al., "Latent Weights Do Not Exist: Rethinking Binarized Neural
- * Network Optimization", NeurIPS 2019); methods.md section 0.2, defaults as Larq's `Bop`.
+ * Network Optimization", NeurIPS 2019); docs/methods.md#bop, defaults as Larq's `Bop`.
  *
  * State per binary weight: the weight w in {-1, +1} and an exponential moving average m of its gradient
  * (m starts at 0). With g = dL/dw at the proposed weights:
@@ -19,8 +19,9 @@
  * State: w and m, 8 bytes per binary weight in float32.
  */
 import type { Backend, FloatArray } from '../backend/backend.js';
-import type { NamedTensor } from '../io/tensor-file.js';
+import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { Parameter } from '../nn/layer.js';
+import { defineMethod } from './definition.js';
 import type { BinaryMethod, MethodContext, MethodStep } from './method.js';
 
 export const BOP_SCHEDULES = ['none', 'gamma', 'threshold', 'both'] as const;
@@ -35,6 +36,40 @@ export interface BopOptions {
 }
 
 export const BOP_DEFAULTS: BopOptions = { threshold: 1e-8, gamma: 1e-4, schedule: 'none' };
+
+/** Bop's options; the real-valued parameters keep the run's defaults (Adam). */
+export const BOP = defineMethod({
+  name: 'bop',
+  description: 'flips where a gradient average passes a threshold',
+  options: [
+    {
+      key: 'bopThreshold',
+      flag: '--bop-threshold',
+      kind: 'number',
+      default: BOP_DEFAULTS.threshold,
+      range: { min: 0 },
+      help: 'flip threshold',
+    },
+    {
+      key: 'bopGamma',
+      flag: '--bop-gamma',
+      kind: 'number',
+      default: BOP_DEFAULTS.gamma,
+      range: { min: 0, max: 1, minOpen: true },
+      help: 'adaptivity rate of the gradient average',
+    },
+    {
+      key: 'bopSchedule',
+      flag: '--bop-schedule',
+      kind: 'choice',
+      choices: BOP_SCHEDULES,
+      default: BOP_DEFAULTS.schedule,
+      placeholder: 'which',
+      help: "hyperparameters that follow the learning-rate schedule's shape",
+    },
+  ],
+  create: (v) => new BopMethod({ threshold: v.bopThreshold, gamma: v.bopGamma, schedule: v.bopSchedule }),
+});
 
 interface Slot {
   readonly param: Parameter;

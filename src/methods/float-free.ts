@@ -1,5 +1,5 @@
 /**
- * Float-free training (methods.md section 2.2: our design from published ingredients): a training step in
+ * Float-free training (docs/methods.md#float-free: our design from published ingredients): a training step in
  * integer and bitwise arithmetic only, with 2 bytes of state per binary weight.
  *
  * Network: the binary MLPs of models.ts with `--activations binary` (flatten, then dense layers; batch norm
@@ -7,7 +7,7 @@
  * method runs its own integer network of the same shape in wasm/onebit-float-free.wasm (src/kernels/float-free,
  * no floating-point instruction; the TypeScript here moves bytes, draws the initial counters and the per-step
  * random keys, and computes the reported loss in float, a metric only). It plugs into the run as a
- * WholeStepMethod (method.ts): the trainer hands it raw 8-bit batches and asks it for test-time logits.
+ * learner of its own (learner.ts): the trainer hands it raw 8-bit batches and asks it for test-time logits.
  *
  * Forward (batch of n):
  *  - first layer: 8-bit pixels centred to int8 (byte - 128) against +-1 weights, exact integer sums by
@@ -54,25 +54,22 @@
  */
 import { ConfigError } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
-import type { NamedTensor } from '../io/tensor-file.js';
-import { BatchNorm } from '../nn/batch-norm.js';
-import { BinaryDense } from '../nn/binary-dense.js';
-import { Flatten } from '../nn/flatten.js';
-import { Hardtanh } from '../nn/hardtanh.js';
-import type { Layer } from '../nn/layer.js';
-import { ReLU } from '../nn/relu.js';
-import { Sequential } from '../nn/sequential.js';
-import type { Rng } from '../tensor/rng.js';
+import type { NamedTensor } from '../tensor/tensor-data.js';
+import type { ModelSpec } from '../nn/spec.js';
+import type { Shape } from '../tensor/shape.js';
+import { defineMethod } from './definition.js';
 import { createReferenceKernels, type FfKernels } from './float-free/kernels.js';
 import { powerTable, roundLog2, rowStride, words, xorshift32 } from './float-free/reference.js';
 import { createWasmKernels } from './float-free/wasm-kernels.js';
-import type {
-  ByteImageSource,
-  MethodContext,
-  MethodStep,
-  WholeStepMethod,
-  WholeStepResult,
-} from './method.js';
+import {
+  measuredStateBytes,
+  type Learner,
+  type LearnerScalars,
+  type LearnerSetup,
+  type LearnerStep,
+  type StepResult,
+} from './learner.js';
+import type { ByteImageSource } from './method.js';
 
 export type FloatFreeSchedule = 'constant' | 'halving';
 export const FLOAT_FREE_SCHEDULES: readonly FloatFreeSchedule[] = ['constant', 'halving'];
@@ -124,6 +121,110 @@ export const FLOAT_FREE_DEFAULTS: FloatFreeOptions = {
   projectHidden: true,
 };
 
+/** Largest ff-shift + ff-pixel-shift: the first layer's update must keep some bits of 8-bit pixels * error. */
+const MAX_TOTAL_SHIFT = 24;
+
+/** Float-free's options; it runs its own network, so it asks for no real-valued optimizer or schedule. */
+export const FLOAT_FREE = defineMethod({
+  name: 'float-free',
+  description: 'integers only: int16 counters, shifts, popcounts',
+  options: [
+    {
+      key: 'ffShift',
+      flag: '--ff-shift',
+      kind: 'integer',
+      default: FLOAT_FREE_DEFAULTS.shift,
+      range: { min: 0, max: 20 },
+      placeholder: 'k',
+      help: 'right shift of the integer counter update, learning rate 2^-k',
+    },
+    {
+      key: 'ffPixelShift',
+      flag: '--ff-pixel-shift',
+      kind: 'integer',
+      default: FLOAT_FREE_DEFAULTS.pixelShift,
+      range: { min: 0 },
+      placeholder: 'k',
+      help: `extra shift of the first layer, whose inputs are 8-bit pixels (--ff-shift + k <= ${MAX_TOTAL_SHIFT})`,
+    },
+    {
+      key: 'ffClip',
+      flag: '--ff-clip',
+      kind: 'integer',
+      default: FLOAT_FREE_DEFAULTS.clip,
+      range: { min: 1, max: 32767 },
+      placeholder: 'c',
+      help: 'int16 counters are clamped to [-c, c]',
+    },
+    {
+      key: 'ffInit',
+      flag: '--ff-init',
+      kind: 'integer',
+      default: FLOAT_FREE_DEFAULTS.init,
+      range: { min: 0 },
+      placeholder: 'c',
+      help: 'initial counters uniform in [-c, c], c <= --ff-clip; 0: c = clip * sqrt(6 / (fan_in + fan_out))',
+    },
+    {
+      key: 'ffSchedule',
+      flag: '--ff-schedule',
+      kind: 'choice',
+      choices: FLOAT_FREE_SCHEDULES,
+      default: FLOAT_FREE_DEFAULTS.schedule,
+      help: 'halving: the shift grows by one each time the remaining steps halve',
+    },
+    {
+      key: 'ffCenter',
+      flag: '--no-ff-center',
+      kind: 'boolean',
+      default: FLOAT_FREE_DEFAULTS.center,
+      help: 'do not backpropagate through the centring (batch-norm mean)',
+    },
+    {
+      key: 'ffProject',
+      flag: '--no-ff-project',
+      kind: 'boolean',
+      default: FLOAT_FREE_DEFAULTS.project,
+      help: "keep the output error's component along the logits (no variance term of batch norm)",
+    },
+    {
+      key: 'ffProjectHidden',
+      flag: '--no-ff-project-hidden',
+      kind: 'boolean',
+      default: FLOAT_FREE_DEFAULTS.projectHidden,
+      help: 'no variance term (sign approximation) for hidden errors',
+    },
+  ],
+  check(v) {
+    if (v.ffShift + v.ffPixelShift > MAX_TOTAL_SHIFT) {
+      throw new ConfigError(
+        '--ff-pixel-shift',
+        `an integer in 0..${MAX_TOTAL_SHIFT - v.ffShift} (--ff-shift + --ff-pixel-shift <= ${MAX_TOTAL_SHIFT})`,
+        String(v.ffPixelShift),
+      );
+    }
+    if (v.ffInit > v.ffClip) {
+      throw new ConfigError(
+        '--ff-init',
+        `an integer in 0..--ff-clip (${v.ffClip}); 0 = Glorot-like`,
+        String(v.ffInit),
+      );
+    }
+  },
+  createLearner: (v, setup) =>
+    new FloatFreeMethod({
+      ...FLOAT_FREE_DEFAULTS,
+      shift: v.ffShift,
+      pixelShift: v.ffPixelShift,
+      clip: v.ffClip,
+      init: v.ffInit,
+      schedule: v.ffSchedule,
+      center: v.ffCenter,
+      project: v.ffProject,
+      projectHidden: v.ffProjectHidden,
+    }).bind(setup),
+});
+
 const MAX_EXTRA_SHIFT = 5;
 /**
  * Largest batch: int32 column sums of errors (n * 2048 * 127 for a 2048-wide layer) must stay far from
@@ -138,46 +239,54 @@ interface DenseSpec {
 }
 
 /**
- * The dense layers of a binary MLP with binary activations, or a ConfigError naming what does not fit.
- * Accepts flatten, BinaryDense (the first on the real input, later ones with a sign binarizer), BatchNorm
- * (without affine parameters) and Hardtanh.
+ * The dense layers of a binary MLP with binary activations, read from its spec, or a ConfigError naming
+ * the layer that does not fit. Accepts flatten, dropout (the identity at test time; float-free trains
+ * without it), binary dense layers (the first on the real input, later ones with a sign binarizer), batch
+ * norm without affine parameters, and hardtanh.
  */
-export function floatFreeLayers(model: Layer, inputShape: readonly number[]): DenseSpec[] {
-  if (!(model instanceof Sequential))
-    throw new ConfigError('model', 'a sequential MLP for float-free', model.name);
-  let features = inputShape.reduce((a, d) => a * d, 1);
+export function floatFreeLayers(spec: ModelSpec): DenseSpec[] {
+  let features = spec.input.reduce((a, d) => a * d, 1);
   const dense: DenseSpec[] = [];
-  for (const layer of model.layers) {
-    if (layer instanceof Flatten) continue;
-    if (layer instanceof BinaryDense) {
-      const wantSign = dense.length > 0;
-      if ((layer.config.binarizer === 'sign') !== wantSign) {
-        throw new ConfigError(
-          'activations',
-          'binary for --method float-free (1-bit activations into every layer after the first)',
-          'real',
-        );
+  let linear = 0;
+  spec.layers.forEach((layer, i) => {
+    const where = `--model (layers[${i}], ${layer.type})`;
+    switch (layer.type) {
+      case 'flatten':
+        return;
+      case 'binaryDense': {
+        linear++;
+        const wantSign = dense.length > 0;
+        if ((layer.binarizer === 'sign') !== wantSign) {
+          throw new ConfigError(
+            wantSign ? '--activations' : where,
+            wantSign
+              ? 'binary for --method float-free (1-bit activations into every layer after the first)'
+              : 'a first dense layer on the real input (no binarizer) for --method float-free',
+            wantSign ? 'real' : 'binarizer "sign"',
+          );
+        }
+        const name = layer.name ?? `fc${linear}`;
+        dense.push({ name, inFeatures: features, outFeatures: layer.units });
+        features = layer.units;
+        return;
       }
-      dense.push({ name: layer.name, inFeatures: features, outFeatures: layer.config.units });
-      features = layer.config.units;
-      continue;
+      case 'batchNorm':
+        if (layer.affine === true)
+          throw new ConfigError('--bn-affine', 'off for --method float-free (integer centring)', 'on');
+        return;
+      case 'hardtanh':
+        return;
+      case 'relu':
+        throw new ConfigError('--activations', 'binary for --method float-free (1-bit activations)', 'real');
+      default:
+        throw new ConfigError(
+          '--model',
+          'an MLP of binary dense layers, batch norm and hardtanh for --method float-free (mlp-100, mlp-2x2048)',
+          `layer ${i} of type ${layer.type}`,
+        );
     }
-    if (layer instanceof BatchNorm) {
-      if (layer.affine)
-        throw new ConfigError('bn-affine', 'off for --method float-free (integer centring)', 'on');
-      continue;
-    }
-    if (layer instanceof Hardtanh) continue;
-    if (layer instanceof ReLU) {
-      throw new ConfigError('activations', 'binary for --method float-free (1-bit activations)', 'real');
-    }
-    throw new ConfigError(
-      'model',
-      'an MLP of dense layers with binary activations for --method float-free (mlp-100, mlp-2x2048)',
-      `${model.name} (has ${layer.constructor.name} ${layer.name})`,
-    );
-  }
-  if (dense.length === 0) throw new ConfigError('model', 'at least one dense layer', model.name);
+  });
+  if (dense.length === 0) throw new ConfigError('--model', 'at least one binary dense layer', 'none');
   return dense;
 }
 
@@ -229,14 +338,15 @@ interface Slot {
   readonly e: Int8Array;
 }
 
-export class FloatFreeMethod implements WholeStepMethod {
-  readonly name = 'float-free';
-  readonly wholeStep = true;
+export class FloatFreeMethod implements Learner {
+  readonly method = 'float-free';
+  readonly inference = 'float-free' as const;
   readonly stochastic = false;
-  readonly stateBytesPerWeight = 2;
+  private specOrNull: ModelSpec | null = null;
+  private logitBuffer: Float64Array = new Float64Array(0);
   private kernels: FfKernels | null = null;
   private slots: Slot[] = [];
-  private inputShape: readonly [number, number, number] = [1, 1, 1];
+  private inputShape: Shape = [1];
   private maxBatch = 0;
   private totalSteps = 0;
   private rngState = 1;
@@ -263,29 +373,29 @@ export class FloatFreeMethod implements WholeStepMethod {
     private readonly kernelsFor: (backend: Backend) => FfKernels = defaultKernels,
   ) {}
 
-  attach(): void {
-    throw new Error('float-free runs its own integer network: the run calls attachNetwork, not attach');
+  /** The spec the learner was bound to. */
+  get spec(): ModelSpec {
+    if (this.specOrNull === null) throw new Error('float-free: used before bind()');
+    return this.specOrNull;
   }
 
-  activationBytesPerExample(model: Layer, inputShape: readonly number[]): number {
-    return floatFreeActivationBytes(floatFreeLayers(model, inputShape));
+  /** Binary weights of the integer network. */
+  get binaryWeights(): number {
+    return this.slots.reduce((sum, s) => sum + s.spec.inFeatures * s.spec.outFeatures, 0);
   }
 
-  attachNetwork(
-    model: Layer,
-    inputShape: readonly [number, number, number],
-    classes: number,
-    backend: Backend,
-    rng: Rng,
-    context: MethodContext & { readonly maxBatch: number },
-  ): void {
+  /** Binds the method to a network of `setup.spec`: allocates everything and draws the initial counters. */
+  bind(setup: LearnerSetup): this {
+    const { spec, backend, rng, maxBatch, context } = setup;
+    const inputShape = spec.input;
+    const classes = spec.classes;
     this.dispose();
-    const specs = floatFreeLayers(model, inputShape);
+    this.specOrNull = spec;
+    const specs = floatFreeLayers(spec);
     const last = specs[specs.length - 1];
     if (last.outFeatures !== classes) {
       throw new ConfigError('model', `${classes} outputs`, `${last.outFeatures} (${last.name})`);
     }
-    const maxBatch = context.maxBatch;
     if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > FLOAT_FREE_MAX_BATCH) {
       throw new ConfigError(
         'batch-size',
@@ -347,6 +457,8 @@ export class FloatFreeMethod implements WholeStepMethod {
     }
     this.rngState = rng.nextUint32() || 1;
     this.repack();
+    this.logitBuffer = new Float64Array(maxBatch * classes);
+    return this;
   }
 
   prepare(): Promise<void> {
@@ -439,8 +551,8 @@ export class FloatFreeMethod implements WholeStepMethod {
     order: ArrayLike<number>,
     start: number,
     n: number,
-    step: MethodStep,
-  ): WholeStepResult {
+    step: LearnerStep,
+  ): StepResult {
     const k = this.requireKernels();
     this.load(data, order, start, n);
     this.forward(n, 1);
@@ -538,7 +650,7 @@ export class FloatFreeMethod implements WholeStepMethod {
   }
 
   /** Loss (softmax cross-entropy of the integer logits u / 256) and hits: metrics only, in float. */
-  private metrics(n: number, classes: number): WholeStepResult {
+  private metrics(n: number, classes: number): StepResult {
     let loss = 0;
     let correct = 0;
     for (let b = 0; b < n; b++) {
@@ -559,7 +671,9 @@ export class FloatFreeMethod implements WholeStepMethod {
     return floatFreeOutputExponent(this.stats);
   }
 
-  logits(data: ByteImageSource, order: ArrayLike<number>, start: number, n: number, out: Float64Array): void {
+  /** Test-time logits (deterministic: the integer network has no distribution to sample). */
+  logits(data: ByteImageSource, order: ArrayLike<number>, start: number, n: number): Float64Array {
+    const out = this.logitBuffer;
     const k = this.requireKernels();
     this.load(data, order, start, n);
     this.forward(n, 0);
@@ -568,6 +682,7 @@ export class FloatFreeMethod implements WholeStepMethod {
     k.outputEval(n, classes, this.z, last.outStride, last.running, this.u);
     const scale = 2 ** -(8 + this.outputExponent());
     for (let i = 0; i < n * classes; i++) out[i] = this.u[i] * scale;
+    return out;
   }
 
   /**
@@ -596,37 +711,44 @@ export class FloatFreeMethod implements WholeStepMethod {
     };
   }
 
-  propose(): void {
-    throw new Error('float-free runs its own network: the trainer calls trainBatch');
+  /** The integer network is deterministic: its mode is the only network, and there is nothing to sample. */
+  predict(): void {}
+
+  /** Its centring statistics are integer running means of the trained network already. */
+  recalibrate(): void {}
+
+  /** Continual learning: the counters carry over from task to task. */
+  beginTask(): void {}
+
+  /** Bytes kept for backward per example: the 8-bit input and two bits per hidden unit. */
+  activationBytesPerExample(): number {
+    return floatFreeActivationBytes(this.slots.map((s) => s.spec));
   }
 
-  update(): void {
-    throw new Error('float-free runs its own network: the trainer calls trainBatch');
-  }
-
-  predict(): void {
-    throw new Error(
-      'float-free runs its own network: evaluation calls logits, export goes through float-free-export',
+  stateBytesPerWeight(): number {
+    return measuredStateBytes(
+      this.stateTensors().filter((t) => t.name.endsWith('/counters')),
+      this.binaryWeights,
     );
   }
 
   stateTensors(): NamedTensor[] {
     return [
       ...this.slots.flatMap((s) => [
-        { name: `${s.spec.name}/counters`, value: s.counters },
-        { name: `${s.spec.name}/running_mean_q8`, value: s.running },
+        { name: `method/${s.spec.name}/counters`, value: s.counters },
+        { name: `method/${s.spec.name}/running_mean_q8`, value: s.running },
       ]),
-      { name: 'output/scale_stats', value: this.stats },
+      { name: 'method/output/scale_stats', value: this.stats },
     ];
   }
 
-  stateScalars(): Record<string, number> {
-    return { rngState: this.rngState };
+  stateScalars(): LearnerScalars {
+    return { method: { rngState: this.rngState }, optimizer: {} };
   }
 
   /** Called after the tensors were restored (run.ts), so the derived packed signs are rebuilt here too. */
-  loadStateScalars(scalars: Record<string, number>): void {
-    const s = scalars.rngState;
+  loadStateScalars(scalars: LearnerScalars): void {
+    const s = scalars.method.rngState;
     if (s !== undefined) {
       if (!Number.isInteger(s) || s <= 0 || s > 0xffffffff)
         throw new RangeError(`float-free: bad rngState ${s}`);

@@ -1,7 +1,7 @@
 /**
  * The one idea that holds onebit together: a training method is a distribution over binary weights.
  *
- * Every method fits the same contract over a model's binary parameters (design.md):
+ * Every method fits the same contract over a model's binary parameters (docs/architecture.md):
  *  1. `propose(rng)`   writes the weights for this forward pass into each binary parameter's `value`;
  *  2. the model runs forward and backward with them and leaves dL/dw in each parameter's `grad`;
  *  3. `update(step)`   turns those gradients into the method's new state;
@@ -10,8 +10,8 @@
  * checkpoints and resumption need nothing method-specific.
  */
 import type { Backend } from '../backend/backend.js';
-import type { Layer, Parameter } from '../nn/layer.js';
-import type { NamedTensor } from '../io/tensor-file.js';
+import type { Parameter } from '../nn/layer.js';
+import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { Rng } from '../tensor/rng.js';
 
 export interface MethodStep {
@@ -65,8 +65,6 @@ export interface BinaryMethod {
    * state simply carries over from task to task.
    */
   beginTask?(task: number, context: MethodContext): void;
-  /** Bytes of training state kept per binary weight (for `onebit summary`). */
-  readonly stateBytesPerWeight: number;
   dispose(): void;
 }
 
@@ -76,56 +74,4 @@ export interface ByteImageSource {
   readonly images: Uint8Array;
   readonly labels: Uint8Array;
   readonly shape: readonly [number, number, number];
-}
-
-/** What a whole-step method's training step reports (as trainStep's StepResult). */
-export interface WholeStepResult {
-  /** Mean loss over the batch (a metric, computed from the method's logits). */
-  readonly loss: number;
-  /** Examples whose largest logit is at the label. */
-  readonly correct: number;
-}
-
-/**
- * A method that replaces the model's whole forward and backward pass with its own (float-free training:
- * integer arithmetic end to end, so it cannot run the float layers). The run does not plan the float
- * model; it calls `attachNetwork` instead of `attach`, and the loop calls `trainBatch` instead of
- * propose/forward/backward/update, and `logits` instead of the model's forward in evaluation. The state is
- * still plain data listed by `stateTensors`/`stateScalars`, so checkpoints and resumption are unchanged.
- */
-export interface WholeStepMethod extends BinaryMethod {
-  readonly wholeStep: true;
-  /**
-   * Reads the architecture from the (unplanned) model, allocates everything for batches of at most
-   * `maxBatch` and initialises the state from `rng`. Throws ConfigError for a model it cannot train.
-   */
-  attachNetwork(
-    model: Layer,
-    inputShape: readonly [number, number, number],
-    classes: number,
-    backend: Backend,
-    rng: Rng,
-    context: MethodContext & { readonly maxBatch: number },
-  ): void;
-  /** Resolves when the method's worker threads (if any) are running. */
-  prepare(): Promise<void>;
-  /** One training step on items order[start .. start+n) of `data`. */
-  trainBatch(
-    data: ByteImageSource,
-    order: ArrayLike<number>,
-    start: number,
-    n: number,
-    step: MethodStep,
-  ): WholeStepResult;
-  /** Test-time logits of items order[start .. start+n) into out[0 .. n*classes). */
-  logits(data: ByteImageSource, order: ArrayLike<number>, start: number, n: number, out: Float64Array): void;
-  /**
-   * Bytes the training step keeps from the forward pass for the backward pass, per example, for this
-   * (unplanned) model; needs no attach (for `onebit summary`).
-   */
-  activationBytesPerExample(model: Layer, inputShape: readonly number[]): number;
-}
-
-export function isWholeStepMethod(method: BinaryMethod): method is WholeStepMethod {
-  return (method as Partial<WholeStepMethod>).wholeStep === true;
 }

@@ -13,8 +13,9 @@
  * State per binary weight: w_r, Adam's m and v, 12 bytes in float32.
  */
 import type { Backend, FloatArray } from '../backend/backend.js';
-import type { NamedTensor } from '../io/tensor-file.js';
+import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { Parameter } from '../nn/layer.js';
+import { defineMethod } from './definition.js';
 import type { BinaryMethod, MethodStep } from './method.js';
 
 export interface SteOptions {
@@ -32,6 +33,30 @@ export const STE_DEFAULTS: SteOptions = {
   beta2: 0.999,
   epsilon: 1e-8,
 };
+
+/** STE's options and run defaults (those of the run: Adam's learning rate TRAIN_DEFAULTS.learningRate). */
+export const STE = defineMethod({
+  name: 'ste',
+  description: 'latent weights, Adam, straight-through estimator',
+  options: [
+    {
+      key: 'surrogate',
+      flag: '--surrogate',
+      kind: 'choice',
+      choices: ['identity', 'clipped-identity'],
+      default: STE_DEFAULTS.surrogate,
+      help: 'gradient of sign(w) for the latent weight (clipped-identity: zero where |w| > 1)',
+    },
+    {
+      key: 'clipLatent',
+      flag: '--no-clip-latent',
+      kind: 'boolean',
+      default: STE_DEFAULTS.clipLatent,
+      help: 'let latent weights leave [-1, 1] (they are clipped after each update by default)',
+    },
+  ],
+  create: (v) => new SteMethod({ ...STE_DEFAULTS, surrogate: v.surrogate, clipLatent: v.clipLatent }),
+});
 
 interface Slot {
   readonly param: Parameter;

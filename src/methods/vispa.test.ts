@@ -1,5 +1,5 @@
 /**
- * VISPA (methods.md section 1.3): the projection, the gradients of m and Z (with the sqrt(S) factor), the
+ * VISPA (docs/methods.md#vispa): the projection, the gradients of m and Z (with the sqrt(S) factor), the
  * rank-0 (LP) view against STE, seeded sampling, and a checkpoint round trip. The small numbers are worked
  * by hand in the comments.
  */
@@ -17,7 +17,7 @@ import { Rng } from '../tensor/rng.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../train/config.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { CHECKPOINT_FILE, train } from '../train/trainer.js';
-import { createMethod } from './registry.js';
+import { resolveMethodConfig } from './registry.js';
 import { SteMethod } from './ste.js';
 import { projectVispa, VispaMethod, type VispaOptions } from './vispa.js';
 
@@ -261,14 +261,13 @@ describe('vispa: state, seeds, registry', () => {
   });
 
   it('createMethod reads rank, scale, momentum and weight decay and rejects bad values', () => {
-    const method = createMethod('vispa', { rank: 3, scale: 25, momentum: 0.5, weightDecay: 1e-5 });
-    assert.ok(method instanceof VispaMethod);
-    assert.deepEqual(method.options, { rank: 3, scale: 25, momentum: 0.5, weightDecay: 1e-5 });
-    assert.throws(() => createMethod('vispa', { rank: -1 }), ConfigError);
-    assert.throws(() => createMethod('vispa', { rank: 1.5 }), ConfigError);
-    assert.throws(() => createMethod('vispa', { scale: 0 }), ConfigError);
-    assert.throws(() => createMethod('vispa', { momentum: 1 }), ConfigError);
-    assert.throws(() => createMethod('vispa', { rank: '2' }), ConfigError);
+    const options = resolveMethodConfig('vispa', { rank: 3, scale: 25, momentum: 0.5, weightDecay: 1e-5 });
+    assert.deepEqual(options, { rank: 3, scale: 25, momentum: 0.5, weightDecay: 1e-5 });
+    assert.throws(() => resolveMethodConfig('vispa', { rank: -1 }), ConfigError);
+    assert.throws(() => resolveMethodConfig('vispa', { rank: 1.5 }), ConfigError);
+    assert.throws(() => resolveMethodConfig('vispa', { scale: 0 }), ConfigError);
+    assert.throws(() => resolveMethodConfig('vispa', { momentum: 1 }), ConfigError);
+    assert.throws(() => resolveMethodConfig('vispa', { rank: '2' }), ConfigError);
   });
 });
 

@@ -2,7 +2,7 @@
  * VISPA: Gaussian variational inference over the pre-sign weights with a low-rank SDP relaxation solved in
  * Burer-Monteiro form (Orecchia et al., "Training Binary Neural Networks via Gaussian Variational Inference
  * and Low-Rank Semidefinite Programming", NeurIPS 2024; official code snownus/bnn_vi,
- * models/sdp_wo_entropy.py and main_sdp_cifar.py). See methods.md section 1.
+ * models/sdp_wo_entropy.py and main_sdp_cifar.py). See docs/methods.md#vispa.
  *
  * State per binary layer of n weights: a mean m (n), a factor Z of rank K (K x n, row k = z_k), and their
  * SGD momentum buffers; S > 0 is a constant (default 100).
@@ -11,7 +11,7 @@
  *   forward weight     w = m + Z^T r = m + sum_k r_k z_k,   b = sign(w)      (sign(0) = +1)
  *   backward           identity straight-through: dL/dw = dL/db = g
  *                      grad_m = g,   grad_z_k = sqrt(S) * r_k * g
- *                      (the sqrt(S) is the official code's, methods.md 1.8 pitfall 2: exactly
+ *                      (the sqrt(S) is the official code's, docs/methods.md#vispa: exactly
  *                      reparameterised it would be r_k * g; kept to match the published results)
  *   update             PyTorch SGD (momentum mu, dampening 0, L2 weight decay wd, no Nesterov) on m and Z:
  *                        buf <- mu * buf + grad + wd * p;   p <- p - lr * buf
@@ -40,9 +40,10 @@
  * momentum > 0: 8 (1 + K) bytes (4 (1 + K) without momentum).
  */
 import type { Backend, FloatArray } from '../backend/backend.js';
-import type { NamedTensor } from '../io/tensor-file.js';
+import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { Parameter } from '../nn/layer.js';
 import type { Rng } from '../tensor/rng.js';
+import { defineMethod } from './definition.js';
 import type { BinaryMethod, MethodStep, PredictionKind } from './method.js';
 
 export interface VispaOptions {
@@ -78,8 +79,7 @@ export const VISPA_DEFAULTS: VispaOptions = {
 };
 
 /**
- * Run settings the CLI uses for `--method vispa` where the user gives none (registry.ts,
- * defaultRunSettings). The official recipe (methods.md 1.5) is SGD with momentum 0.9 on every parameter,
+ * Run settings the CLI uses for `--method vispa` where the user gives none (VISPA.runDefaults below). The official recipe (docs/methods.md#vispa) is SGD with momentum 0.9 on every parameter,
  * weight decay 5e-4 (1W32A on CIFAR), cosine with a 5-epoch linear warm-up, the per-channel `Alpha`, and
  * lr 0.1 over 500 epochs of convolutions. On onebit's batch-normalised MLPs the gradient per weight is
  * ~5e-6 (hidden layers) to ~5e-5 (last layer) while the projection puts every weight on the sphere
@@ -109,6 +109,54 @@ export const VISPA_RUN_DEFAULTS = {
 export function vispaWarmupEpochs(epochs: number): number {
   return Math.min(5, epochs / 10);
 }
+
+/**
+ * VISPA's options and its run recipe: VISPA_RUN_DEFAULTS, with a warm-up of min(5, epochs/10) epochs.
+ */
+export const VISPA = defineMethod({
+  name: 'vispa',
+  description: 'Gaussian with a low-rank covariance, projected SGD',
+  options: [
+    {
+      key: 'rank',
+      flag: '--rank',
+      kind: 'integer',
+      default: VISPA_DEFAULTS.rank,
+      range: { min: 0 },
+      placeholder: 'K',
+      help: 'rank K of the covariance factor Z (0 = the diagonal / LP view, deterministic)',
+    },
+    {
+      key: 'scale',
+      flag: '--vispa-scale',
+      kind: 'number',
+      default: VISPA_DEFAULTS.scale,
+      range: { min: 0, minOpen: true },
+      placeholder: 'S',
+      help: 'the constant S, r ~ N(0, I/S) and m^2 + |z|^2/S = 1',
+    },
+    {
+      key: 'momentum',
+      flag: '--momentum',
+      kind: 'number',
+      default: VISPA_DEFAULTS.momentum,
+      range: { min: 0, max: 1, maxOpen: true },
+      help: 'SGD momentum on m and Z',
+    },
+    {
+      key: 'weightDecay',
+      flag: '--vispa-weight-decay',
+      kind: 'number',
+      default: VISPA_DEFAULTS.weightDecay,
+      range: { min: 0 },
+      help: 'weight decay on m and Z (--weight-decay is for the real-valued parameters)',
+    },
+  ],
+  runDefaults: (epochs) => ({ ...VISPA_RUN_DEFAULTS, warmupEpochs: vispaWarmupEpochs(epochs) }),
+  runDefaultsHelp: { warmupEpochs: 'min(5, epochs/10)' },
+  create: (v) =>
+    new VispaMethod({ rank: v.rank, scale: v.scale, momentum: v.momentum, weightDecay: v.weightDecay }),
+});
 
 /** Checks the options; throws a RangeError naming the first bad one. */
 export function checkVispaOptions(options: VispaOptions): void {

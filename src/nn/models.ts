@@ -1,5 +1,7 @@
 /**
- * Model builders by name: the architectures the training methods are compared on (methods.md).
+ * The named models as specs (spec.ts), and models built from any spec: the architectures the training
+ * methods are compared on (docs/methods.md). `namedModelSpec` writes a named model as a spec;
+ * `buildModelFromSpec` turns any valid spec into layers, named as spec.ts describes.
  *
  * Shared rules:
  * - every linear and conv layer is binary (weights proposed by the training method), without bias;
@@ -15,13 +17,13 @@
  * - mlp-100:    784-100-100-10, no dropout (BayesBiNN permuted-MNIST continual learning);
  * - mlp-2x2048: 784-2048-2048-10;
  * - mlp-3x2048: 784-2048-2048-2048-10 with dropout 0.2 on the input and after each hidden layer
- *               (BayesBiNN MNIST); MLP batch norms use eps 1e-4, momentum 0.15 (methods.md 3.5);
+ *               (BayesBiNN MNIST); MLP batch norms use eps 1e-4, momentum 0.15 (docs/methods.md#bayesbinn);
  * - cnn-small:  our small MNIST CNN, sized so that an epoch of 60k images takes minutes:
  *                 conv 16 3x3 pad 1 -> BN -> act -> maxpool 2      (16 x 14 x 14)
  *                 conv 32 3x3 pad 1 -> BN -> act -> maxpool 2      (32 x 7 x 7)
  *                 flatten -> dense 10 -> BN
  *               about 1M multiply-adds per image forward; PyTorch batch-norm defaults;
- * - vgg-small:  the BinaryConnect-style VGG of BayesBiNN for 3x32x32 (methods.md 3.6):
+ * - vgg-small:  the BinaryConnect-style VGG of BayesBiNN for 3x32x32 (docs/methods.md#bayesbinn):
  *                 conv 128 -> BN -> act; conv 128 -> maxpool -> BN -> act;
  *                 conv 256 -> BN -> act; conv 256 -> maxpool -> BN -> act;
  *                 conv 512 -> BN -> act; conv 512 -> maxpool -> BN -> act;
@@ -29,18 +31,25 @@
  *               (3x3 convs with padding 1; conv BNs eps 1e-5 momentum 0.2, FC BNs PyTorch defaults).
  */
 import type { Backend, SignSurrogate } from '../backend/backend.js';
+import { ConfigError } from '../errors.js';
 import type { Shape } from '../tensor/shape.js';
+import { AvgPool2d } from './avg-pool2d.js';
 import { BatchNorm } from './batch-norm.js';
 import { BinaryConv2d } from './binary-conv2d.js';
 import { BinaryDense } from './binary-dense.js';
 import { ChannelScale } from './channel-scale.js';
+import { Conv2d } from './conv2d.js';
+import { Dense } from './dense.js';
 import { Dropout } from './dropout.js';
 import { Flatten } from './flatten.js';
 import { Hardtanh } from './hardtanh.js';
 import type { Layer, Parameter } from './layer.js';
 import { MaxPool2d } from './max-pool2d.js';
+import { PReLU } from './prelu.js';
 import { ReLU } from './relu.js';
+import { Residual } from './residual.js';
 import { Sequential } from './sequential.js';
+import { parseModelSpec, type LayerSpec, type ModelSpec } from './spec.js';
 
 export const MODEL_NAMES = ['mlp-100', 'mlp-2x2048', 'mlp-3x2048', 'cnn-small', 'vgg-small'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
@@ -65,20 +74,27 @@ export interface ModelOptions {
    * binary layer, named scale1, scale2, ...; default false.
    */
   readonly channelScale?: boolean;
+  /** Class names stored in the spec; optional. */
+  readonly classNames?: readonly string[];
 }
 
-/** A named model: a Sequential that knows its input shape and splits its parameters by kind. */
+/** A model built from a spec: a Sequential that knows its spec and input shape and splits its parameters by kind. */
 export class Model extends Sequential {
   constructor(
     name: string,
     layers: readonly Layer[],
-    /** The per-example input shape the builder was made for. */
-    readonly inputShape: Shape,
+    /** The spec the model was built from. */
+    readonly spec: ModelSpec,
   ) {
     super(name, layers);
   }
 
-  /** Plans for the builder's input shape. */
+  /** The per-example input shape of the spec. */
+  get inputShape(): Shape {
+    return this.spec.input;
+  }
+
+  /** Plans for the spec's input shape. */
   planFor(backend: Backend, maxBatch: number): Shape {
     return this.plan(backend, this.inputShape, maxBatch);
   }
@@ -103,9 +119,9 @@ const MLP_BN: BatchNormSettings = { eps: 1e-4, momentum: 0.15 };
 const DEFAULT_BN: BatchNormSettings = { eps: 1e-5, momentum: 0.1 };
 const VGG_CONV_BN: BatchNormSettings = { eps: 1e-5, momentum: 0.2 };
 
-/** Appends layers with generated names (fc1, bn1, act1, ...) and applies the activation rules. */
+/** Appends layer specs and applies the named models' activation rules. */
 class Stack {
-  readonly layers: Layer[] = [];
+  readonly layers: LayerSpec[] = [];
   private linear = 0;
   private readonly binaryActivations: boolean;
   private readonly surrogate: SignSurrogate;
@@ -119,68 +135,64 @@ class Stack {
     this.channelScale = options.channelScale ?? false;
   }
 
-  /** The optional per-channel scale after the binary layer just pushed. */
-  private scale(): void {
-    if (this.channelScale) this.layers.push(new ChannelScale(`scale${this.linear}`));
+  /** The binarizer options of the next binary layer: every binary layer but the first binarizes its input. */
+  private binarizer(): { binarizer?: 'sign'; surrogate?: SignSurrogate } {
+    if (!(this.binaryActivations && this.linear > 1)) return {};
+    return this.surrogate === 'clipped-identity'
+      ? { binarizer: 'sign' }
+      : { binarizer: 'sign', surrogate: this.surrogate };
   }
 
-  /** Every binary layer but the first binarizes its input when activations are binary. */
-  private binarizer(): 'none' | 'sign' {
-    return this.binaryActivations && this.linear > 1 ? 'sign' : 'none';
+  private scale(): void {
+    if (this.channelScale) this.layers.push({ type: 'channelScale' });
   }
 
   dense(units: number): this {
     this.linear++;
-    this.layers.push(
-      new BinaryDense(`fc${this.linear}`, { units, binarizer: this.binarizer(), surrogate: this.surrogate }),
-    );
+    this.layers.push({ type: 'binaryDense', units, ...this.binarizer() });
     this.scale();
     return this;
   }
 
   conv(filters: number): this {
     this.linear++;
-    this.layers.push(
-      new BinaryConv2d(`conv${this.linear}`, {
-        filters,
-        kernelSize: 3,
-        padding: 1,
-        binarizer: this.binarizer(),
-        surrogate: this.surrogate,
-      }),
-    );
+    this.layers.push({ type: 'binaryConv2d', filters, kernelSize: 3, padding: 1, ...this.binarizer() });
     this.scale();
     return this;
   }
 
   batchNorm(settings: BatchNormSettings): this {
-    this.layers.push(new BatchNorm(`bn${this.linear}`, { ...settings, affine: this.affine }));
+    this.layers.push({ type: 'batchNorm', ...(this.affine ? { affine: true } : {}), ...settings });
     return this;
   }
 
   activation(): this {
-    const name = `act${this.linear}`;
-    this.layers.push(this.binaryActivations ? new Hardtanh(name) : new ReLU(name));
+    this.layers.push({ type: this.binaryActivations ? 'hardtanh' : 'relu' });
     return this;
   }
 
   maxPool(): this {
-    this.layers.push(new MaxPool2d(`pool${this.linear}`, { kernelSize: 2 }));
+    this.layers.push({ type: 'maxPool2d', kernelSize: 2 });
     return this;
   }
 
-  dropout(p: number): this {
-    this.layers.push(new Dropout(`drop${this.linear}`, p));
+  dropout(rate: number): this {
+    this.layers.push({ type: 'dropout', rate });
     return this;
   }
 
   flatten(): this {
-    this.layers.push(new Flatten('flatten'));
+    this.layers.push({ type: 'flatten' });
     return this;
   }
 }
 
-function mlp(options: ModelOptions, hidden: readonly number[], dropout: number, classes: number): Layer[] {
+function mlp(
+  options: ModelOptions,
+  hidden: readonly number[],
+  dropout: number,
+  classes: number,
+): LayerSpec[] {
   const s = new Stack(options).flatten();
   if (dropout > 0) s.dropout(dropout);
   for (const units of hidden) {
@@ -190,14 +202,14 @@ function mlp(options: ModelOptions, hidden: readonly number[], dropout: number, 
   return s.dense(classes).batchNorm(MLP_BN).layers;
 }
 
-function cnnSmall(options: ModelOptions, classes: number): Layer[] {
+function cnnSmall(options: ModelOptions, classes: number): LayerSpec[] {
   const s = new Stack(options);
   s.conv(16).batchNorm(DEFAULT_BN).activation().maxPool();
   s.conv(32).batchNorm(DEFAULT_BN).activation().maxPool();
   return s.flatten().dense(classes).batchNorm(DEFAULT_BN).layers;
 }
 
-function vggSmall(options: ModelOptions, classes: number): Layer[] {
+function vggSmall(options: ModelOptions, classes: number): LayerSpec[] {
   const s = new Stack(options);
   for (const filters of [128, 256, 512]) {
     s.conv(filters).batchNorm(VGG_CONV_BN).activation();
@@ -209,26 +221,146 @@ function vggSmall(options: ModelOptions, classes: number): Layer[] {
   return s.dense(classes).batchNorm(DEFAULT_BN).layers;
 }
 
-/** Builds the named model, unplanned: call plan (or planFor) and initialize before use. */
-export function buildModel(name: ModelName, options: ModelOptions = {}): Model {
+/** The named model as a spec. */
+export function namedModelSpec(name: ModelName, options: ModelOptions = {}): ModelSpec {
   const classes = options.classes ?? 10;
   if (!Number.isInteger(classes) || classes < 1)
     throw new RangeError(`classes must be a positive integer, got ${classes}`);
   const mnist: Shape = [1, 28, 28];
+  let input: Shape = options.inputShape ?? mnist;
+  let layers: LayerSpec[];
   switch (name) {
     case 'mlp-100':
-      return new Model(name, mlp(options, [100, 100], 0, classes), options.inputShape ?? mnist);
+      layers = mlp(options, [100, 100], 0, classes);
+      break;
     case 'mlp-2x2048':
-      return new Model(name, mlp(options, [2048, 2048], 0, classes), options.inputShape ?? mnist);
+      layers = mlp(options, [2048, 2048], 0, classes);
+      break;
     case 'mlp-3x2048':
-      return new Model(name, mlp(options, [2048, 2048, 2048], 0.2, classes), options.inputShape ?? mnist);
+      layers = mlp(options, [2048, 2048, 2048], 0.2, classes);
+      break;
     case 'cnn-small':
-      return new Model(name, cnnSmall(options, classes), options.inputShape ?? mnist);
+      layers = cnnSmall(options, classes);
+      break;
     case 'vgg-small':
-      return new Model(name, vggSmall(options, classes), options.inputShape ?? [3, 32, 32]);
+      input = options.inputShape ?? [3, 32, 32];
+      layers = vggSmall(options, classes);
+      break;
     default: {
       const unknown: never = name;
       throw new RangeError(`unknown model "${String(unknown)}"; known: ${MODEL_NAMES.join(', ')}`);
     }
   }
+  return parseModelSpec({
+    input: [...input],
+    classes,
+    ...(options.classNames !== undefined ? { classNames: [...options.classNames] } : {}),
+    layers,
+  });
+}
+
+/** Generates the position-derived layer names of spec.ts (fc1, bn1, act1, pool1, conv2, block1, ...). */
+class LayerNamer {
+  private linear = 0;
+  private blocks = 0;
+
+  name(spec: LayerSpec): string {
+    if (spec.name !== undefined) return spec.name;
+    switch (spec.type) {
+      case 'binaryDense':
+      case 'dense':
+        return `fc${++this.linear}`;
+      case 'binaryConv2d':
+      case 'conv2d':
+        return `conv${++this.linear}`;
+      case 'batchNorm':
+        return `bn${this.linear}`;
+      case 'relu':
+      case 'hardtanh':
+      case 'prelu':
+        return `act${this.linear}`;
+      case 'maxPool2d':
+      case 'avgPool2d':
+        return `pool${this.linear}`;
+      case 'dropout':
+        return `drop${this.linear}`;
+      case 'channelScale':
+        return `scale${this.linear}`;
+      case 'flatten':
+        return 'flatten';
+      case 'residual':
+        return `block${++this.blocks}`;
+    }
+  }
+}
+
+function buildLayers(specs: readonly LayerSpec[], namer: LayerNamer): Layer[] {
+  const taken = new Set<string>();
+  return specs.map((spec) => {
+    let name = namer.name(spec);
+    // Two layers after the same linear layer (say two activations) get distinct names.
+    for (let k = 2; taken.has(name); k++) name = `${namer.name(spec)}_${k}`;
+    taken.add(name);
+    return buildLayer(spec, name, namer);
+  });
+}
+
+function buildLayer(spec: LayerSpec, name: string, namer: LayerNamer): Layer {
+  switch (spec.type) {
+    case 'binaryDense':
+      return new BinaryDense(name, spec);
+    case 'binaryConv2d':
+      return new BinaryConv2d(name, spec);
+    case 'dense':
+      return new Dense(name, spec);
+    case 'conv2d':
+      return new Conv2d(name, spec);
+    case 'batchNorm':
+      return new BatchNorm(name, { ...spec, affine: spec.affine ?? false });
+    case 'relu':
+      return new ReLU(name);
+    case 'hardtanh':
+      return new Hardtanh(name);
+    case 'prelu':
+      return new PReLU(name, spec);
+    case 'maxPool2d':
+      return new MaxPool2d(name, spec);
+    case 'avgPool2d':
+      return new AvgPool2d(name, spec);
+    case 'dropout':
+      return new Dropout(name, spec.rate);
+    case 'flatten':
+      return new Flatten(name);
+    case 'channelScale':
+      return new ChannelScale(name);
+    case 'residual': {
+      const body = new Sequential('body', buildLayers(spec.body, namer));
+      const shortcut =
+        spec.shortcut === undefined ? null : new Sequential('shortcut', buildLayers(spec.shortcut, namer));
+      return new Residual(name, body, shortcut);
+    }
+  }
+}
+
+/** Builds the layers of a valid spec, unplanned: call planFor and initialize before use. */
+export function buildModelFromSpec(spec: ModelSpec, name = 'model'): Model {
+  return new Model(name, buildLayers(spec.layers, new LayerNamer()), spec);
+}
+
+/** Builds the named model (or any spec), unplanned: call plan (or planFor) and initialize before use. */
+export function buildModel(model: ModelName | ModelSpec, options: ModelOptions = {}): Model {
+  if (typeof model === 'string') return buildModelFromSpec(namedModelSpec(model, options), model);
+  return buildModelFromSpec(model);
+}
+
+/** The named model's spec, or a ConfigError naming `flag` for an unknown name. */
+export function modelSpecByName(name: string, options: ModelOptions = {}, flag = '--model'): ModelSpec {
+  if (!isModelName(name)) {
+    throw new ConfigError(
+      flag,
+      `one of ${MODEL_NAMES.join(', ')}, or a path to a spec file (.json)`,
+      JSON.stringify(name),
+    );
+  }
+  return namedModelSpec(name, options);
 }

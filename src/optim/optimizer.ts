@@ -10,7 +10,7 @@
  *   `{ count, buffers }` and `restoreOptimizerState` reads it back into a freshly initialised state.
  *
  * Optimizers are for real-valued parameters. Binary weights belong to a training method (see
- * design.md); the router (`router.ts`) decides which parameter goes where.
+ * docs/architecture.md); the router (`router.ts`) decides which parameter goes where.
  */
 import type { FloatArray } from '../backend/backend.js';
 import type { Parameter, StateBuffer } from '../nn/layer.js';

@@ -31,7 +31,7 @@ test('cosine schedule (CosineAnnealingLR closed form) at known points', () => {
   close(cosineSchedule({ lr: 0.1, totalSteps: 100 })(100), 0, 'minLr defaults to 0');
 });
 
-test('warm-up cosine schedule (methods.md 1.5, VISPA) at known points', () => {
+test('warm-up cosine schedule (docs/methods.md#schedules, VISPA) at known points', () => {
   // VISPA shape: 5 warm-up epochs of 10 iterations (W = 50) in a 50-epoch run (T = 500), lr0 = 0.1.
   const s = warmupCosineSchedule({ lr: 0.1, warmupSteps: 50, totalSteps: 500 });
   close(s(0), 0, 'start: lr0 * 0 / W (VISPA really trains its first iteration at lr 0)');

@@ -9,8 +9,9 @@
  * - cosine:        minLr + (lr - minLr) * (1 + cos(pi * t / T)) / 2            (CosineAnnealingLR closed form,
  *                  Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts); held at minLr for t >= T.
  * - warmup-cosine: lr * t / W for t < W (linear warm-up from 0), then
- *                  minLr + (lr - minLr) * (1 + cos(pi * (t - W) / (T - W))) / 2   (VISPA, methods.md 1.5;
- *                  minLr = 0 reproduces its formula exactly, including lr = 0 at t = 0).
+ *                  minLr + (lr - minLr) * (1 + cos(pi * (t - W) / (T - W))) / 2
+ *                  (VISPA, docs/methods.md#schedules; minLr = 0 reproduces its formula exactly, including
+ *                  lr = 0 at t = 0).
  */
 
 /** Learning rate as a function of the 0-based step. */

@@ -12,7 +12,7 @@
  *     p <- p - lr * d
  *
  * With momentum 0 there is no buffer and p <- p - lr * g'. This is the optimizer VISPA trains every
- * parameter with (methods.md 1.3: momentum 0.9, nesterov off, weight decay 5e-4 or 1e-5).
+ * parameter with (docs/methods.md#vispa: momentum 0.9, nesterov off, weight decay 5e-4 or 1e-5).
  *
  * Defaults: momentum 0.9 (PyTorch's default is 0; onebit asks for SGD when it wants momentum),
  * weightDecay 0, nesterov false. The learning rate has no default, as in PyTorch.

@@ -1,20 +1,34 @@
 /**
  * Training checkpoints: every piece of state a run needs to continue exactly where it stopped — the
- * config, epoch and step counters, the generator state, model parameters and batch-norm statistics, the
- * method's state and the optimizer's state. Written atomically (temporary file, then rename), in the
- * tensor-file container (magic "ONEBITCK", version 1). Distinct from the export format, which holds only
- * what inference needs.
+ * config with the model's spec, epoch and step counters, the generator state, model parameters and
+ * batch-norm statistics, the method's state and the optimizer's state. Written atomically (temporary file,
+ * then rename), in the tensor-file container (magic "ONEBITCK"). Distinct from the export format, which
+ * holds only what inference needs.
+ *
+ * Version 2 (docs/architecture.md, "Checkpoints") stores the spec in `config.spec` and says in `inference`
+ * where the test-time network is: 'float-model' checkpoints are written right after the method's
+ * `predict('mode')`, so their `model/` tensors are the deployed weights and export needs no method;
+ * 'float-free' ones hold the integer network's counters. Version 1 files (named models only) still load:
+ * their spec is rebuilt from the builder name, and their `inference` is 'stale' (the `model/` tensors hold
+ * the last proposal, not the mode), which resume and eval accept and export refuses (`onebit upgrade`).
  */
 import { TensorFileError } from '../errors.js';
 import type { RngState } from '../tensor/rng.js';
 import { readTensorFile, writeTensorFile, type NamedTensor, type TensorData } from '../io/tensor-file.js';
+import { datasetShape } from '../data/dataset.js';
+import type { InferenceLayout } from '../methods/learner.js';
+import { modelSpecByName } from '../nn/models.js';
+import { parseModelSpec } from '../nn/spec.js';
 import type { TrainConfig } from './config.js';
 
 export const CHECKPOINT_MAGIC = 'ONEBITCK';
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
 
 export interface CheckpointMeta {
+  /** The run's config; `config.spec` is always present once loaded. */
   readonly config: TrainConfig;
+  /** Where the test-time network is; 'stale' for version-1 files (see above). */
+  readonly inference: InferenceLayout | 'stale';
   /** Number of completed epochs. */
   readonly epoch: number;
   /** Number of completed optimisation steps. */
@@ -57,8 +71,50 @@ function isScalarRecord(value: unknown): value is Record<string, number> {
   );
 }
 
+/** The spec of a version-1 checkpoint: its named model, for its data set's shape and its logits' width. */
+function versionOneSpec(
+  path: string,
+  config: Record<string, unknown>,
+  tensors: ReadonlyMap<string, TensorData>,
+) {
+  const inputShape = datasetShape(String(config.data));
+  if (inputShape === undefined) {
+    throw new TensorFileError(
+      path,
+      `checkpoint field "config.data": unknown data set ${JSON.stringify(config.data)}`,
+    );
+  }
+  // The logits' batch norm is the last one: bn<L> with the largest L (the method's counters for float-free).
+  let last = -1;
+  let classes = 0;
+  for (const [name, value] of tensors) {
+    const m = /^(?:model\/bn(\d+)\.running_mean|method\/fc(\d+)\/running_mean_q8)$/.exec(name);
+    const index = m === null ? -1 : Number(m[1] ?? m[2]);
+    if (index > last) {
+      last = index;
+      classes = value.length;
+    }
+  }
+  if (classes < 1) throw new TensorFileError(path, 'version-1 checkpoint: cannot tell the number of classes');
+  try {
+    return modelSpecByName(
+      String(config.model),
+      {
+        activations: config.activations === 'binary' ? 'binary' : 'real',
+        classes,
+        inputShape,
+        batchNormAffine: config.batchNormAffine === true,
+        channelScale: config.channelScale === true,
+      },
+      'config.model',
+    );
+  } catch (error) {
+    throw new TensorFileError(path, `version-1 checkpoint: ${(error as Error).message}`);
+  }
+}
+
 export function loadCheckpoint(path: string): Checkpoint {
-  const file = readTensorFile(path, CHECKPOINT_MAGIC, [CHECKPOINT_VERSION]);
+  const file = readTensorFile(path, CHECKPOINT_MAGIC, [1, CHECKPOINT_VERSION]);
   if (typeof file.meta !== 'object' || file.meta === null)
     throw new TensorFileError(path, 'checkpoint has no metadata');
   const meta = file.meta as Record<string, unknown>;
@@ -83,7 +139,29 @@ export function loadCheckpoint(path: string): Checkpoint {
   if (!numbers(norm.mean) || !numbers(norm.std)) {
     throw new TensorFileError(path, 'checkpoint field "normalization": expected mean and std number lists');
   }
-  return { meta: meta as unknown as CheckpointMeta, tensors: file.tensors };
+  if (file.version === 1) {
+    const spec = versionOneSpec(path, config, file.tensors);
+    const inference = config.method === 'float-free' ? 'float-free' : 'stale';
+    return {
+      meta: {
+        ...(meta as unknown as CheckpointMeta),
+        config: { ...(config as unknown as TrainConfig), spec },
+        inference,
+      },
+      tensors: file.tensors,
+    };
+  }
+  const spec = parseModelSpec(config.spec, `${path}: config.spec`);
+  if (meta.inference !== 'float-model' && meta.inference !== 'float-free') {
+    throw new TensorFileError(
+      path,
+      `checkpoint field "inference": expected "float-model" or "float-free", found ${JSON.stringify(meta.inference)}`,
+    );
+  }
+  return {
+    meta: { ...(meta as unknown as CheckpointMeta), config: { ...(config as unknown as TrainConfig), spec } },
+    tensors: file.tensors,
+  };
 }
 
 /**

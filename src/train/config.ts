@@ -4,6 +4,7 @@
  * exactly the same model and method.
  */
 import { ConfigError } from '../errors.js';
+import type { ModelSpec } from '../nn/spec.js';
 import type { ScheduleKind } from '../optim/schedules.js';
 
 export type ActivationPrecision = 'real' | 'binary';
@@ -13,7 +14,13 @@ export interface TrainConfig {
   /** Data set name (fashion-mnist, mnist, cifar10, cifar100, synthetic-mnist, synthetic-cifar). */
   readonly data: string;
   readonly dataDir: string | null;
+  /** The model: a named model, or the path of the spec file it came from (a label once `spec` is set). */
   readonly model: string;
+  /**
+   * The network as data (nn/spec.ts). Absent in a config made from a model name before the data is known;
+   * a run fills it in (the named model for the data's shape and classes) and checkpoints always store it.
+   */
+  readonly spec?: ModelSpec;
   readonly activations: ActivationPrecision;
   readonly method: string;
   /** Method hyperparameters by flag name (e.g. { surrogate: 'identity' } or { temperature: 1e-10 }). */

@@ -3,7 +3,8 @@ import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
 import { runCli } from '../../test/cli.js';
 import { createReferenceBackend } from '../backend/reference/index.js';
-import { syntheticDataset } from '../data/dataset.js';
+import { createDataset, syntheticDataset, type Dataset } from '../data/dataset.js';
+import { Rng } from '../tensor/rng.js';
 import { continualConfig } from '../cli/continual-command.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from './config.js';
 import { buildStream, continualMetrics, trainContinual, type TaskRecord } from './continual.js';
@@ -42,14 +43,75 @@ describe('task streams', () => {
     assert.throws(() => buildStream('split', 3, train, testSet, 1), /divisor/);
   });
 
-  test('permuted: task 1 is the data as is, later tasks permute the pixels', () => {
-    const stream = buildStream('permuted', 3, train, testSet, 1);
-    assert.equal(stream.train(0), train);
-    const t2 = stream.train(2);
-    assert.deepEqual(t2.labels, train.labels);
-    assert.notDeepEqual(t2.images, train.images);
-    const sorted = (x: Uint8Array): number[] => [...x.subarray(0, 784)].sort((p, q) => p - q);
-    assert.deepEqual(sorted(t2.images), sorted(train.images), 'same pixels, other places');
+  test('permuted: task 1 is the data as is; each later task moves the pixels by a fixed permutation of its own', () => {
+    // Images 0 and 1 spell out each pixel's position (low byte, high byte), so where every pixel went can
+    // be read off a permuted image; image 2 is noise, to check that the same permutation moved it.
+    const size = SHAPE[0] * SHAPE[1] * SHAPE[2];
+    const noiseRng = new Rng(9);
+    const tagged = (name: string): { ds: Dataset; noise: Uint8Array } => {
+      const noise = Uint8Array.from({ length: size }, () => noiseRng.int(256));
+      const images = new Uint8Array(3 * size);
+      for (let i = 0; i < size; i++) {
+        images[i] = i & 255;
+        images[size + i] = i >>> 8;
+      }
+      images.set(noise, 2 * size);
+      return {
+        ds: createDataset({ name, images, labels: Uint8Array.of(3, 1, 4), shape: SHAPE, classes: 10 }),
+        noise,
+      };
+    };
+    const trainSet = tagged('train');
+    const testData = tagged('test');
+    /** Where each pixel of a permuted tagged set came from: image element i = original element from[i]. */
+    const from = (ds: Dataset): number[] =>
+      Array.from({ length: size }, (_, i) => ds.images[i] + 256 * ds.images[size + i]);
+    const identity = Array.from({ length: size }, (_, i) => i);
+    const permutationsOf = (seed: number): number[][] => {
+      const stream = buildStream('permuted', 3, trainSet.ds, testData.ds, seed);
+      assert.equal(stream.count, 3);
+      assert.equal(stream.tests.length, 3);
+      const perms: number[][] = [];
+      for (let t = 0; t < 3; t++) {
+        const taskTrain = stream.train(t);
+        const taskTest = stream.tests[t];
+        const p = from(taskTrain);
+        assert.deepEqual(
+          [...p].sort((a, b) => a - b),
+          identity,
+          `task ${t + 1}: a permutation of the pixels`,
+        );
+        assert.deepEqual(
+          from(stream.train(t)),
+          p,
+          `task ${t + 1}: the same permutation each time it is asked for`,
+        );
+        assert.deepEqual(from(taskTest), p, `task ${t + 1}: the test set is permuted the same way`);
+        for (let i = 0; i < size; i++) {
+          if (
+            taskTrain.images[2 * size + i] !== trainSet.noise[p[i]] ||
+            taskTest.images[2 * size + i] !== testData.noise[p[i]]
+          )
+            assert.fail(`task ${t + 1}: pixel ${i} of the third image does not follow the permutation`);
+        }
+        assert.deepEqual([...taskTrain.labels], [3, 1, 4], `task ${t + 1}: labels stay`);
+        assert.deepEqual([...taskTest.labels], [3, 1, 4], `task ${t + 1}: test labels stay`);
+        perms.push(p);
+      }
+      return perms;
+    };
+    const [first, second, third] = permutationsOf(1);
+    assert.deepEqual(first, identity, 'task 1 is the data as is');
+    // A random permutation of 784 pixels fixes one pixel on average; two independent ones agree at about one.
+    const agree = (a: number[], b: number[]): number => a.filter((x, i) => x === b[i]).length;
+    assert.ok(agree(second, identity) < 20, `task 2 leaves ${agree(second, identity)} pixels in place`);
+    assert.ok(agree(third, identity) < 20, `task 3 leaves ${agree(third, identity)} pixels in place`);
+    assert.ok(agree(second, third) < 20, `tasks 2 and 3 agree on ${agree(second, third)} pixels`);
+    // The permutations depend on the seed only: the same seed gives them again, another seed others.
+    const again = permutationsOf(1);
+    assert.deepEqual(again, [first, second, third]);
+    const other = permutationsOf(2);
+    assert.ok(agree(other[1], second) < 20, 'another seed, another permutation');
   });
 });
 
@@ -104,7 +166,11 @@ describe('trainContinual on a tiny synthetic stream', () => {
       }
       assert.equal(result.averageAccuracy, seen[tasks - 1].averageAccuracy);
       assert.equal(result.forgetting, seen[tasks - 1].forgetting);
-      assert.equal(stream === 'split' ? seen[0].trainExamples : 200, stream === 'split' ? 40 : 200);
+      for (const r of seen) {
+        // Split: the examples of the task's two classes; permuted: the whole training set, every task.
+        const own = stream === 'split' ? train.labels.filter((l) => l >>> 1 === r.task).length : train.count;
+        assert.equal(r.trainExamples, own, `examples trained on in task ${r.task + 1}`);
+      }
       assert.equal(backend.bytesInUse(), 0, 'every buffer is freed');
     });
   }

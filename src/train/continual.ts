@@ -1,6 +1,6 @@
 /**
  * Continual learning: one run trained on a stream of tasks, one after another, and tested after each task
- * on every task seen so far (methods.md 3.7, BayesBiNN's `main_permute_mnist_CL.py`).
+ * on every task seen so far (docs/methods.md#continual-learning, BayesBiNN's `main_permute_mnist_CL.py`).
  *
  * Streams (src/data/tasks.ts):
  * - 'permuted': every task is the whole data set under its own fixed pixel permutation (task 1 unpermuted);
@@ -25,19 +25,16 @@
  * `recalibrateBatchNorm` the network evaluated (mode or each sample) first gets batch-norm statistics of its
  * own on the current task's data.
  */
-import { ConfigError, TrainingDivergedError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
-import { fillBatch, Normalizer, subsetDataset } from '../data/pipeline.js';
+import { subsetDataset } from '../data/pipeline.js';
 import { permuteDataset, permutedTasks, splitTasks } from '../data/tasks.js';
 import { validateConfig, type TrainConfig } from './config.js';
-import { createBackendBatch, evaluate, type Evaluation } from './evaluate.js';
-import { recalibrateBatchNorm, RECALIBRATION_EXAMPLES } from './recalibrate.js';
+import { evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun } from './run.js';
 import { Rng } from '../tensor/rng.js';
-import { isWholeStepMethod } from '../methods/method.js';
-import { trainStep } from './step.js';
-import { prepareData } from './trainer.js';
+import { prepareData, trainEpoch } from './trainer.js';
 
 export const STREAM_KINDS = ['permuted', 'split'] as const;
 export type StreamKind = (typeof STREAM_KINDS)[number];
@@ -193,7 +190,6 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
         )
       : options.test;
   const stream = buildStream(options.stream, options.tasks, trainData, testData, config.seed);
-  const normalizer = new Normalizer(trainData.shape, normalization);
 
   let current = stream.train(0);
   const stepsOf = (d: Dataset): number => Math.ceil(d.count / config.batchSize);
@@ -208,20 +204,12 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
       trainingExamples: current.count,
     },
     evaluationBatch,
+    normalization,
   );
-  if (isWholeStepMethod(run.method)) {
-    disposeRun(run);
-    throw new ConfigError(
-      'method',
-      'a method on the float model (float-free has no continual learning)',
-      config.method,
-    );
-  }
-  const batch = createBackendBatch(run, config.batchSize);
-  const evalBatch = createBackendBatch(run, evaluationBatch);
   try {
+    await run.learner.prepare();
     const runStepsPerTask = config.epochs * run.shape.stepsPerEpoch;
-    const ensemble = run.method.stochastic && options.testSamples > 0;
+    const ensemble = run.learner.stochastic && options.testSamples > 0;
     const accuracy: number[][] = [];
     const records: TaskRecord[] = [];
     let step = 0;
@@ -229,70 +217,47 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
       if (t > 0) current = stream.train(t);
       const stepsPerEpoch = stepsOf(current);
       const taskSteps = config.epochs * stepsPerEpoch;
-      run.method.beginTask?.(t, {
+      const taskStart = step;
+      run.learner.beginTask(t, {
         trainingExamples: current.count,
         stepsPerEpoch,
         learningRate: config.learningRate,
       });
-      const order = new Uint32Array(current.count);
-      const ctx = { training: true, rng: run.rng };
-      let taskStep = 0;
       let trainLoss = 0;
       let trainAccuracy = 0;
-      const taskStart = performance.now();
+      let order: Uint32Array = new Uint32Array(0);
+      const taskStarted = performance.now();
       for (let epoch = 1; epoch <= config.epochs; epoch++) {
-        for (let i = 0; i < order.length; i++) order[i] = i;
-        run.rng.shuffle(order);
-        const epochStart = performance.now();
-        let lossSum = 0;
-        let correct = 0;
-        let seen = 0;
-        for (let b = 0; b < stepsPerEpoch; b++) {
-          const n = fillBatch(current, order, b * config.batchSize, batch, { normalizer });
+        const totals = await trainEpoch(run, current, {
+          epoch,
+          epochs: config.epochs,
+          batchSize: config.batchSize,
+          stepsBefore: step,
           // The task's progress mapped onto the run's schedule: the schedule restarts every task and ends
           // with it, whatever the task's size.
-          const scheduleStep = Math.floor((taskStep * runStepsPerTask) / taskSteps);
-          const result = trainStep(run, batch.images, batch.labels, n, ctx, {
-            step: step + 1,
-            learningRate: run.schedule(scheduleStep),
-            scheduleStep,
-          });
-          if (!Number.isFinite(result.loss)) throw new TrainingDivergedError(epoch, step + 1, null);
-          step++;
-          taskStep++;
-          lossSum += result.loss * n;
-          correct += result.correct;
-          seen += n;
-          if (b % 50 === 49) await new Promise((resolve) => setImmediate(resolve));
-        }
-        trainLoss = lossSum / seen;
-        trainAccuracy = correct / seen;
-        callbacks?.onEpoch?.({
-          task: t,
-          epoch,
-          trainLoss,
-          trainAccuracy,
-          seconds: (performance.now() - epochStart) / 1000,
+          scheduleStep: (s) => Math.floor(((s - taskStart) * runStepsPerTask) / taskSteps),
+          lastCheckpoint: null,
         });
+        step += totals.steps;
+        trainLoss = totals.loss;
+        trainAccuracy = totals.accuracy;
+        order = totals.order;
+        callbacks?.onEpoch?.({ task: t, epoch, trainLoss, trainAccuracy, seconds: totals.seconds });
       }
-      const trainSeconds = (performance.now() - taskStart) / 1000;
+      const trainSeconds = (performance.now() - taskStarted) / 1000;
       const evalStart = performance.now();
       // --recalibrate-bn: batch-norm statistics for the network evaluated (the mode, or each sample), on
-      // the current task's data (trainer.ts, recalibrate.ts).
-      const recalibrate = (): void =>
-        recalibrateBatchNorm(run.model, current, order, normalizer, evalBatch, {
-          examples: RECALIBRATION_EXAMPLES,
-          seed: config.seed + t,
-        });
+      // the current task's data (trainer.ts, methods/recalibrate.ts).
+      const recalibrate = (): void => run.learner.recalibrate(current, order, config.seed + t);
       const recalibrating = config.recalibrateBatchNorm === true;
       if (recalibrating && !ensemble) {
-        run.method.predict('mode', new Rng(config.seed));
+        run.learner.predict('mode', new Rng(config.seed));
         recalibrate();
       }
       const evaluations: Evaluation[] = [];
       for (let j = 0; j <= t; j++) {
         evaluations.push(
-          evaluate(run, stream.tests[j], normalizer, evalBatch, {
+          evaluate(run, stream.tests[j], {
             kind: ensemble ? 'ensemble' : 'mode',
             samples: options.testSamples,
             seed: config.seed,
@@ -321,8 +286,6 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
     const last = records[records.length - 1];
     return { tasks: records, averageAccuracy: last.averageAccuracy, forgetting: last.forgetting, accuracy };
   } finally {
-    backend.free(batch.images);
-    backend.free(evalBatch.images);
     disposeRun(run);
   }
 }

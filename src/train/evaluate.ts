@@ -1,17 +1,15 @@
 /**
- * Evaluation of a run on a data set: the deterministic network (the method's mode), or an ensemble of
- * sampled networks whose logits are averaged (as BayesBiNN's and VISPA's official evaluation code do).
+ * Evaluation of a run's learner on a data set: the deterministic network (the method's mode), or an ensemble
+ * of sampled networks whose logits (or probabilities) are averaged, as BayesBiNN's and VISPA's official
+ * evaluation code do.
  */
-import type { FloatArray } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
-import { fillBatch, type BatchBuffers, type Normalizer } from '../data/pipeline.js';
 import { Rng } from '../tensor/rng.js';
 import { MetricsAccumulator, softmaxRows, type ClassificationMetrics } from './metrics.js';
 import type { Run } from './run.js';
-import { isWholeStepMethod } from '../methods/method.js';
 
 export interface EvaluationOptions {
-  /** 'mode': one pass with the deterministic weights; 'ensemble': average logits over `samples` draws. */
+  /** 'mode': one pass with the deterministic weights; 'ensemble': average over `samples` draws. */
   readonly kind: 'mode' | 'ensemble';
   /** Number of sampled networks for 'ensemble'. */
   readonly samples?: number;
@@ -38,62 +36,36 @@ export interface Evaluation extends ClassificationMetrics {
   readonly entropies: readonly number[] | null;
 }
 
-/** Batch buffers whose images live in the backend's memory, so the model reads them without a copy. */
-export function createBackendBatch(run: Run, capacity: number): BatchBuffers & { images: FloatArray } {
-  const [c, h, w] = run.shape.inputShape;
-  return { images: run.backend.alloc(capacity * c * h * w), labels: new Int32Array(capacity), capacity };
-}
-
-export function evaluate(
-  run: Run,
-  data: Dataset,
-  normalizer: Normalizer,
-  batch: BatchBuffers,
-  options: EvaluationOptions,
-): Evaluation {
-  const classes = run.shape.classes;
+export function evaluate(run: Run, data: Dataset, options: EvaluationOptions): Evaluation {
+  const { learner, maxBatch } = run;
+  const classes = run.spec.classes;
   const count = Math.min(data.count, options.limit ?? data.count);
   const order = new Uint32Array(count);
   for (let i = 0; i < count; i++) order[i] = i;
   const samples = options.kind === 'ensemble' ? Math.max(1, options.samples ?? 1) : 1;
   const rng = new Rng(options.seed);
-  const logitSums = new Float64Array(count * classes);
-  const ctx = { training: false, rng };
+  const sums = new Float64Array(count * classes);
   const averageProbabilities = options.average === 'probabilities';
-  const probabilities = averageProbabilities ? new Float64Array(batch.capacity * classes) : null;
-  // A whole-step method (float-free) computes its logits itself from the raw bytes; it is deterministic.
-  const whole = isWholeStepMethod(run.method) ? run.method : null;
-  const wholeLogits = whole !== null ? new Float64Array(batch.capacity * classes) : null;
+  const probabilities = averageProbabilities ? new Float64Array(maxBatch * classes) : null;
   for (let s = 0; s < samples; s++) {
-    if (whole === null) {
-      run.method.predict(options.kind === 'ensemble' ? 'sample' : 'mode', rng);
-      if (options.kind === 'ensemble') options.prepareSample?.();
-    }
-    for (let start = 0; start < count; start += batch.capacity) {
-      let n: number;
-      let logits: ArrayLike<number>;
-      if (whole !== null && wholeLogits !== null) {
-        n = Math.min(batch.capacity, count - start);
-        whole.logits(data, order, start, n, wholeLogits);
-        logits = wholeLogits;
-      } else {
-        n = fillBatch(data, order, start, batch, { normalizer });
-        logits = run.model.forward(batch.images, n, ctx);
-      }
+    learner.predict(options.kind === 'ensemble' ? 'sample' : 'mode', rng);
+    if (options.kind === 'ensemble') options.prepareSample?.();
+    for (let start = 0; start < count; start += maxBatch) {
+      const n = Math.min(maxBatch, count - start);
+      const logits = learner.logits(data, order, start, n);
       const base = start * classes;
       if (probabilities !== null) {
         softmaxRows(logits, probabilities, n, classes);
-        for (let i = 0; i < n * classes; i++) logitSums[base + i] += probabilities[i];
+        for (let i = 0; i < n * classes; i++) sums[base + i] += probabilities[i];
       } else {
-        for (let i = 0; i < n * classes; i++) logitSums[base + i] += logits[i];
+        for (let i = 0; i < n * classes; i++) sums[base + i] += logits[i];
       }
     }
   }
-  if (samples > 1) for (let i = 0; i < logitSums.length; i++) logitSums[i] /= samples;
+  if (samples > 1) for (let i = 0; i < sums.length; i++) sums[i] /= samples;
   // Averaged probabilities are already a distribution; averaged logits go through the softmax.
-  if (!averageProbabilities) softmaxRows(logitSums, logitSums, count, classes);
+  if (!averageProbabilities) softmaxRows(sums, sums, count, classes);
   const metrics = new MetricsAccumulator(classes, 15, options.keepEntropies ?? false);
-  const labels = data.labels.subarray(0, count);
-  metrics.add(logitSums, labels, count);
+  metrics.add(sums, data.labels.subarray(0, count), count);
   return { ...metrics.result(), entropies: metrics.entropies };
 }

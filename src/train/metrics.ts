@@ -130,19 +130,4 @@ export function softmaxRows(
   }
 }
 
-/** Number of rows whose largest logit is at the label (ties go to the lower class, as argmax does). */
-export function countCorrect(
-  logits: ArrayLike<number>,
-  labels: ArrayLike<number>,
-  batch: number,
-  classes: number,
-): number {
-  let correct = 0;
-  for (let i = 0; i < batch; i++) {
-    const row = i * classes;
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (logits[row + c] > logits[row + best]) best = c;
-    if (best === labels[i]) correct++;
-  }
-  return correct;
-}
+export { countCorrect } from '../nn/losses.js';

@@ -1,28 +1,29 @@
 /**
- * A training run assembled from a config: model, loss, binary-weight method, optimizer for the real-valued
- * parameters, and the one seeded generator. Shared by training, resumption and evaluation, so that all three
- * rebuild exactly the same objects in the same order.
+ * A training run assembled from a config: the model spec, the learner (method and model bound together,
+ * methods/learner.ts), the schedule and the one seeded generator. Shared by training, resumption, continual
+ * learning and evaluation, so all of them rebuild exactly the same objects in the same order.
  */
-import { ConfigError } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
-import type { NamedTensor } from '../io/tensor-file.js';
-import { restoreOptimizerState, saveOptimizerState } from '../optim/optimizer.js';
-import { restoreTensors, type Checkpoint } from './checkpoint.js';
-import { createMethod } from '../methods/registry.js';
-import { isWholeStepMethod, type BinaryMethod } from '../methods/method.js';
-import type { Layer, Parameter } from '../nn/layer.js';
-import { SoftmaxCrossEntropy } from '../nn/losses.js';
-import { buildModel, isModelName, MODEL_NAMES } from '../nn/models.js';
-import { adam } from '../optim/adam.js';
-import { sgd } from '../optim/sgd.js';
-import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
+import { Normalizer } from '../data/pipeline.js';
+import { ConfigError } from '../errors.js';
+import type { Learner } from '../methods/learner.js';
+import { createLearner } from '../methods/registry.js';
+import { modelSpecByName } from '../nn/models.js';
+import type { ModelSpec } from '../nn/spec.js';
 import { scheduleFromConfig, type Schedule } from '../optim/schedules.js';
 import { Rng } from '../tensor/rng.js';
-import type { Shape } from '../tensor/shape.js';
-import { type TrainConfig } from './config.js';
+import type { NamedTensor } from '../tensor/tensor-data.js';
+import { restoreTensors, type Checkpoint } from './checkpoint.js';
+import type { TrainConfig } from './config.js';
+
+/** Per-channel normalisation statistics, fixed at the start of a run and kept in its checkpoint. */
+export interface Normalization {
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
 
 export interface RunShape {
-  /** Per-example input shape [C, H, W]. */
+  /** Per-example input shape [C, H, W] of the data. */
   readonly inputShape: readonly [number, number, number];
   readonly classes: number;
   /** Optimisation steps per epoch. */
@@ -33,60 +34,71 @@ export interface RunShape {
 
 export interface Run {
   readonly config: TrainConfig;
+  readonly spec: ModelSpec;
   readonly backend: Backend;
-  readonly model: Layer;
-  readonly loss: SoftmaxCrossEntropy;
-  readonly method: BinaryMethod;
-  readonly binaryParameters: readonly Parameter[];
-  readonly realParameters: readonly Parameter[];
-  readonly optimizer: Optimizer;
-  readonly optimizerState: OptimizerState;
+  readonly learner: Learner;
+  /** The method's learning rate per 0-based step. */
   readonly schedule: Schedule;
   readonly rng: Rng;
   readonly shape: RunShape;
-  /** Largest batch the model is planned for. */
+  readonly normalization: Normalization;
+  /** Largest batch the learner is planned for. */
   readonly maxBatch: number;
 }
 
-/** Builds, plans and initialises a run. Random draws happen in a fixed order: model init, then method init. */
-export function createRun(config: TrainConfig, backend: Backend, shape: RunShape, maxBatch: number): Run {
-  if (!isModelName(config.model))
-    throw new ConfigError('model', `one of ${MODEL_NAMES.join(', ')}`, config.model);
-  const rng = new Rng(config.seed);
-  const model = buildModel(config.model, {
+/**
+ * The spec a config trains: the one it carries (a spec file, a checkpoint), or its named model built for the
+ * data's shape and classes with the config's activations, batch-norm affine and channel-scale settings.
+ */
+export function configSpec(config: TrainConfig, shape: Pick<RunShape, 'inputShape' | 'classes'>): ModelSpec {
+  if (config.spec !== undefined) return config.spec;
+  return modelSpecByName(config.model, {
     activations: config.activations,
     classes: shape.classes,
     inputShape: shape.inputShape,
     batchNormAffine: config.batchNormAffine,
     channelScale: config.channelScale ?? false,
   });
-  const inputShape: Shape = shape.inputShape;
-  const method = createMethod(config.method, config.methodOptions);
-  // A whole-step method (float-free) runs its own network: the float layers are neither planned nor
-  // initialised, so they hold no memory and no checkpoint tensors.
-  if (!isWholeStepMethod(method)) {
-    model.plan(backend, inputShape, maxBatch);
-    model.initialize(rng);
-  }
-  const loss = new SoftmaxCrossEntropy('loss');
-  loss.plan(backend, shape.classes, maxBatch);
+}
 
-  const parameters = model.parameters();
-  const binaryParameters = parameters.filter((p) => p.kind === 'binary');
-  const realParameters = parameters.filter((p) => p.kind === 'real');
+/** Throws ConfigError unless the spec takes the data's examples and predicts its classes. */
+export function checkSpecFitsData(spec: ModelSpec, shape: Pick<RunShape, 'inputShape' | 'classes'>): void {
+  const size = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
+  const sameShape =
+    spec.input.length === shape.inputShape.length
+      ? spec.input.every((d, i) => d === shape.inputShape[i])
+      : spec.input.length === 1 && size(spec.input) === size(shape.inputShape);
+  if (!sameShape) {
+    throw new ConfigError(
+      '--model',
+      `a spec whose input is the data's [${shape.inputShape.join(', ')}]`,
+      `input [${spec.input.join(', ')}]`,
+    );
+  }
+  if (spec.classes !== shape.classes) {
+    throw new ConfigError(
+      '--model',
+      `a spec with the data's ${shape.classes} classes`,
+      `${spec.classes} classes`,
+    );
+  }
+}
+
+/** Builds, plans and initialises a run. Random draws happen in a fixed order: model init, then method init. */
+export function createRun(
+  config: TrainConfig,
+  backend: Backend,
+  shape: RunShape,
+  maxBatch: number,
+  normalization: Normalization = {
+    mean: Array<number>(shape.inputShape[0]).fill(0),
+    std: Array<number>(shape.inputShape[0]).fill(1),
+  },
+): Run {
+  const spec = configSpec(config, shape);
+  checkSpecFitsData(spec, shape);
+  const rng = new Rng(config.seed);
   const totalSteps = config.epochs * shape.stepsPerEpoch;
-  const context = {
-    trainingExamples: shape.trainingExamples,
-    stepsPerEpoch: shape.stepsPerEpoch,
-    learningRate: config.learningRate,
-    totalSteps,
-  };
-  if (isWholeStepMethod(method)) {
-    method.attachNetwork(model, shape.inputShape, shape.classes, backend, rng, { ...context, maxBatch });
-  } else {
-    method.attach(binaryParameters, backend, rng, context);
-  }
-
   const schedule = (learningRate: number): Schedule =>
     scheduleFromConfig({
       kind: config.schedule,
@@ -96,53 +108,52 @@ export function createRun(config: TrainConfig, backend: Backend, shape: RunShape
         ? { warmupSteps: Math.round(config.warmupEpochs * shape.stepsPerEpoch) }
         : {}),
     });
-  const realSchedule = schedule(config.realLearningRate);
-  const optimizer: Optimizer =
-    config.realOptimizer === 'sgd'
-      ? sgd(backend, { learningRate: realSchedule, momentum: 0.9, weightDecay: config.realWeightDecay })
-      : adam(backend, { learningRate: realSchedule, weightDecay: config.realWeightDecay });
-  const optimizerState = optimizer.init(realParameters);
-  return {
-    config,
+  const learner = createLearner(config.method, config.methodOptions, {
+    spec,
     backend,
-    model,
-    loss,
-    method,
-    binaryParameters,
-    realParameters,
-    optimizer,
-    optimizerState,
+    rng,
+    maxBatch,
+    context: {
+      trainingExamples: shape.trainingExamples,
+      stepsPerEpoch: shape.stepsPerEpoch,
+      learningRate: config.learningRate,
+      totalSteps,
+    },
+    realOptimizer: {
+      kind: config.realOptimizer,
+      learningRate: schedule(config.realLearningRate),
+      weightDecay: config.realWeightDecay,
+    },
+    normalizer: new Normalizer(shape.inputShape, normalization),
+  });
+  return {
+    config: { ...config, spec },
+    spec,
+    backend,
+    learner,
     schedule: schedule(config.learningRate),
     rng,
     shape,
+    normalization,
     maxBatch,
   };
 }
 
 /** Every tensor of the run's state, named for the checkpoint. */
 export function runTensors(run: Run): NamedTensor[] {
-  return [
-    ...run.model.parameters().map((p) => ({ name: `model/${p.name}`, value: p.value })),
-    ...run.model.stateBuffers().map((s) => ({ name: `model/${s.name}`, value: s.value })),
-    ...run.method.stateTensors().map((t) => ({ name: `method/${t.name}`, value: t.value })),
-    ...run.optimizerState.buffers.map((b) => ({ name: `optimizer/${b.name}`, value: b.value })),
-  ];
+  return run.learner.stateTensors();
 }
 
 /** Puts a checkpoint's state into a run built from the same config. */
 export function restoreRun(run: Run, path: string, checkpoint: Checkpoint): void {
   restoreTensors(path, checkpoint.tensors, runTensors(run));
   run.rng.setState(checkpoint.meta.rng);
-  run.method.loadStateScalars(checkpoint.meta.methodScalars);
-  restoreOptimizerState(run.optimizerState, {
-    ...saveOptimizerState(run.optimizerState),
-    count: checkpoint.meta.optimizerScalars.count ?? 0,
+  run.learner.loadStateScalars({
+    method: checkpoint.meta.methodScalars,
+    optimizer: checkpoint.meta.optimizerScalars,
   });
 }
 
 export function disposeRun(run: Run): void {
-  run.optimizer.dispose(run.optimizerState);
-  run.method.dispose();
-  run.loss.dispose();
-  run.model.dispose();
+  run.learner.dispose();
 }

@@ -12,7 +12,11 @@ import { Dropout } from '../nn/dropout.js';
 import { Flatten } from '../nn/flatten.js';
 import type { Layer } from '../nn/layer.js';
 import { MaxPool2d } from '../nn/max-pool2d.js';
-import { Sequential } from '../nn/sequential.js';
+import { buildModelFromSpec, Model } from '../nn/models.js';
+import type { ModelSpec } from '../nn/spec.js';
+import { Normalizer } from '../data/pipeline.js';
+import { createLearner } from '../methods/registry.js';
+import { Rng } from '../tensor/rng.js';
 import type { Shape } from '../tensor/shape.js';
 import { shapeSize } from '../tensor/shape.js';
 
@@ -86,7 +90,11 @@ function binarizesInput(layer: Layer): boolean {
  * Walks the top level of a Sequential model. Plans each layer on a small reference backend to learn its
  * output shape; MACs per example follow from the weight shape and the output's spatial size.
  */
-export function summarizeModel(model: Sequential, inputShape: Shape): ModelSummary {
+export function summarizeModel(source: Model | ModelSpec, inputShape?: Shape): ModelSummary {
+  // A fresh copy from the spec: a model the caller planned stays as it is.
+  const spec = source instanceof Model ? source.spec : source;
+  const model = buildModelFromSpec(spec);
+  inputShape ??= spec.input;
   const backend = createReferenceBackend('float32');
   const layers: LayerSummary[] = [];
   let shape = inputShape;
@@ -162,4 +170,46 @@ export function summarizeModel(model: Sequential, inputShape: Shape): ModelSumma
     compressionRatio: float32Bytes / memoryBytes,
     activationBytesPerExample,
   };
+}
+
+/** What a method keeps to train a model: measured from a learner built on the reference backend. */
+export interface TrainingMemoryFigures {
+  /** Bytes of the method's state tensors per binary weight. */
+  readonly stateBytesPerWeight: number;
+  /** Bytes the training step keeps from the forward pass for the backward pass, per example. */
+  readonly activationBytesPerExample: number;
+}
+
+/** Builds the method's learner for `spec` (batch 1, reference backend) and measures its training memory. */
+export function measureTrainingMemory(
+  spec: ModelSpec,
+  method: string,
+  methodOptions: Readonly<Record<string, number | string | boolean>>,
+): TrainingMemoryFigures {
+  const backend = createReferenceBackend('float32');
+  const channels = spec.input.length === 3 ? spec.input[0] : 1;
+  const learner = createLearner(method, methodOptions, {
+    spec,
+    backend,
+    rng: new Rng(0),
+    maxBatch: 1,
+    context: { trainingExamples: 1, stepsPerEpoch: 1, learningRate: 1e-3, totalSteps: 1 },
+    realOptimizer: { kind: 'adam', learningRate: () => 1e-3, weightDecay: 0 },
+    normalizer: new Normalizer(
+      spec.input.length === 3 ? (spec.input as [number, number, number]) : [1, 1, spec.input[0]],
+      {
+        mean: Array<number>(channels).fill(0),
+        std: Array<number>(channels).fill(1),
+      },
+    ),
+  });
+  try {
+    return {
+      stateBytesPerWeight: learner.stateBytesPerWeight(),
+      activationBytesPerExample:
+        learner.activationBytesPerExample?.() ?? summarizeModel(spec).activationBytesPerExample,
+    };
+  } finally {
+    learner.dispose();
+  }
 }

@@ -48,7 +48,7 @@ export function sign(x: FloatArray, out: FloatArray, length: number): void {
   for (let i = 0; i < length; i++) out[i] = x[i] >= 0 ? 1 : -1;
 }
 
-/** d sign(x)/dx as each surrogate defines it (methods.md section 0.1). */
+/** d sign(x)/dx as each surrogate defines it (docs/methods.md#surrogate-gradients). */
 export function surrogateDerivative(surrogate: SignSurrogate, x: number): number {
   switch (surrogate) {
     case 'identity':

@@ -32,11 +32,21 @@ describe('reference backend: memory', () => {
   it('throws on double free, foreign buffers and views', () => {
     const b = createReferenceBackend();
     const x = b.alloc(4);
-    assert.throws(() => b.free(new Float64Array(4)));
-    assert.throws(() => b.free(x.subarray(1)));
+    const notOurs = /free\(\) of a buffer that this backend did not allocate or already freed/;
+    assert.throws(() => b.free(new Float64Array(4)), notOurs);
+    assert.throws(() => b.free(x.subarray(1)), notOurs);
     b.free(x);
-    assert.throws(() => b.free(x));
-    assert.throws(() => b.alloc(-1));
+    assert.throws(() => b.free(x), notOurs);
+    assert.throws(() => b.alloc(-1), { name: 'RangeError', message: /alloc: bad length -1/ });
+    assert.throws(() => b.allocInt32(2.5), { name: 'RangeError', message: /alloc: bad length 2\.5/ });
+    assert.equal(b.bytesInUse(), 0, 'a failed free or alloc changes nothing');
+  });
+  it('refuses use after dispose', () => {
+    const b = createReferenceBackend();
+    const x = b.alloc(2);
+    b.dispose();
+    assert.throws(() => b.alloc(1), /used after dispose\(\)/);
+    assert.throws(() => b.free(x), /used after dispose\(\)/);
   });
 });
 
@@ -78,7 +88,10 @@ describe('reference backend: gemm', () => {
     close(c, [10, 20, 20, 40, 30, 60]);
   });
   it('rejects short buffers', () => {
-    assert.throws(() => be.gemm('nn', 2, 2, 3, f(A), f([1, 2]), new Float64Array(4), false), RangeError);
+    assert.throws(() => be.gemm('nn', 2, 2, 3, f(A), f([1, 2]), new Float64Array(4), false), {
+      name: 'RangeError',
+      message: /^gemm: B has 2 entries, needs 6$/,
+    });
   });
 });
 

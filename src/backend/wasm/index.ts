@@ -1,6 +1,7 @@
 /**
  * The wasm backend: the Backend kernels compiled from src/kernels to WebAssembly (SIMD), running on a
- * persistent worker pool over one shared memory.
+ * persistent worker pool over one shared memory (the module loader, heap and pool are the shared ones in
+ * src/wasm, also used by the float-free kernels and the engine).
  *
  * Buffers from alloc* are typed-array views into the module's memory, so kernels take pointers (the
  * views' byte offsets) and nothing is copied. Every kernel checks that its arguments are views of this
@@ -20,13 +21,14 @@ import type {
   KernelArray,
   SignSurrogate,
 } from '../backend.js';
-import { instantiate, resolveModule, type KernelName } from './loader.js';
-import { WasmHeap } from './memory.js';
-import { ThreadPool } from './pool.js';
-import { CONTROL_BYTES } from './protocol.js';
-import { wasmApi, type WasmBytes, type WasmModule } from './wasm-api.js';
+import type { WasmBytes, WasmModule } from '../../wasm/api.js';
+import { WasmHeap } from '../../wasm/heap.js';
+import { sharedMemory } from '../../wasm/loader.js';
+import { defaultThreads, ThreadPool } from '../../wasm/pool.js';
+import { CONTROL_BYTES } from '../../wasm/protocol.js';
+import { instantiateBackend, KERNEL_NAMES, LABEL, resolveModule, type KernelName } from './loader.js';
 
-export type { WasmBytes, WasmModule } from './wasm-api.js';
+export type { WasmBytes, WasmModule } from '../../wasm/api.js';
 
 export interface WasmBackendOptions {
   /** Threads kernels may use, the calling thread included (default: the machine's parallelism, at most 8). */
@@ -65,9 +67,9 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     throw new RangeError(`wasm backend: maxMemoryBytes must be in ${INITIAL_PAGES * PAGE}..${MAX_PAGES * PAGE}`);
   }
   const module = await resolveModule(options.module);
-  const memory = new wasmApi.Memory({ initial: INITIAL_PAGES, maximum: Math.floor(maxBytes / PAGE), shared: true });
-  const main = instantiate(module, memory);
-  const heap = new WasmHeap(memory, main.heapBase, Math.floor(maxBytes / PAGE) * PAGE);
+  const memory = sharedMemory(INITIAL_PAGES, Math.floor(maxBytes / PAGE));
+  const main = instantiateBackend(module, memory);
+  const heap = new WasmHeap(memory, main.heapBase, Math.floor(maxBytes / PAGE) * PAGE, LABEL);
 
   // Internal blocks (control block, worker stacks, GEMM scratch) live for the backend's lifetime and are
   // not counted by bytesInUse, so a fresh backend reports 0.
@@ -78,7 +80,16 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     internal.push(offset);
     return offset;
   };
-  const pool = await ThreadPool.create({ module, memory, main, threads, control, reserve });
+  const pool = await ThreadPool.create({
+    module,
+    memory,
+    main,
+    names: KERNEL_NAMES,
+    threads,
+    control,
+    reserve,
+    label: LABEL,
+  });
   const gemmWorkspace = reserve(main.gemmWorkspaceBytes * threads);
 
   const live = new Map<KernelArray, number>();
@@ -363,13 +374,4 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     },
   };
   return backend;
-}
-
-/** All available cores, capped at 8 (beyond that the memory-bound kernels stop scaling). */
-async function defaultThreads(): Promise<number> {
-  if (typeof process !== 'undefined' && typeof process.versions?.node === 'string') {
-    const os = await import('node:os');
-    return Math.max(1, Math.min(8, os.availableParallelism()));
-  }
-  return 1;
 }

@@ -1,5 +1,5 @@
 /*
- * Float-free training kernels (methods.md section 2.2): shared definitions.
+ * Float-free training kernels (docs/methods.md#float-free): shared definitions.
  *
  * This module (wasm/onebit-float-free.wasm) holds the whole training step of `--method float-free`:
  * XNOR/popcount and masked-sum forward passes, integer centring in place of batch norm, an integer softmax

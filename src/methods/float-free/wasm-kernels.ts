@@ -1,7 +1,7 @@
 /**
  * The float-free kernels in WebAssembly: wasm/onebit-float-free.wasm (built from src/kernels/float-free by
- * scripts/build-kernels.mjs) over its own shared memory, with the backend's worker pool protocol
- * (src/backend/wasm/pool.ts) for threads.
+ * scripts/build-kernels.mjs) over its own shared memory, loaded, instantiated and threaded by the shared
+ * wasm code (src/wasm: loader, heap, worker pool) that the backend and the engine use too.
  *
  * Creation is synchronous (the module is small and compiled in place), so a run can be assembled without
  * awaiting; with threads > 1 the workers start in the background and kernels run on the calling thread
@@ -9,12 +9,26 @@
  * splits work so that integer results are identical), so when the workers join does not matter.
  */
 import { readFileSync } from 'node:fs';
-import { WasmHeap } from '../../backend/wasm/memory.js';
-import { ThreadPool } from '../../backend/wasm/pool.js';
-import { CONTROL_BYTES } from '../../backend/wasm/protocol.js';
-import { wasmApi, type WasmBytes, type WasmGlobal, type WasmModule } from '../../backend/wasm/wasm-api.js';
-import type { KernelFunction } from '../../backend/wasm/loader.js';
+import type { WasmBytes, WasmModule } from '../../wasm/api.js';
+import { WasmHeap } from '../../wasm/heap.js';
+import {
+  instantiate,
+  loadModuleSync,
+  packagedModuleUrl,
+  sharedMemory,
+  type PackagedModule,
+} from '../../wasm/loader.js';
+import { checkThreads, ThreadPool } from '../../wasm/pool.js';
+import { CONTROL_BYTES, MAX_THREADS } from '../../wasm/protocol.js';
 import type { FfBuffer, FfKernels } from './kernels.js';
+
+const LABEL = 'float-free';
+
+const FLOAT_FREE_MODULE: PackagedModule = {
+  file: 'onebit-float-free.wasm',
+  label: LABEL,
+  howToPass: 'the float-free module: createWasmKernels({ module })',
+};
 
 /** Every export the float-free step calls. */
 export const FF_KERNEL_NAMES = [
@@ -36,13 +50,12 @@ export const FF_KERNEL_NAMES = [
 
 export type FfKernelName = (typeof FF_KERNEL_NAMES)[number];
 
-/** Where the module lives in the package: right from src/methods/float-free (tsx) and dist/methods/float-free. */
-export const FLOAT_FREE_MODULE_URL = new URL('../../../wasm/onebit-float-free.wasm', import.meta.url);
+/** Where the module lives in the package. */
+export const FLOAT_FREE_MODULE_URL = packagedModuleUrl(FLOAT_FREE_MODULE.file);
 
 const PAGE = 65536;
 const MAX_PAGES = 65536;
 const INITIAL_PAGES = 64;
-const MAX_THREADS = 64;
 /** Work (elementary operations) below which a call stays on the calling thread. */
 const PARALLEL_MIN = 1 << 15;
 
@@ -55,50 +68,14 @@ export interface WasmKernelOptions {
   readonly alwaysParallel?: boolean;
 }
 
-let cachedModule: WasmModule | null = null;
-
-function loadModule(source: WasmModule | WasmBytes | undefined): WasmModule {
-  if (source instanceof wasmApi.Module) return source;
-  if (source !== undefined) return new wasmApi.Module(source as WasmBytes);
-  if (cachedModule === null) {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(FLOAT_FREE_MODULE_URL);
-    } catch (err) {
-      throw new Error(
-        `float-free: cannot read ${FLOAT_FREE_MODULE_URL.pathname} (${String(err)}); build it with \`npm run build:kernels\``,
-      );
-    }
-    cachedModule = new wasmApi.Module(bytes);
-  }
-  return cachedModule;
-}
-
 export function createWasmKernels(options: WasmKernelOptions = {}): FfKernels {
   const threads = options.threads ?? 1;
-  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
-    throw new RangeError(`float-free: threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
-  }
+  checkThreads(threads, LABEL);
   const alwaysParallel = options.alwaysParallel ?? false;
-  const module = loadModule(options.module);
-  const memory = new wasmApi.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared: true });
-  const instance = new wasmApi.Instance(module, { env: { memory } });
-  const exports = instance.exports;
-  const kernels = {} as Record<FfKernelName, KernelFunction>;
-  const missing: string[] = [];
-  for (const name of FF_KERNEL_NAMES) {
-    const fn = exports[name];
-    if (typeof fn === 'function') kernels[name] = fn as KernelFunction;
-    else missing.push(name);
-  }
-  const heapBase = exports.__heap_base;
-  if (!(heapBase instanceof wasmApi.Global)) missing.push('__heap_base');
-  if (missing.length > 0) {
-    throw new Error(
-      `float-free: the kernel module lacks ${missing.join(', ')}; rebuild it with \`npm run build:kernels\``,
-    );
-  }
-  const heap = new WasmHeap(memory, ((heapBase as WasmGlobal).value as number) >>> 0, MAX_PAGES * PAGE);
+  const module = loadModuleSync(FLOAT_FREE_MODULE, options.module, readFileSync);
+  const memory = sharedMemory(INITIAL_PAGES, MAX_PAGES);
+  const { kernels, heapBase } = instantiate(module, memory, FF_KERNEL_NAMES, LABEL);
+  const heap = new WasmHeap(memory, heapBase, MAX_PAGES * PAGE, LABEL);
   const control = heap.alloc(CONTROL_BYTES);
   const partialOffset = heap.alloc(MAX_THREADS * 4);
   const qOffset = heap.alloc(4);
@@ -118,6 +95,7 @@ export function createWasmKernels(options: WasmKernelOptions = {}): FfKernels {
           threads,
           control,
           reserve: (bytes) => heap.alloc(bytes),
+          label: LABEL,
         }).then(
           (created) => {
             if (disposed) created.dispose();

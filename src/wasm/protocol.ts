@@ -5,13 +5,13 @@
  * Int32 slots (index into an Int32Array over the block):
  *   GEN     incremented by the caller for every job; workers Atomics.wait on it
  *   PENDING workers still running the current job; the last one notifies the caller
- *   FN      index into KERNEL_NAMES of the kernel to run
+ *   FN      index of the kernel to run in the pool's list of export names
  *   NT      total threads of the job (the caller is thread 0)
  *   QUIT    set to 1 (with a GEN bump) to stop the workers
  *   ERRORS  number of workers whose share threw
- * Float64 arguments start at ARGS_BYTE; per-thread float64 results (ob_sum partials) at PARTIALS_BYTE.
+ * Float64 arguments start at ARGS_BYTE; per-thread float64 results (e.g. ob_sum's partials) at PARTIALS_BYTE.
  */
-import type { WasmMemory, WasmModule } from './wasm-api.js';
+import type { WasmMemory, WasmModule } from './api.js';
 
 export const GEN = 0;
 export const PENDING = 1;

@@ -1,17 +1,18 @@
 /**
- * Whole models on the wasm backend against the same models on the float32 reference backend: identical
- * parameters and inputs must give the same logits, loss and gradients within float tolerance, with 1 and
- * 2 threads; and kernel memory in use returns to its starting value after planning, stepping and disposing.
+ * Whole models on each backend under test (test/backends.ts) against the same models on the float32
+ * reference backend: identical parameters and inputs must give the same logits, loss and gradients within
+ * float tolerance, in the backend's serial setup and its most parallel one; and kernel memory in use returns
+ * to its starting value after planning, stepping and disposing.
  */
 import { strict as assert } from 'node:assert';
 import { after, describe, test } from 'node:test';
 import type { Backend, FloatArray } from '../src/backend/backend.js';
 import { createReferenceBackend } from '../src/backend/reference/index.js';
-import { createWasmBackend } from '../src/backend/wasm/index.js';
 import { SoftmaxCrossEntropy } from '../src/nn/losses.js';
 import { buildModel, type ModelName } from '../src/nn/models.js';
 import { Rng } from '../src/tensor/rng.js';
 import { shapeSize, type Shape } from '../src/tensor/shape.js';
+import { BACKENDS_UNDER_TEST, describeSetup } from './backends.js';
 
 interface StepOutput {
   readonly logits: Float64Array;
@@ -65,7 +66,7 @@ function assertClose(actual: Float64Array, expected: Float64Array, tolerance: nu
     const err = Math.abs(actual[i] - expected[i]);
     assert.ok(
       err <= tolerance * Math.max(1, scale),
-      `${what}[${i}]: wasm ${actual[i]} vs reference ${expected[i]}`,
+      `${what}[${i}]: ${actual[i]} vs reference ${expected[i]}`,
     );
   }
 }
@@ -78,29 +79,33 @@ const CASES: { name: ModelName; shape: Shape; activations: 'real' | 'binary' }[]
   { name: 'vgg-small', shape: [3, 8, 8], activations: 'real' },
 ];
 
-describe('models on the wasm backend match the reference backend', () => {
+describe('models on each backend under test match the reference backend', () => {
   const backends: Backend[] = [];
   after(() => backends.forEach((b) => b.dispose()));
   const reference = createReferenceBackend('float32');
-  // The reference result does not depend on the wasm thread count: compute it once per case.
+  // The reference result depends on neither the backend under test nor its setup: compute it once per case.
   const expected = new Map<(typeof CASES)[number], StepOutput>();
 
-  for (const threads of [1, 2]) {
-    for (const c of CASES) {
-      test(`${c.name} (${c.activations} activations), ${threads} thread(s)`, async () => {
-        const wasm = await createWasmBackend({ threads, alwaysParallel: threads > 1 });
-        backends.push(wasm);
-        const before = wasm.bytesInUse();
-        const got = runSteps(wasm, c.name, c.shape, c.activations);
-        assert.equal(wasm.bytesInUse(), before, 'kernel memory leaked');
-        const want = expected.get(c) ?? runSteps(reference, c.name, c.shape, c.activations);
-        expected.set(c, want);
-        // Sign binarizers can flip on float-rounding differences only for inputs within ~1e-6 of 0; with
-        // normal inputs none are that close, so everything downstream agrees to float32 accuracy.
-        assertClose(got.logits, want.logits, 1e-3, 'logits');
-        assert.ok(Math.abs(got.loss - want.loss) <= 1e-4, `loss ${got.loss} vs ${want.loss}`);
-        got.grads.forEach((g, i) => assertClose(g, want.grads[i], 2e-3, `gradient ${i}`));
-      });
+  for (const backend of BACKENDS_UNDER_TEST) {
+    // Whole models are slow on the reference: the serial setup and the most parallel one cover both paths.
+    const setups = [...new Set([backend.setups[0], backend.setups[backend.setups.length - 1]])];
+    for (const setup of setups) {
+      for (const c of CASES) {
+        test(`${c.name} (${c.activations} activations), ${describeSetup(backend, setup)}`, async () => {
+          const be = await backend.create(setup);
+          backends.push(be);
+          const before = be.bytesInUse();
+          const got = runSteps(be, c.name, c.shape, c.activations);
+          assert.equal(be.bytesInUse(), before, 'kernel memory leaked');
+          const want = expected.get(c) ?? runSteps(reference, c.name, c.shape, c.activations);
+          expected.set(c, want);
+          // Sign binarizers can flip on float-rounding differences only for inputs within ~1e-6 of 0; with
+          // normal inputs none are that close, so everything downstream agrees to float32 accuracy.
+          assertClose(got.logits, want.logits, 1e-3, 'logits');
+          assert.ok(Math.abs(got.loss - want.loss) <= 1e-4, `loss ${got.loss} vs ${want.loss}`);
+          got.grads.forEach((g, i) => assertClose(g, want.grads[i], 2e-3, `gradient ${i}`));
+        });
+      }
     }
   }
 });

@@ -1,18 +1,18 @@
 /**
- * A persistent pool of worker threads sharing the kernel module's memory.
+ * A persistent pool of worker threads sharing a kernel module's memory: the one pool of the wasm backend,
+ * the float-free kernels and the engine. Every kernel it runs takes (tid, nthreads, ...) and does its share.
  *
  * `run` is synchronous, like every Backend kernel: the calling thread writes the job into the control
  * block (protocol.ts), bumps GEN and notifies, runs share 0 itself, then waits until PENDING drops to 0.
- * Node allows Atomics.wait on its main thread; a browser main thread does not, so there the backend must
+ * Node allows Atomics.wait on its main thread; a browser main thread does not, so there the caller must
  * run in a worker or with threads = 1. With threads = 1 no worker is started and nothing is imported
  * from node:worker_threads.
  *
  * Workers are unref'd so they never keep the process alive, and `dispose` stops and terminates them.
  */
 import type { Worker } from 'node:worker_threads';
-import { KERNEL_NAMES, type KernelFunction, type KernelName } from './loader.js';
-import { alignUp } from './memory.js';
-import { WORKER_SOURCE } from './worker-source.js';
+import type { KernelFunction, WasmMemory, WasmModule } from './api.js';
+import { alignUp } from './heap.js';
 import {
   ARGS_BYTE,
   CONTROL_BYTES,
@@ -27,7 +27,7 @@ import {
   QUIT,
   type WorkerInit,
 } from './protocol.js';
-import type { WasmMemory, WasmModule } from './wasm-api.js';
+import { WORKER_SOURCE } from './worker-source.js';
 
 /** Each worker instance's shadow stack (the kernels do not use it today; this is headroom). */
 export const WORKER_STACK_BYTES = 64 * 1024;
@@ -35,25 +35,25 @@ export const WORKER_STACK_BYTES = 64 * 1024;
 /** Spins on PENDING before sleeping: a wake-up through the kernel costs tens of microseconds. */
 const SPIN_CHECKS = 2000;
 
-export interface PoolOptions<N extends string = KernelName> {
+export interface PoolOptions<N extends string> {
   readonly module: WasmModule;
   readonly memory: WasmMemory;
   /** The calling thread's instance: its kernels run share 0 of every job. */
   readonly main: { readonly kernels: Record<N, KernelFunction> };
-  /**
-   * Export names of the kernels jobs may run, in a fixed order (default: the backend's KERNEL_NAMES).
-   * Another module over the same protocol (the inference engine's) passes its own list.
-   */
-  readonly names?: readonly N[];
+  /** Export names of the kernels jobs may run, in a fixed order (a job names its kernel by index). */
+  readonly names: readonly N[];
   readonly threads: number;
   /** Byte offset of CONTROL_BYTES reserved for the control block. */
   readonly control: number;
   /** Reserves `bytes` of memory for the pool's own use (worker stacks), returning the offset. */
   readonly reserve: (bytes: number) => number;
+  /** What owns the pool, the prefix of its error messages (e.g. 'wasm backend'). */
+  readonly label: string;
 }
 
-export class ThreadPool<N extends string = KernelName> {
+export class ThreadPool<N extends string> {
   readonly threads: number;
+  private readonly label: string;
   private readonly ctl: Int32Array;
   private readonly args: Float64Array;
   private readonly partials: Float64Array;
@@ -64,7 +64,8 @@ export class ThreadPool<N extends string = KernelName> {
 
   private constructor(options: PoolOptions<N>, workers: Worker[]) {
     this.threads = options.threads;
-    this.index = new Map(poolNames(options).map((name, i) => [name, i]));
+    this.label = options.label;
+    this.index = new Map(options.names.map((name, i) => [name, i]));
     const buf = options.memory.buffer;
     this.ctl = new Int32Array(buf, options.control, ARGS_BYTE / 4);
     this.args = new Float64Array(buf, options.control + ARGS_BYTE, MAX_ARGS);
@@ -73,12 +74,10 @@ export class ThreadPool<N extends string = KernelName> {
     this.workers = workers;
   }
 
-  static async create<N extends string = KernelName>(options: PoolOptions<N>): Promise<ThreadPool<N>> {
-    const { threads } = options;
-    if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
-      throw new RangeError(`wasm backend: threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
-    }
-    if (options.control % 8 !== 0) throw new Error('wasm backend: control block must be 8-byte aligned');
+  static async create<N extends string>(options: PoolOptions<N>): Promise<ThreadPool<N>> {
+    const { threads, label } = options;
+    checkThreads(threads, label);
+    if (options.control % 8 !== 0) throw new Error(`${label}: control block must be 8-byte aligned`);
     new Int32Array(options.memory.buffer, options.control, CONTROL_BYTES / 4).fill(0);
     if (threads === 1) return new ThreadPool<N>(options, []);
 
@@ -90,7 +89,7 @@ export class ThreadPool<N extends string = KernelName> {
       const init: WorkerInit = {
         module: options.module,
         memory: options.memory,
-        names: poolNames(options),
+        names: options.names,
         control: options.control,
         tid,
         stackTop,
@@ -100,8 +99,8 @@ export class ThreadPool<N extends string = KernelName> {
       ready.push(
         new Promise<void>((resolve, reject) => {
           worker.once('message', () => resolve());
-          worker.once('error', (err) => reject(new Error(`wasm backend: worker ${tid} failed to start: ${String(err)}`)));
-          worker.once('exit', (code) => reject(new Error(`wasm backend: worker ${tid} exited (${code}) before starting`)));
+          worker.once('error', (err) => reject(new Error(`${label}: worker ${tid} failed to start: ${String(err)}`)));
+          worker.once('exit', (code) => reject(new Error(`${label}: worker ${tid} exited (${code}) before starting`)));
         }),
       );
     }
@@ -143,7 +142,7 @@ export class ThreadPool<N extends string = KernelName> {
       this.waitForWorkers();
     }
     const errors = Atomics.exchange(ctl, ERRORS, 0);
-    if (errors > 0) throw new Error(`wasm backend: ${name} failed on ${errors} worker thread(s)`);
+    if (errors > 0) throw new Error(`${this.label}: ${name} failed on ${errors} worker thread(s)`);
   }
 
   /** Per-thread float64 results written by a kernel (thread t at index t). */
@@ -178,7 +177,18 @@ export class ThreadPool<N extends string = KernelName> {
   }
 }
 
-/** The kernel names of a pool: the options' list, or the backend's. */
-function poolNames<N extends string>(options: PoolOptions<N>): readonly N[] {
-  return options.names ?? (KERNEL_NAMES as readonly string[] as readonly N[]);
+/** Throws unless `threads` is a thread count a pool accepts (1..MAX_THREADS). */
+export function checkThreads(threads: number, label: string): void {
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+    throw new RangeError(`${label}: threads must be an integer in 1..${MAX_THREADS}, got ${threads}`);
+  }
+}
+
+/** All available cores in Node, capped at 8 (beyond that the memory-bound kernels stop scaling); 1 elsewhere. */
+export async function defaultThreads(): Promise<number> {
+  if (typeof process !== 'undefined' && typeof process.versions?.node === 'string') {
+    const os = await import('node:os');
+    return Math.max(1, Math.min(8, os.availableParallelism()));
+  }
+  return 1;
 }

@@ -1,8 +1,8 @@
 /**
  * Minimal typings of the WebAssembly JavaScript API. The project compiles against lib ES2022 without
- * DOM, and @types/node 20 does not declare the WebAssembly namespace, so the backend reaches the global
- * through these local types instead of widening the project's lib (which would drag DOM globals into
- * Node code).
+ * DOM, and @types/node 20 does not declare the WebAssembly namespace, so the wasm code (backend,
+ * float-free kernels, engine) reaches the global through these local types instead of widening the
+ * project's lib (which would drag DOM globals into Node code).
  */
 
 /** A compiled module (opaque). */
@@ -28,6 +28,9 @@ export interface WasmImportDescriptor {
   readonly name: string;
   readonly kind: string;
 }
+
+/** A wasm export called from JS: numbers in, at most one number out. */
+export type KernelFunction = (...args: number[]) => number;
 
 /** Bytes of a module. */
 export type WasmBytes = ArrayBuffer | ArrayBufferView;

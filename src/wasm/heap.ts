@@ -1,5 +1,6 @@
 /**
- * A first-fit free-list allocator over the kernel module's shared WebAssembly.Memory.
+ * A first-fit free-list allocator over a kernel module's shared WebAssembly.Memory (the backend's, the
+ * float-free kernels' and the engine's each have one).
  *
  * Blocks are 64-byte aligned (a cache line, and more than any SIMD load needs) and adjacent free blocks
  * coalesce, so a plan-once/reuse-forever workload (the training loop) never fragments. When no free block
@@ -8,7 +9,7 @@
  * any buffer object this memory has ever returned.
  */
 
-import type { WasmMemory } from './wasm-api.js';
+import type { WasmMemory } from './api.js';
 
 export const BLOCK_ALIGN = 64;
 const PAGE = 65536;
@@ -30,11 +31,13 @@ export class WasmHeap {
    * @param memory the shared memory the kernels run on
    * @param base first byte the heap may use (the module's __heap_base)
    * @param maxBytes the memory's maximum size in bytes
+   * @param label what owns the heap, the prefix of its error messages (e.g. 'wasm backend')
    */
   constructor(
     readonly memory: WasmMemory,
     base: number,
     private readonly maxBytes: number,
+    private readonly label: string,
   ) {
     const start = alignUp(base, BLOCK_ALIGN);
     this.end = this.buffer().byteLength;
@@ -63,7 +66,7 @@ export class WasmHeap {
     if (index < 0) {
       this.grow(size);
       index = this.freeBlocks.findIndex((b) => b.size >= size);
-      if (index < 0) throw new Error(`wasm backend: heap corrupt, no block of ${size} bytes after growing`);
+      if (index < 0) throw new Error(`${this.label}: heap corrupt, no block of ${size} bytes after growing`);
     }
     const block = this.freeBlocks[index];
     const offset = block.offset;
@@ -79,7 +82,7 @@ export class WasmHeap {
   /** Returns the block at `offset` to the free list; throws if no live block starts there. */
   release(offset: number): void {
     const size = this.live.get(offset);
-    if (size === undefined) throw new Error(`wasm backend: no live block at offset ${offset}`);
+    if (size === undefined) throw new Error(`${this.label}: no live block at offset ${offset}`);
     this.live.delete(offset);
     // Insert sorted, then merge with the neighbours.
     let lo = 0;
@@ -110,7 +113,7 @@ export class WasmHeap {
     const target = Math.min(this.maxBytes, Math.max(current + needed, Math.ceil(current * 1.25)));
     if (target < current + needed) {
       throw new RangeError(
-        `wasm backend: out of memory: cannot allocate ${size} bytes ` +
+        `${this.label}: out of memory: cannot allocate ${size} bytes ` +
           `(memory is ${current} bytes, maximum ${this.maxBytes} bytes)`,
       );
     }
@@ -119,7 +122,7 @@ export class WasmHeap {
       this.memory.grow(pages);
     } catch (err) {
       throw new RangeError(
-        `wasm backend: out of memory: growing by ${pages} pages for ${size} bytes failed (${String(err)})`,
+        `${this.label}: out of memory: growing by ${pages} pages for ${size} bytes failed (${String(err)})`,
       );
     }
     const newEnd = this.buffer().byteLength;

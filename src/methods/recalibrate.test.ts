@@ -5,10 +5,10 @@ import { createDataset, syntheticDataset } from '../data/dataset.js';
 import { createBatchBuffers, Normalizer } from '../data/pipeline.js';
 import { BatchNorm } from '../nn/batch-norm.js';
 import { Rng } from '../tensor/rng.js';
-import { TRAIN_DEFAULTS, type TrainConfig } from './config.js';
-import { createBackendBatch, evaluate } from './evaluate.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../train/config.js';
+import { evaluate } from '../train/evaluate.js';
 import { recalibrateBatchNorm } from './recalibrate.js';
-import { createRun, disposeRun } from './run.js';
+import { createRun, disposeRun } from '../train/run.js';
 
 describe('batch-norm recalibration', () => {
   // 2 channels of 2x1 pixels; 7 images, read in the order below.
@@ -89,20 +89,18 @@ describe('evaluate(): prepareSample, where each sampled network gets its batch-n
       { inputShape: shape, classes: 10, stepsPerEpoch: 1, trainingExamples: 1 },
       20,
     );
-    const batch = createBackendBatch(run, 20);
     const test = syntheticDataset({ shape, count: 20, classes: 10, seed: 3, split: 'test' });
     try {
       // A wide distribution: samples sign(m + Z^T r) differ from sign(m) in many weights.
-      for (const t of run.method.stateTensors()) if (t.name.endsWith('/z')) t.value.fill(30);
-      const fc1 = run.binaryParameters[0];
-      run.method.predict('mode', new Rng(1));
+      for (const t of run.learner.stateTensors()) if (t.name.endsWith('/z')) t.value.fill(30);
+      const fc1 = run.learner.stateTensors().find((t) => t.name === 'model/fc1.weight')!;
+      run.learner.predict('mode', new Rng(1));
       const mode = Float32Array.from(fc1.value);
       const seen: Float32Array[] = [];
       const prepareSample = (): void => void seen.push(Float32Array.from(fc1.value));
-      const normalizer = Normalizer.unit(shape);
-      evaluate(run, test, normalizer, batch, { kind: 'mode', seed: 1, prepareSample });
+      evaluate(run, test, { kind: 'mode', seed: 1, prepareSample });
       assert.equal(seen.length, 0, 'not for the mode');
-      evaluate(run, test, normalizer, batch, { kind: 'ensemble', samples: 3, seed: 1, prepareSample });
+      evaluate(run, test, { kind: 'ensemble', samples: 3, seed: 1, prepareSample });
       assert.equal(seen.length, 3, 'once per sample');
       for (const weights of seen)
         assert.ok(
@@ -114,7 +112,6 @@ describe('evaluate(): prepareSample, where each sampled network gets its batch-n
         'a fresh sample each time',
       );
     } finally {
-      backend.free(batch.images);
       disposeRun(run);
     }
   });

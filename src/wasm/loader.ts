@@ -1,0 +1,153 @@
+/**
+ * Loading and instantiating onebit's WebAssembly modules: the one loader of the wasm backend
+ * (wasm/onebit-kernels.wasm), the float-free kernels (wasm/onebit-float-free.wasm) and the engine
+ * (wasm/onebit-engine.wasm), all built by scripts/build-kernels.mjs.
+ *
+ * In Node the bytes are read from the package's wasm/ folder; `../../wasm/` is right both from
+ * src/wasm/*.ts (under tsx) and from dist/wasm/*.js. A browser bundle passes the module (or its bytes)
+ * itself, e.g. from `WebAssembly.compileStreaming(fetch(url))`. Node-only modules are imported
+ * dynamically so that such a bundle never touches them; the synchronous path (the float-free kernels,
+ * which are created without awaiting) takes the file reader from its caller for the same reason.
+ *
+ * Every module imports one shared memory as env.memory and exports __heap_base (the first byte after
+ * its own stack and data) and __stack_pointer.
+ */
+import { wasmApi, type KernelFunction, type WasmBytes, type WasmMemory, type WasmModule } from './api.js';
+
+/** A module of the package: which file, and what to say when it cannot be had. */
+export interface PackagedModule {
+  /** File name in the package's wasm/ folder, e.g. 'onebit-kernels.wasm'. */
+  readonly file: string;
+  /** What loads it, the prefix of error messages (e.g. 'wasm backend'). */
+  readonly label: string;
+  /** What a caller outside Node passes, e.g. 'the kernel module: createWasmBackend({ module })'. */
+  readonly howToPass: string;
+}
+
+/** Where a packaged module lives. */
+export function packagedModuleUrl(file: string): URL {
+  return new URL(`../../wasm/${file}`, import.meta.url);
+}
+
+/** Packaged modules compiled so far, by file name (each is compiled once per process). */
+const compiled = new Map<string, WasmModule>();
+const compiling = new Map<string, Promise<WasmModule>>();
+
+function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+}
+
+function unreadable(spec: PackagedModule, url: URL, err: unknown): Error {
+  return new Error(
+    `${spec.label}: cannot read ${url.pathname} (${String(err)}); build it with \`npm run build:kernels\``,
+  );
+}
+
+/** The caller's module, the module compiled from the caller's bytes, or the packaged one (Node only). */
+export async function loadModule(spec: PackagedModule, source?: WasmModule | WasmBytes): Promise<WasmModule> {
+  if (source instanceof wasmApi.Module) return source;
+  if (source !== undefined) return wasmApi.compile(source as WasmBytes);
+  const done = compiled.get(spec.file);
+  if (done !== undefined) return done;
+  let pending = compiling.get(spec.file);
+  if (pending === undefined) {
+    pending = (async () => {
+      if (!isNode()) throw new Error(`${spec.label}: outside Node, pass ${spec.howToPass}`);
+      const { readFile } = await import('node:fs/promises');
+      const url = packagedModuleUrl(spec.file);
+      let bytes: Uint8Array;
+      try {
+        bytes = await readFile(url);
+      } catch (err) {
+        throw unreadable(spec, url, err);
+      }
+      const module = await wasmApi.compile(bytes);
+      compiled.set(spec.file, module);
+      return module;
+    })();
+    compiling.set(spec.file, pending);
+    // Settled either way: a failure is not cached, so a later call retries (e.g. after a build).
+    const settled = (): void => void compiling.delete(spec.file);
+    pending.then(settled, settled);
+  }
+  return pending;
+}
+
+/**
+ * `loadModule` without awaiting: bytes are compiled in place (fine for small modules) and the packaged
+ * file is read with the caller's `readFileSync` (node:fs's), which keeps node:fs out of this module.
+ */
+export function loadModuleSync(
+  spec: PackagedModule,
+  source: WasmModule | WasmBytes | undefined,
+  readFileSync: (url: URL) => Uint8Array,
+): WasmModule {
+  if (source instanceof wasmApi.Module) return source;
+  if (source !== undefined) return new wasmApi.Module(source as WasmBytes);
+  const done = compiled.get(spec.file);
+  if (done !== undefined) return done;
+  const url = packagedModuleUrl(spec.file);
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(url);
+  } catch (err) {
+    throw unreadable(spec, url, err);
+  }
+  const module = new wasmApi.Module(bytes);
+  compiled.set(spec.file, module);
+  return module;
+}
+
+/** A new shared memory of `initial` pages (64 KiB each) that may grow to `maximum`. */
+export function sharedMemory(initial: number, maximum: number): WasmMemory {
+  return new wasmApi.Memory({ initial, maximum, shared: true });
+}
+
+/** The kernels of one instance, its other exports, and where its heap may start. */
+export interface KernelInstance<N extends string> {
+  readonly kernels: Record<N, KernelFunction>;
+  readonly exports: Readonly<Record<string, unknown>>;
+  /** First byte after the module's own stack and data (__heap_base). */
+  readonly heapBase: number;
+}
+
+/**
+ * Instantiates `module` over `memory` and checks that it exports every kernel in `names`, __heap_base
+ * and the `extra` exports the caller needs (by kind), naming everything missing in one error.
+ */
+export function instantiate<N extends string>(
+  module: WasmModule,
+  memory: WasmMemory,
+  names: readonly N[],
+  label: string,
+  extra: Readonly<Record<string, 'function' | 'global'>> = {},
+): KernelInstance<N> {
+  const exports = new wasmApi.Instance(module, { env: { memory } }).exports;
+  const missing: string[] = [];
+  const kernels = {} as Record<N, KernelFunction>;
+  for (const name of names) {
+    const fn = exports[name];
+    if (typeof fn === 'function') kernels[name] = fn as KernelFunction;
+    else missing.push(name);
+  }
+  const isGlobal = (name: string): boolean => exports[name] instanceof wasmApi.Global;
+  if (!isGlobal('__heap_base')) missing.push('__heap_base');
+  for (const [name, kind] of Object.entries(extra)) {
+    if (kind === 'global' ? !isGlobal(name) : typeof exports[name] !== 'function') missing.push(name);
+  }
+  if (missing.length > 0) {
+    throw new Error(
+      `${label}: the kernel module lacks ${missing.join(', ')}; rebuild it with \`npm run build:kernels\``,
+    );
+  }
+  const heapBase = ((exports.__heap_base as { value: unknown }).value as number) >>> 0;
+  return { kernels, exports, heapBase };
+}
+
+/**
+ * The module's __heap_base, read from a throwaway instance over a small memory: for callers that size
+ * their memory once, before instantiating the module for real.
+ */
+export function heapBaseOf(module: WasmModule, label: string): number {
+  return instantiate(module, sharedMemory(32, 32), [], label).heapBase;
+}

@@ -1,0 +1,560 @@
+/**
+ * Every kernel of each backend under test (test/backends.ts), in each of its setups, against its executable
+ * specification, the reference backend in float32.
+ *
+ * Exact equality for the integer (bit) kernels, for im2col/col2im, Adam and every elementwise kernel (a
+ * fast backend mirrors the reference's float/double arithmetic; for wasm see src/kernels/elementwise.c); a
+ * stated tolerance for GEMM (float accumulation in another order) and the sums (double accumulation in
+ * another order). Sizes straddle the 32-bit word and the 128-bit row padding of packed signs, and the cache
+ * blocks of the GEMM. The setups cover the serial path and the threaded paths (including threads with empty
+ * shares); GEMM must give bit-identical results in every setup. The memory contract every backend shares
+ * (zero-filled buffers, byte accounting, refusing bad frees and use after dispose) is checked here too.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { convOutputSize, packedWords } from '../src/backend/backend.js';
+import type {
+  Backend,
+  Conv2dGeometry,
+  FloatArray,
+  GemmLayout,
+  SignSurrogate,
+} from '../src/backend/backend.js';
+import { createReferenceBackend } from '../src/backend/reference/index.js';
+import { Rng } from '../src/tensor/rng.js';
+import { BACKENDS_UNDER_TEST, describeSetup } from './backends.js';
+
+const ref = createReferenceBackend('float32');
+
+/** Edge values every elementwise kernel must treat exactly like the reference. */
+const SPECIALS = [
+  0,
+  -0,
+  1,
+  -1,
+  0.5,
+  -0.5,
+  2,
+  -2,
+  1.0000001,
+  -1.0000001,
+  0.99999994,
+  -0.99999994,
+  1e-30,
+  -1e-30,
+  3e38,
+  -3e38,
+  Infinity,
+  -Infinity,
+  NaN,
+];
+
+function randomValues(rng: Rng, length: number, specials = true): Float32Array {
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    out[i] = specials && rng.uniform() < 0.1 ? SPECIALS[rng.int(SPECIALS.length)] : rng.normal() * 1.5;
+  }
+  return out;
+}
+
+function same(a: number, b: number): boolean {
+  return a === b || (Number.isNaN(a) && Number.isNaN(b));
+}
+
+function assertExact(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) {
+    if (!same(actual[i], expected[i]))
+      assert.fail(`${what}: entry ${i} is ${actual[i]}, reference ${expected[i]}`);
+  }
+}
+
+/** |actual - expected| <= tol(i) for every entry. */
+function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: (i: number) => number,
+  what: string,
+): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]);
+    if (!(err <= tol(i)))
+      assert.fail(`${what}: entry ${i} is ${actual[i]}, reference ${expected[i]} (tol ${tol(i)})`);
+  }
+}
+
+/** The same float32 contents in a buffer of each backend. */
+function pair(be: Backend, values: Float32Array): [FloatArray, FloatArray] {
+  const w = be.alloc(values.length);
+  w.set(values);
+  const r = ref.alloc(values.length);
+  r.set(values);
+  return [w, r];
+}
+
+for (const backend of BACKENDS_UNDER_TEST) {
+  for (const setup of backend.setups) {
+    describe(`${describeSetup(backend, setup)}: kernels against the reference`, () => {
+      let be: Backend;
+      let rng: Rng;
+      before(async () => {
+        be = await backend.create(setup);
+        rng = new Rng(12345);
+      });
+      after(() => be.dispose());
+
+      it('reports its kind and threads', () => {
+        assert.equal(be.name, backend.name);
+        assert.equal(be.dtype, 'float32');
+        assert.equal(be.threads, setup.threads);
+      });
+
+      it('gemm: every layout, odd and blocked sizes, with and without accumulate', () => {
+        const shapes: [number, number, number][] = [
+          [1, 1, 1],
+          [3, 5, 7],
+          [4, 8, 256],
+          [5, 9, 257],
+          [17, 33, 65],
+          [64, 64, 64],
+          [33, 130, 300],
+          [100, 70, 128],
+          [3, 37, 301],
+          [1, 100, 50],
+          [130, 3, 40],
+          [2, 1, 1000],
+          [7, 0, 3],
+          [0, 5, 3],
+          [3, 4, 0],
+        ];
+        const layouts: GemmLayout[] = ['nn', 'nt', 'tn'];
+        for (const [m, n, k] of shapes) {
+          for (const layout of layouts) {
+            for (const accumulate of [false, true]) {
+              const [a, ra] = pair(be, randomValues(rng, m * k, false));
+              const [b, rb] = pair(be, randomValues(rng, k * n, false));
+              const [c, rc] = pair(be, randomValues(rng, m * n, false));
+              be.gemm(layout, m, n, k, a, b, c, accumulate);
+              ref.gemm(layout, m, n, k, ra, rb, rc, accumulate);
+              // Float accumulation error grows like sqrt(k) times the size of the terms.
+              const tol = (i: number) => 1e-5 * Math.sqrt(Math.max(k, 1)) * Math.max(1, Math.abs(rc[i]));
+              assertClose(c, rc, tol, `gemm ${layout} ${m}x${n}x${k} acc=${accumulate}`);
+              for (const x of [a, b, c]) be.free(x);
+              for (const x of [ra, rb, rc]) ref.free(x);
+            }
+          }
+        }
+      });
+
+      it('gemm: shapes larger than the cache blocks (MC=128, KC=256, NC=1024)', () => {
+        const [m, n, k] = [131, 1030, 259];
+        for (const layout of ['nn', 'nt', 'tn'] as GemmLayout[]) {
+          const [a, ra] = pair(be, randomValues(rng, m * k, false));
+          const [b, rb] = pair(be, randomValues(rng, k * n, false));
+          const [c, rc] = pair(be, randomValues(rng, m * n, false));
+          be.gemm(layout, m, n, k, a, b, c, true);
+          ref.gemm(layout, m, n, k, ra, rb, rc, true);
+          assertClose(c, rc, (i) => 1e-5 * Math.sqrt(k) * Math.max(1, Math.abs(rc[i])), `gemm ${layout} big`);
+          for (const x of [a, b, c]) be.free(x);
+          for (const x of [ra, rb, rc]) ref.free(x);
+        }
+      });
+
+      it('im2col and col2im match exactly over many geometries', () => {
+        const geometries: Conv2dGeometry[] = [];
+        for (const [channels, height, width] of [
+          [1, 1, 1],
+          [1, 3, 3],
+          [2, 5, 4],
+          [3, 8, 7],
+          [4, 9, 9],
+        ]) {
+          for (const [kernelH, kernelW] of [
+            [1, 1],
+            [3, 3],
+            [2, 3],
+            [5, 5],
+          ]) {
+            for (const stride of [1, 2, 3]) {
+              for (const padding of [0, 1, 2]) {
+                const g = { channels, height, width, kernelH, kernelW, stride, padding };
+                const { outH, outW } = convOutputSize(g);
+                if (outH >= 1 && outW >= 1) geometries.push(g);
+              }
+            }
+          }
+        }
+        geometries.push({
+          channels: 16,
+          height: 32,
+          width: 32,
+          kernelH: 3,
+          kernelW: 3,
+          stride: 1,
+          padding: 1,
+        });
+        for (const g of geometries) {
+          const { outH, outW } = convOutputSize(g);
+          const colLength = g.channels * g.kernelH * g.kernelW * outH * outW;
+          const imageLength = g.channels * g.height * g.width;
+          const [image, rImage] = pair(be, randomValues(rng, imageLength, false));
+          const [col, rCol] = pair(be, randomValues(rng, colLength, false));
+          be.im2col(image, g, col);
+          ref.im2col(rImage, g, rCol);
+          assertExact(col, rCol, `im2col ${JSON.stringify(g)}`);
+          const [grad, rGrad] = pair(be, randomValues(rng, colLength, false));
+          be.col2im(grad, g, image);
+          ref.col2im(rGrad, g, rImage);
+          assertExact(image, rImage, `col2im ${JSON.stringify(g)}`);
+          for (const x of [image, col, grad]) be.free(x);
+          for (const x of [rImage, rCol, rGrad]) ref.free(x);
+        }
+      });
+
+      const LENGTHS = [0, 1, 3, 4, 5, 17, 1000, 70001];
+
+      it('elementwise kernels match exactly (specials included)', () => {
+        const surrogates: SignSurrogate[] = ['identity', 'clipped-identity', 'approx-sign'];
+        for (const length of LENGTHS) {
+          const x = randomValues(rng, length);
+          const y = randomValues(rng, length);
+          type Case = [string, (b: Backend, x: FloatArray, y: FloatArray, out: FloatArray) => void];
+          const cases: Case[] = [
+            ['fill', (b, _x, _y, out) => b.fill(out, 0.1, length)],
+            ['copy', (b, x, _y, out) => b.copy(x, out, length)],
+            ['axpy', (b, x, y) => b.axpy(-0.37, x, y, length)],
+            ['scale', (b, x) => b.scale(x, 0.1, length)],
+            ['multiply', (b, x, y, out) => b.multiply(x, y, out, length)],
+            ['clip', (b, x) => b.clip(x, -0.3, 0.7, length)],
+            ['sign', (b, x, _y, out) => b.sign(x, out, length)],
+            ...surrogates.map((s): Case => [
+              `signBackward ${s}`,
+              (b, x, y, out) => b.signBackward(x, y, out, s, length),
+            ]),
+            ['relu', (b, x, _y, out) => b.relu(x, out, length)],
+            ['reluBackward', (b, x, y, out) => b.reluBackward(x, y, out, length)],
+            ['hardtanh', (b, x, _y, out) => b.hardtanh(x, out, length)],
+            ['hardtanhBackward', (b, x, y, out) => b.hardtanhBackward(x, y, out, length)],
+          ];
+          for (const [name, apply] of cases) {
+            const [wx, rx] = pair(be, x);
+            const [wy, ry] = pair(be, y);
+            const [wo, ro] = pair(be, randomValues(rng, length));
+            apply(be, wx, wy, wo);
+            apply(ref, rx, ry, ro);
+            assertExact(wx, rx, `${name} (x) length ${length}`);
+            assertExact(wy, ry, `${name} (y) length ${length}`);
+            assertExact(wo, ro, `${name} (out) length ${length}`);
+            for (const v of [wx, wy, wo]) be.free(v);
+            for (const v of [rx, ry, ro]) ref.free(v);
+          }
+        }
+      });
+
+      it('elementwise kernels work in place and on subarray views', () => {
+        const x = randomValues(rng, 1001);
+        const [wx, rx] = pair(be, x);
+        be.sign(wx.subarray(3), wx.subarray(3), 998);
+        ref.sign(rx.subarray(3), rx.subarray(3), 998);
+        assertExact(wx, rx, 'sign in place on a subarray');
+        // Overlapping copy has memmove semantics like the reference's forward loop only when dst < src.
+        be.copy(wx.subarray(5), wx.subarray(1), 900);
+        ref.copy(rx.subarray(5), rx.subarray(1), 900);
+        assertExact(wx, rx, 'overlapping copy');
+        be.free(wx);
+        ref.free(rx);
+      });
+
+      it('sum and sumSquares agree to double rounding', () => {
+        for (const length of LENGTHS) {
+          const x = randomValues(rng, length, false);
+          const [wx, rx] = pair(be, x);
+          let absSum = 0;
+          for (let i = 0; i < length; i++) absSum += Math.abs(x[i]) + x[i] * x[i];
+          // Double accumulation in another order: differences are a few ulps of the absolute sum.
+          const tol = 1e-13 * (absSum + 1);
+          assert.ok(Math.abs(be.sum(wx, length) - ref.sum(rx, length)) <= tol, `sum ${length}`);
+          assert.ok(
+            Math.abs(be.sumSquares(wx, length) - ref.sumSquares(rx, length)) <= tol,
+            `sumSquares ${length}`,
+          );
+          be.free(wx);
+          ref.free(rx);
+        }
+      });
+
+      it('channelSums (to float rounding) and channelAffine (exactly)', () => {
+        for (const [n, channels, spatial] of [
+          [1, 1, 1],
+          [2, 3, 5],
+          [4, 16, 49],
+          [3, 5, 7],
+          [8, 64, 144],
+        ]) {
+          const total = n * channels * spatial;
+          const [x, rx] = pair(be, randomValues(rng, total, false));
+          const [y, ry] = pair(be, randomValues(rng, total, false));
+          for (const useY of [false, true]) {
+            const [s, rs] = pair(be, new Float32Array(channels));
+            const [sb, rsb] = pair(be, new Float32Array(channels));
+            be.channelSums(x, useY ? y : null, n, channels, spatial, s, sb);
+            ref.channelSums(rx, useY ? ry : null, n, channels, spatial, rs, rsb);
+            // The double sums differ by reassociation only; after rounding to float, by at most one ulp.
+            const tol = (v: number) => 2.4e-7 * Math.abs(v) + 1e-9 * total;
+            assertClose(s, rs, (i) => tol(rs[i]), `channelSums sums ${n}x${channels}x${spatial}`);
+            assertClose(
+              sb,
+              rsb,
+              (i) => tol(rsb[i]),
+              `channelSums sumsB ${n}x${channels}x${spatial} y=${useY}`,
+            );
+            for (const v of [s, sb]) be.free(v);
+            for (const v of [rs, rsb]) ref.free(v);
+          }
+          const [mul, rmul] = pair(be, randomValues(rng, channels, false));
+          const [add, radd] = pair(be, randomValues(rng, channels, false));
+          const [out, rout] = pair(be, new Float32Array(total));
+          be.channelAffine(x, mul, add, n, channels, spatial, out);
+          ref.channelAffine(rx, rmul, radd, n, channels, spatial, rout);
+          assertExact(out, rout, `channelAffine ${n}x${channels}x${spatial}`);
+          for (const v of [x, y, mul, add, out]) be.free(v);
+          for (const v of [rx, ry, rmul, radd, rout]) ref.free(v);
+        }
+      });
+
+      it('adam matches exactly (with and without weight decay)', () => {
+        for (const length of [1, 7, 1000, 20001]) {
+          for (const [step, weightDecay] of [
+            [1, 0],
+            [10, 0.01],
+          ]) {
+            const hp = { learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, step, weightDecay };
+            const [p, rp] = pair(be, randomValues(rng, length, false));
+            const [g, rg] = pair(be, randomValues(rng, length, false));
+            const [m, rm] = pair(
+              be,
+              randomValues(rng, length, false).map((v) => v * 0.1),
+            );
+            const [v, rv] = pair(
+              be,
+              randomValues(rng, length, false).map((u) => u * u * 0.01),
+            );
+            for (let t = 0; t < 3; t++) {
+              be.adam(p, g, m, v, { ...hp, step: step + t }, length);
+              ref.adam(rp, rg, rm, rv, { ...hp, step: step + t }, length);
+            }
+            assertExact(m, rm, `adam m ${length}`);
+            assertExact(v, rv, `adam v ${length}`);
+            assertExact(p, rp, `adam param ${length}`);
+            for (const x of [p, g, m, v]) be.free(x);
+            for (const x of [rp, rg, rm, rv]) ref.free(x);
+          }
+        }
+      });
+
+      const WIDTHS = [1, 31, 32, 33, 63, 64, 65, 127, 128, 129, 200];
+
+      it('packSigns matches exactly and writes zero padding', () => {
+        for (const rows of [1, 2, 3, 7]) {
+          for (const cols of WIDTHS) {
+            const words = packedWords(cols);
+            const [x, rx] = pair(be, randomValues(rng, rows * cols));
+            const out = be.allocUint32(rows * words);
+            out.fill(0xffffffff); // padding must be overwritten, not left alone
+            const rout = ref.allocUint32(rows * words);
+            be.packSigns(x, rows, cols, out);
+            ref.packSigns(rx, rows, cols, rout);
+            assertExact(out, rout, `packSigns ${rows}x${cols}`);
+            for (let r = 0; r < rows; r++) {
+              for (let c = cols; c < words * 32; c++) {
+                const bit = (out[r * words + (c >>> 5)] >>> (c & 31)) & 1;
+                assert.equal(bit, 0, `packSigns ${rows}x${cols}: padding bit ${c} of row ${r} is set`);
+              }
+            }
+            be.free(x);
+            be.free(out);
+            ref.free(rx);
+            ref.free(rout);
+          }
+        }
+      });
+
+      /** Packs random signs of an rows x k matrix in both backends. */
+      function packedPair(rows: number, k: number): [Uint32Array, Uint32Array] {
+        const [x, rx] = pair(be, randomValues(rng, rows * k));
+        const words = packedWords(k);
+        const w = be.allocUint32(rows * words);
+        const r = ref.allocUint32(rows * words);
+        be.packSigns(x, rows, k, w);
+        ref.packSigns(rx, rows, k, r);
+        be.free(x);
+        ref.free(rx);
+        return [w, r];
+      }
+
+      it('binaryGemm matches exactly across word-straddling k and odd row counts', () => {
+        const shapes: [number, number, number][] = [];
+        for (const k of [...WIDTHS, 300]) {
+          for (const [m, n] of [
+            [1, 1],
+            [2, 4],
+            [3, 5],
+            [5, 9],
+            [7, 3],
+            [4, 8],
+          ])
+            shapes.push([m, n, k]);
+        }
+        shapes.push([33, 65, 2048], [3, 600, 2048], [9, 7, 4000], [0, 3, 5], [3, 0, 5], [2, 3, 0]);
+        for (const [m, n, k] of shapes) {
+          const [a, ra] = packedPair(m, k);
+          const [b, rb] = packedPair(n, k);
+          const c = be.allocInt32(m * n);
+          const rc = ref.allocInt32(m * n);
+          be.binaryGemm(m, n, k, a, b, c);
+          ref.binaryGemm(m, n, k, ra, rb, rc);
+          assertExact(c, rc, `binaryGemm ${m}x${n}x${k}`);
+          for (const x of [a, b, c]) be.free(x);
+          for (const x of [ra, rb, rc]) ref.free(x);
+        }
+      });
+
+      it('binaryGemm equals the +-1 dot product of the signs', () => {
+        const [m, n, k] = [3, 5, 70];
+        const x = randomValues(rng, m * k);
+        const y = randomValues(rng, n * k);
+        const [wx] = pair(be, x);
+        const [wy] = pair(be, y);
+        const a = be.allocUint32(m * packedWords(k));
+        const b = be.allocUint32(n * packedWords(k));
+        const c = be.allocInt32(m * n);
+        be.packSigns(wx, m, k, a);
+        be.packSigns(wy, n, k, b);
+        be.binaryGemm(m, n, k, a, b, c);
+        const s = (v: number) => (v >= 0 ? 1 : -1);
+        for (let i = 0; i < m; i++) {
+          for (let j = 0; j < n; j++) {
+            let dot = 0;
+            for (let p = 0; p < k; p++) dot += s(x[i * k + p]) * s(y[j * k + p]);
+            assert.equal(c[i * n + j], dot);
+          }
+        }
+        for (const v of [wx, wy, a, b, c]) be.free(v);
+      });
+    });
+  }
+}
+
+for (const backend of BACKENDS_UNDER_TEST) {
+  const setup = backend.setups[backend.setups.length - 1];
+  describe(`${describeSetup(backend, setup)}: memory`, () => {
+    let be: Backend;
+    before(async () => {
+      be = await backend.create(setup);
+    });
+    after(() => be.dispose());
+
+    it('allocates zero-filled buffers of each type, even when reusing freed blocks, and counts their bytes', () => {
+      assert.equal(be.bytesInUse(), 0);
+      const x = be.alloc(100);
+      x.fill(7);
+      be.free(x);
+      const y = be.alloc(100);
+      assert.ok(y instanceof Float32Array);
+      assert.ok(y.every((v) => v === 0));
+      const i = be.allocInt32(3);
+      const u = be.allocUint32(5);
+      assert.ok(i instanceof Int32Array && u instanceof Uint32Array);
+      assert.ok(i.every((v) => v === 0) && u.every((v) => v === 0));
+      assert.equal(be.bytesInUse(), 400 + 12 + 20);
+      for (const v of [y, i, u]) be.free(v);
+      assert.equal(be.bytesInUse(), 0);
+    });
+
+    it('throws on double free, foreign buffers, subarrays and bad lengths', () => {
+      const x = be.alloc(8);
+      assert.throws(() => be.free(new Float32Array(8)), /did not allocate/);
+      assert.throws(() => be.free(x.subarray(1)), /did not allocate/);
+      be.free(x);
+      assert.throws(() => be.free(x), /did not allocate/);
+      assert.throws(() => be.alloc(-1), RangeError);
+      assert.throws(() => be.alloc(1.5), RangeError);
+      assert.equal(be.bytesInUse(), 0);
+    });
+
+    it('leaks nothing over a series of allocations and kernel calls', () => {
+      const start = be.bytesInUse();
+      const held = be.alloc(10); // something alive across the series
+      for (let round = 0; round < 20; round++) {
+        const a = be.alloc(64 * 64);
+        const b = be.alloc(64 * 64);
+        const c = be.alloc(64 * 64);
+        be.fill(a, 1, a.length);
+        be.fill(b, 2, b.length);
+        be.gemm('nt', 64, 64, 64, a, b, c, false);
+        const bits = be.allocUint32(64 * packedWords(64));
+        be.packSigns(c, 64, 64, bits);
+        const out = be.allocInt32(64 * 64);
+        be.binaryGemm(64, 64, 64, bits, bits, out);
+        be.sum(c, c.length);
+        for (const v of [a, b, c, bits, out]) be.free(v);
+      }
+      be.free(held);
+      assert.equal(be.bytesInUse(), start);
+    });
+
+    it('refuses use after dispose', async () => {
+      const other = await backend.create(setup);
+      const x = other.alloc(4);
+      other.dispose();
+      assert.throws(() => other.fill(x, 1, 4), /after dispose/);
+      assert.throws(() => other.alloc(1), /after dispose/);
+    });
+  });
+}
+
+for (const backend of BACKENDS_UNDER_TEST) {
+  describe(`${backend.name}: results do not depend on the setup`, () => {
+    it(`gemm gives bit-identical results in every setup (${backend.setups.length})`, async () => {
+      const instances = await Promise.all(backend.setups.map((s) => backend.create(s)));
+      const rng = new Rng(7);
+      try {
+        for (const [m, n, k] of [
+          [100, 300, 200],
+          [300, 20, 50],
+          [3, 50, 70],
+          [9, 9, 9],
+        ]) {
+          for (const layout of ['nn', 'nt', 'tn'] as GemmLayout[]) {
+            const values = [
+              randomValues(rng, m * k, false),
+              randomValues(rng, k * n, false),
+              randomValues(rng, m * n, false),
+            ];
+            const results = instances.map((be) => {
+              const [a, b, c] = values.map((v) => {
+                const x = be.alloc(v.length);
+                x.set(v);
+                return x;
+              });
+              be.gemm(layout, m, n, k, a, b, c, true);
+              const out = Float32Array.from(c);
+              for (const x of [a, b, c]) be.free(x);
+              return out;
+            });
+            results.forEach((r, i) =>
+              assertExact(
+                r,
+                results[0],
+                `gemm ${layout} ${m}x${n}x${k}, ${describeSetup(backend, backend.setups[i])}`,
+              ),
+            );
+          }
+        }
+      } finally {
+        for (const be of instances) be.dispose();
+      }
+    });
+  });
+}
