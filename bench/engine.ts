@@ -22,7 +22,7 @@ import { measureThroughput, randomImages } from '../src/engine/measure.js';
 import { buildOnebitModel, describeNetwork, exportSource } from '../src/io/export.js';
 import { Rng } from '../src/tensor/rng.js';
 import { encodeOnnx } from '../src/io/onnx.js';
-import { TRAIN_DEFAULTS } from '../src/train/config.js';
+import { TRAIN_DEFAULTS } from '../src/config/train-config.js';
 import { createRun, disposeRun } from '../src/train/run.js';
 
 export interface EngineBenchOptions {

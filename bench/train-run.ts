@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBackend } from '../src/backend/index.js';
 import { loadDataset } from '../src/data/dataset.js';
-import { TRAIN_DEFAULTS, type TrainConfig } from '../src/train/config.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../src/config/train-config.js';
 import { train } from '../src/train/trainer.js';
 
 interface BenchRunConfig {

@@ -7,7 +7,7 @@
  */
 import { createBackend } from '../src/backend/index.js';
 import { defaultLearningRate, defaultRunSettings } from '../src/methods/registry.js';
-import { TRAIN_DEFAULTS, type TrainConfig } from '../src/train/config.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../src/config/train-config.js';
 import { createRun, disposeRun } from '../src/train/run.js';
 import { syntheticDataset } from '../src/data/dataset.js';
 

@@ -19,11 +19,22 @@ export {
 export type { Learner, LearnerSetup, LearnerStep, StepResult } from './methods/learner.js';
 export { createFloatModelLearner } from './methods/float-model.js';
 export { SteMethod, STE_DEFAULTS, type SteOptions } from './methods/ste.js';
-export { TRAIN_DEFAULTS, validateConfig, type TrainConfig } from './train/config.js';
+export { TRAIN_DEFAULTS, validateConfig, type TrainConfig } from './config/train-config.js';
 export { train, type TrainOptions, type TrainResult, type EpochRecord } from './train/trainer.js';
+export {
+  fit,
+  exportModel,
+  type FitOptions,
+  type FitResult,
+  type FitSettings,
+  type TrainedModel,
+  type EarlyStopping,
+} from './train/fit.js';
+export { createRun, disposeRun, restoreRun, type Run, type RunShape } from './train/run.js';
+export { trainEpoch, type BatchProgress, type CallbackAnswer, type TrainCallbacks } from './train/trainer.js';
 export { evaluate, type Evaluation, type EvaluationOptions } from './train/evaluate.js';
 export { MetricsAccumulator, type ClassificationMetrics, type ReliabilityBin } from './train/metrics.js';
-export { loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta } from './train/checkpoint.js';
+export { loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta } from './io/checkpoint.js';
 export { summarizeModel, type ModelSummary, type LayerSummary } from './train/summary.js';
 export * from './engine/index.js';
 export {

@@ -35,13 +35,15 @@ import { createWasmKernels, FLOAT_FREE_MODULE_URL } from '../src/methods/float-f
 import { resolveMethodConfig } from '../src/methods/registry.js';
 import { buildModel } from '../src/nn/models.js';
 import { Rng } from '../src/tensor/rng.js';
-import { TRAIN_DEFAULTS, validateConfig, type TrainConfig } from '../src/train/config.js';
+import { TRAIN_DEFAULTS, validateConfig, type TrainConfig } from '../src/config/train-config.js';
 import { summarizeModel } from '../src/train/summary.js';
 import { CHECKPOINT_FILE, train } from '../src/train/trainer.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint } from '../src/io/checkpoint.js';
 import { createRun, disposeRun, restoreRun } from '../src/train/run.js';
 import { exportCheckpoint } from '../src/io/export-file.js';
 import { argmax, createEngine } from '../src/engine/engine.js';
+import * as ort from 'onnxruntime-node';
+import { decodeSafetensors } from '../src/io/safetensors.js';
 
 const SHAPE = [1, 28, 28] as const;
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
@@ -108,15 +110,18 @@ function valueTypes(bytes: Uint8Array): number[] {
   return types;
 }
 
-/** Bytes per weight of int16 counters whose rows are padded to rowStride(fan-in). */
-function paddedCounterBytes(widths: readonly number[]): number {
-  let stored = 0;
+/**
+ * Bytes per weight of float-free's state tensors: an int16 counter per weight with rows padded to
+ * rowStride(fan-in), an int32 running mean per unit, and the output's two int32 scale statistics.
+ */
+function floatFreeStateBytes(widths: readonly number[]): number {
+  let bytes = 8;
   let weights = 0;
   for (let l = 0; l + 1 < widths.length; l++) {
-    stored += widths[l + 1] * rowStride(widths[l]);
+    bytes += 2 * widths[l + 1] * rowStride(widths[l]) + 4 * widths[l + 1];
     weights += widths[l + 1] * widths[l];
   }
-  return (2 * stored) / weights;
+  return bytes / weights;
 }
 
 /** A learner setup for float-free's integer mlp-100 with 1-bit activations. */
@@ -419,6 +424,106 @@ describe('a trained float-free model exported to .onebit runs in the engine with
   });
 });
 
+describe('a trained float-free model exported to ONNX and safetensors', () => {
+  test("mlp-100 on synthetic data: onnxruntime gives the learner's logits on every example; safetensors holds every tensor", async () => {
+    const trainSet = syntheticDataset({ shape: SHAPE, count: 240, classes: 10, seed: 5 });
+    const testSet = syntheticDataset({ shape: SHAPE, count: 150, classes: 10, seed: 5, split: 'test' });
+    const outDir = join(dir, 'export-onnx');
+    const backend = await createBackend({ kind: 'wasm', threads: 2 });
+    try {
+      await train({ config: smallConfig(), backend, train: trainSet, test: testSet, outDir, resume: false });
+      const ckpt = join(outDir, CHECKPOINT_FILE);
+      const onnxFile = join(outDir, 'model.onnx');
+      const safetensorsFile = join(outDir, 'model.safetensors');
+      exportCheckpoint(ckpt, 'onnx', onnxFile, backend);
+      exportCheckpoint(ckpt, 'safetensors', safetensorsFile, backend);
+      const checkpoint = loadCheckpoint(ckpt);
+      const { mean, std } = checkpoint.meta.normalization;
+      // The data's own statistics, not the identity: the graph must undo a real normalisation.
+      assert.ok(mean[0] !== 0 && std[0] !== 1, JSON.stringify(checkpoint.meta.normalization));
+
+      const run = createRun(
+        checkpoint.meta.config,
+        backend,
+        { inputShape: SHAPE, classes: 10, stepsPerEpoch: 1, trainingExamples: 1 },
+        testSet.count,
+      );
+      let expected: Float64Array;
+      try {
+        restoreRun(run, ckpt, checkpoint);
+        assert.ok(run.learner instanceof FloatFreeMethod);
+        const order = Uint32Array.from({ length: testSet.count }, (_, i) => i);
+        expected = Float64Array.from(run.learner.logits(testSet, order, 0, testSet.count));
+      } finally {
+        disposeRun(run);
+      }
+      const predictions = Array.from({ length: testSet.count }, (_, i) => argmax(expected, i * 10, 10));
+      assert.ok(new Set(predictions).size > 5, 'a degenerate model');
+
+      // The float-model export's input convention: (v / 255 - mean) / std, [N, C, H, W].
+      const session = await ort.InferenceSession.create(readFileSync(onnxFile), {
+        intraOpNumThreads: 1,
+        logSeverityLevel: 3,
+      });
+      try {
+        const x = Float32Array.from(testSet.images, (v) => (v / 255 - mean[0]) / std[0]);
+        const out = await session.run({ input: new ort.Tensor('float32', x, [testSet.count, ...SHAPE]) });
+        const logits = out.logits.data as Float32Array;
+        assert.deepEqual(out.logits.dims, [testSet.count, 10]);
+        // Exact: every step of the graph is exact in float32, as the method's integer arithmetic.
+        assert.deepEqual(
+          Array.from(logits),
+          Array.from(expected, (v) => Math.fround(v)),
+        );
+        const classes = Array.from({ length: testSet.count }, (_, i) => argmax(logits, i * 10, 10));
+        assert.deepEqual(classes, predictions);
+      } finally {
+        await session.release();
+      }
+
+      const file = decodeSafetensors(new Uint8Array(readFileSync(safetensorsFile)));
+      assert.deepEqual([...file.tensors.keys()].sort(), [...checkpoint.tensors.keys()].sort());
+      assert.equal(file.metadata.format, 'onebit-checkpoint');
+      assert.deepEqual(JSON.parse(file.metadata.spec), checkpoint.meta.config.spec);
+      assert.deepEqual(JSON.parse(file.metadata.config), checkpoint.meta.config);
+      assert.deepEqual(JSON.parse(file.metadata.normalization), checkpoint.meta.normalization);
+      assert.equal(file.metadata.epoch, String(checkpoint.meta.epoch));
+      assert.equal(file.metadata.step, String(checkpoint.meta.step));
+      for (const [k, n, name] of [
+        [784, 100, 'fc1'],
+        [100, 100, 'fc2'],
+        [100, 10, 'fc3'],
+      ] as const) {
+        const counters = file.tensors.get(`method/${name}/counters`)!;
+        assert.equal(counters.dtype, 'I16');
+        assert.deepEqual(counters.shape, [n, k]);
+        // The checkpoint's rows without their zero padding.
+        const p = rowStride(k);
+        const padded = checkpoint.tensors.get(`method/${name}/counters`)!;
+        for (let i = 0; i < n; i++) {
+          assert.deepEqual(
+            Array.from(counters.data.subarray(i * k, (i + 1) * k)),
+            Array.from(padded.subarray(i * p, i * p + k)),
+            `${name} row ${i}`,
+          );
+        }
+        const running = file.tensors.get(`method/${name}/running_mean_q8`)!;
+        assert.deepEqual(running.shape, [n]);
+        assert.deepEqual(
+          Array.from(running.data),
+          Array.from(checkpoint.tensors.get(`method/${name}/running_mean_q8`)!),
+        );
+      }
+      assert.deepEqual(
+        Array.from(file.tensors.get('method/output/scale_stats')!.data),
+        Array.from(checkpoint.tensors.get('method/output/scale_stats')!),
+      );
+    } finally {
+      backend.dispose();
+    }
+  });
+});
+
 describe('the onebit command with --method float-free', () => {
   test('train --json on synthetic data, then summary of its checkpoint; a clear error without binary activations', () => {
     const out = join(dir, 'cli');
@@ -464,8 +569,8 @@ describe('the onebit command with --method float-free', () => {
       ste: { stateBytesPerBinaryWeight: number; activationBytesPerExample: number };
     };
     assert.equal(s.method, 'float-free');
-    // One int16 counter per weight, rows padded to the kernels' stride: measured from the state tensors.
-    assert.equal(s.stateBytesPerBinaryWeight, paddedCounterBytes([784, 100, 100, 10]));
+    // Measured from the state tensors: an int16 counter per weight and a little per unit.
+    assert.equal(s.stateBytesPerBinaryWeight, floatFreeStateBytes([784, 100, 100, 10]));
     assert.equal(s.activationBytesPerExample, 784 + (2 * 2 * 100) / 8);
     assert.equal(s.ste.stateBytesPerBinaryWeight, 12);
     assert.equal(s.ste.activationBytesPerExample, 4 * (784 + 2 * 3 * 100 + 10));
@@ -483,9 +588,9 @@ describe('float-free summary figures and configuration', () => {
     const spec = namedModelSpec('mlp-2x2048', { activations: 'binary' });
     assert.equal(
       measureTrainingMemory(spec, 'float-free', {}).stateBytesPerWeight,
-      paddedCounterBytes([784, 2048, 2048, 10]),
+      floatFreeStateBytes([784, 2048, 2048, 10]),
     );
-    assert.ok(paddedCounterBytes([784, 2048, 2048, 10]) < 2.02);
+    assert.ok(floatFreeStateBytes([784, 2048, 2048, 10]) < 2.02);
     assert.equal(measureTrainingMemory(spec, 'ste', {}).stateBytesPerWeight, 12);
     const layers = floatFreeLayers(namedModelSpec('mlp-2x2048', { activations: 'binary' }));
     // 784 input bytes + (1 sign bit + 1 gate bit) x 2048 units x 2 hidden layers.
@@ -496,7 +601,7 @@ describe('float-free summary figures and configuration', () => {
   test('float-free needs binary activations and a binary MLP', () => {
     assert.throws(
       () => validateConfig(smallConfig({ activations: 'real' })),
-      (e: unknown) => e instanceof ConfigError && e.field === 'activations',
+      (e: unknown) => e instanceof ConfigError && e.field === '--activations',
     );
     assert.throws(
       () => floatFreeLayers(namedModelSpec('cnn-small', { activations: 'binary' })),

@@ -1,9 +1,29 @@
-/** A tiny learner setup shared by tests: a 16-4-2 binary MLP with 1-bit activations, which every method trains. */
+/**
+ * Specs and a learner setup shared by tests: a tiny 16-4-2 binary MLP with 1-bit activations, which every
+ * method trains, and one small network with every layer type.
+ */
 import { createReferenceBackend } from '../src/backend/reference/index.js';
 import type { Backend } from '../src/backend/backend.js';
 import { Normalizer } from '../src/data/pipeline.js';
 import type { LearnerSetup } from '../src/methods/learner.js';
-import { batchNorm, binaryDense, flatten, hardtanh, sequential, type ModelSpec } from '../src/nn/spec.js';
+import {
+  avgPool2d,
+  batchNorm,
+  binaryConv2d,
+  binaryDense,
+  channelScale,
+  conv2d,
+  dense,
+  dropout,
+  flatten,
+  hardtanh,
+  maxPool2d,
+  prelu,
+  relu,
+  residual,
+  sequential,
+  type ModelSpec,
+} from '../src/nn/spec.js';
 import { Rng } from '../src/tensor/rng.js';
 
 export const TINY_SPEC: ModelSpec = sequential({ input: [1, 4, 4], classes: 2 }, [
@@ -33,3 +53,27 @@ export function tinySetup(
     }),
   };
 }
+
+/**
+ * One network with every layer type, on a small image: real conv and PReLU, an identity residual block with a
+ * binary conv on signs, average pooling, a strided residual block whose shortcut is average pooling and a
+ * 1x1 real conv, channel scale, max pooling, dropout, real and binary dense.
+ */
+export const EVERY_LAYER_SPEC: ModelSpec = sequential({ input: [2, 8, 8], classes: 4 }, [
+  conv2d(4, { padding: 1 }),
+  prelu(),
+  residual([binaryConv2d(4, { padding: 1, binarizer: 'sign' }), batchNorm({ affine: true }), hardtanh()]),
+  avgPool2d(2),
+  residual(
+    [binaryConv2d(6, { stride: 2, padding: 1 }), batchNorm()],
+    [avgPool2d(2), conv2d(6, { kernelSize: 1, bias: false })],
+  ),
+  channelScale(),
+  relu(),
+  maxPool2d(2),
+  flatten(),
+  dropout(0.25),
+  dense(8),
+  binaryDense(4, { binarizer: 'sign', surrogate: 'identity' }),
+  batchNorm(),
+]);

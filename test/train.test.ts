@@ -12,8 +12,8 @@ import { spawn } from 'node:child_process';
 import { CLI, lastJson, runCli } from './cli.js';
 import { createReferenceBackend } from '../src/backend/reference/index.js';
 import { syntheticDataset, DEBIAN_FASHION_MNIST_DIR } from '../src/data/dataset.js';
-import { TRAIN_DEFAULTS, type TrainConfig } from '../src/train/config.js';
-import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../src/config/train-config.js';
+import { loadCheckpoint } from '../src/io/checkpoint.js';
 import { CHECKPOINT_FILE, train } from '../src/train/trainer.js';
 
 const haveFashionMnist = existsSync(join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'));

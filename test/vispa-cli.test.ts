@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test';
 import { lastJson, runCli } from './cli.js';
 import { configFromFlags, type TrainFlags } from '../src/cli/train-command.js';
 import { VISPA_RUN_DEFAULTS } from '../src/methods/vispa.js';
-import { TRAIN_DEFAULTS } from '../src/train/config.js';
+import { TRAIN_DEFAULTS } from '../src/config/train-config.js';
 
 const BASE: TrainFlags = {
   data: 'fashion-mnist',

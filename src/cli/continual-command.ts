@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { BAYES_BINN_CONTINUAL_DEFAULTS } from '../methods/bayes-binn.js';
 import { STREAM_KINDS, trainContinual, type StreamKind, type TaskRecord } from '../train/continual.js';
-import type { TrainConfig } from '../train/config.js';
+import type { TrainConfig } from '../config/train-config.js';
 import { parseChoice, parseInteger, parsePositiveInteger } from './options.js';
 import {
   addTrainingFlags,

@@ -1,6 +1,6 @@
 /** `onebit demo`: the README's first command — a short STE training run on Fashion-MNIST, then evaluation. */
 import { Command } from 'commander';
-import { TRAIN_DEFAULTS } from '../train/config.js';
+import { TRAIN_DEFAULTS } from '../config/train-config.js';
 import { parseChoice, parsePositiveInteger } from './options.js';
 import { runTrain } from './train-command.js';
 

@@ -12,6 +12,7 @@ import { demoCommand } from './demo-command.js';
 import { evalCommand } from './eval-command.js';
 import { exportCommand } from './export-command.js';
 import { modelCommand } from './model-command.js';
+import { upgradeCommand } from './upgrade-command.js';
 import { predictCommand } from './predict-command.js';
 import { summaryCommand } from './summary-command.js';
 import { trainCommand } from './train-command.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
     dataCommand(),
     continualCommand(),
     exportCommand(),
+    upgradeCommand(),
     predictCommand(),
     benchCommand(),
   ]) {

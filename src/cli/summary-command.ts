@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { defaultRunSettings } from '../methods/registry.js';
 import { modelSpecByName, MODEL_NAMES } from '../nn/models.js';
 import type { ModelSpec } from '../nn/spec.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
 import { measureTrainingMemory, summarizeModel, type ModelSummary } from '../train/summary.js';
 import { checkModelArgument, isSpecPath, readSpecFile } from './model-argument.js';
 import { parseChoice, parseInteger } from './options.js';

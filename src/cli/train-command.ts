@@ -6,13 +6,19 @@ import { SingleBar } from 'cli-progress';
 import { createBackend } from '../backend/index.js';
 import type { Backend } from '../backend/backend.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, type Dataset } from '../data/dataset.js';
-import { findMethod, METHOD_NAMES, resolveMethodConfig } from '../methods/registry.js';
+import { METHOD_NAMES, resolveMethodConfig } from '../methods/registry.js';
+import { trainConfig } from '../train/run-config.js';
 import { loadImageFolder } from '../data/image-folder.js';
 import { existsSync, statSync } from 'node:fs';
 import { checkModelArgument, isSpecPath, readSpecFile } from './model-argument.js';
 import { MODEL_NAMES } from '../nn/models.js';
-import { TRAIN_DEFAULTS, validateConfig, type BackendKind, type TrainConfig } from '../train/config.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
+import {
+  TRAIN_DEFAULTS,
+  validateConfig,
+  type BackendKind,
+  type TrainConfig,
+} from '../config/train-config.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
 import {
   CHECKPOINT_FILE,
   train,
@@ -73,43 +79,31 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     );
   checkModelArgument(flags.model);
   const spec = isSpecPath(flags.model) ? readSpecFile(flags.model) : null;
-  // Only the method flags given, so configs stay minimal and a method rejects another one's options.
-  const methodOptions = methodOptionsFromFlags(flags);
-  const run = findMethod(flags.method)?.runDefaults(flags.epochs) ?? {};
-  const learningRate = flags.lr ?? run.learningRate ?? TRAIN_DEFAULTS.learningRate;
-  const weightDecay = flags.weightDecay ?? run.realWeightDecay ?? TRAIN_DEFAULTS.realWeightDecay;
-  const schedule = flags.schedule ?? run.schedule ?? TRAIN_DEFAULTS.schedule;
-  const warmupEpochs =
-    flags.warmupEpochs ??
-    (schedule === 'warmup-cosine' ? run.warmupEpochs : undefined) ??
-    TRAIN_DEFAULTS.warmupEpochs;
-  const channelScale = flags.channelScale ?? run.channelScale ?? false;
-  const recalibrateBatchNorm = flags.recalibrateBn ?? run.recalibrateBatchNorm ?? false;
-  return {
-    ...TRAIN_DEFAULTS,
+  return trainConfig({
     data: flags.data,
     dataDir: flags.dataDir ?? null,
     model: flags.model,
     ...(spec !== null ? { spec } : {}),
     method: flags.method,
     activations: flags.activations,
-    methodOptions,
+    // Only the method flags given, so configs stay minimal and a method rejects another one's options.
+    methodOptions: methodOptionsFromFlags(flags),
     epochs: flags.epochs,
     batchSize: flags.batchSize,
-    learningRate,
-    realLearningRate: flags.realLr ?? run.realLearningRate ?? flags.lr ?? TRAIN_DEFAULTS.realLearningRate,
-    realOptimizer: flags.realOptimizer ?? run.realOptimizer ?? TRAIN_DEFAULTS.realOptimizer,
-    realWeightDecay: weightDecay,
-    schedule,
-    warmupEpochs,
+    learningRate: flags.lr,
+    realLearningRate: flags.realLr,
+    realOptimizer: flags.realOptimizer,
+    realWeightDecay: flags.weightDecay,
+    schedule: flags.schedule,
+    warmupEpochs: flags.warmupEpochs,
     seed: flags.seed,
     validationFraction: flags.validation,
     trainLimit: flags.trainLimit ?? null,
     testLimit: flags.testLimit ?? null,
     batchNormAffine: flags.bnAffine,
-    ...(channelScale ? { channelScale } : {}),
-    ...(recalibrateBatchNorm ? { recalibrateBatchNorm } : {}),
-  };
+    channelScale: flags.channelScale,
+    recalibrateBatchNorm: flags.recalibrateBn,
+  });
 }
 
 /** The flags every training command shares (train, demo, continual). */
@@ -225,7 +219,8 @@ export async function openBackend(kind: BackendKind, threads: number | undefined
 export async function loadSplits(config: TrainConfig): Promise<{ train: Dataset; test: Dataset }> {
   if (isImageFolder(config.data)) {
     const folder = await loadImageFolder(config.data, { seed: config.seed });
-    return { train: folder.train, test: folder.test };
+    const { classNames } = folder;
+    return { train: { ...folder.train, classNames }, test: { ...folder.test, classNames } };
   }
   if (!isDatasetName(config.data))
     throw new ConfigError('--data', `one of ${DATASET_NAMES.join(', ')}`, config.data);

@@ -33,6 +33,8 @@ export interface Dataset {
   /** Per-item shape [C, H, W]. */
   readonly shape: readonly [number, number, number];
   readonly classes: number;
+  /** One name per class, when the data come with them (an image folder's subfolders). */
+  readonly classNames?: readonly string[];
 }
 
 export type Split = 'train' | 'test';

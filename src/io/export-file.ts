@@ -5,12 +5,19 @@
  */
 import type { Backend } from '../backend/backend.js';
 import { encodeOnebit } from '../engine/format.js';
+import { ExportError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint, type Checkpoint } from './checkpoint.js';
 import { buildOnebitModel, checkpointExportSource, describeNetwork, type ExportSource } from './export.js';
-import { exportFloatFree } from './float-free-export.js';
+import {
+  float32WeightBytes,
+  floatFreeNetwork,
+  floatFreeOnebitModel,
+  floatFreeSafeTensors,
+} from './float-free-export.js';
 import { encodeOnnx } from './onnx.js';
 import { encodeSafetensors, type SafeTensor } from './safetensors.js';
+import type { ModelSpec } from '../nn/spec.js';
 
 export const EXPORT_FORMATS = ['onebit', 'onnx', 'safetensors'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -33,6 +40,25 @@ function tensorShape(
 }
 
 /**
+ * A safetensors file of a network's tensors (already shaped) with the metadata every onebit export of
+ * tensors carries: the format, the spec and the input normalisation, plus `header` (a checkpoint's config
+ * and counters). Shared by the float-model and the float-free exports.
+ */
+function onebitSafetensors(
+  tensors: readonly SafeTensor[],
+  spec: ModelSpec,
+  normalization: ExportSource['normalization'],
+  header: Readonly<Record<string, string>>,
+): Uint8Array {
+  return encodeSafetensors(tensors, {
+    format: 'onebit-checkpoint',
+    spec: JSON.stringify(spec),
+    normalization: JSON.stringify(normalization),
+    ...header,
+  });
+}
+
+/**
  * Every tensor of the source (for a checkpoint: model, method and optimizer state), shaped like its
  * parameter in the model built from the spec. `header` adds string metadata (a checkpoint's config and
  * counters).
@@ -47,12 +73,43 @@ export function checkpointSafetensors(
   for (const [name, data] of source.tensors) {
     tensors.push({ name, shape: tensorShape(name, data.length, shapes), data });
   }
-  return encodeSafetensors(tensors, {
-    format: 'onebit-checkpoint',
-    spec: JSON.stringify(source.spec),
-    normalization: JSON.stringify(source.normalization),
-    ...header,
-  });
+  return onebitSafetensors(tensors, source.spec, source.normalization, header);
+}
+
+/** The safetensors string metadata of a checkpoint's export: its config and counters. */
+function checkpointHeader(checkpoint: Checkpoint): Record<string, string> {
+  const { config, epoch, step } = checkpoint.meta;
+  return { config: JSON.stringify(config), epoch: String(epoch), step: String(step) };
+}
+
+/**
+ * The export of a float-free checkpoint (float-free-export.ts): the integer network read from its tensors,
+ * no model built, in any format.
+ */
+function floatFreeExportBytes(
+  name: string,
+  checkpoint: Checkpoint,
+  format: ExportFormat,
+): { readonly data: Uint8Array; readonly float32WeightBytes: number } {
+  const model = floatFreeOnebitModel(name, checkpoint);
+  const weights = float32WeightBytes(model);
+  switch (format) {
+    case 'onebit':
+      return { data: encodeOnebit(model), float32WeightBytes: weights };
+    case 'onnx':
+      return { data: encodeOnnx(floatFreeNetwork(name, checkpoint)), float32WeightBytes: weights };
+    case 'safetensors': {
+      const spec = checkpoint.meta.config.spec;
+      if (spec === undefined) throw new ExportError(name, 'the checkpoint has no model spec');
+      const data = onebitSafetensors(
+        floatFreeSafeTensors(name, checkpoint),
+        spec,
+        checkpoint.meta.normalization,
+        { ...checkpointHeader(checkpoint), inference: 'float-free' },
+      );
+      return { data, float32WeightBytes: weights };
+    }
+  }
 }
 
 /** The export's bytes in `format`; `header` is the safetensors string metadata. */
@@ -78,30 +135,36 @@ export interface ExportResult {
 }
 
 /**
- * Exports the checkpoint at `path` to `out`, atomically: checkpoint -> spec + tensors -> file, no training
- * run. `backend` builds the float model for probing (use float32 wasm, as `onebit eval` does).
+ * The export of a checkpoint (read from a file or held in memory, e.g. the fit API's result) in `format`:
+ * checkpoint -> spec + tensors -> bytes, no training run. `name` names it in errors. `backend` builds the
+ * float model for probing (use float32 wasm, as `onebit eval` does).
  */
+export function checkpointExportBytes(
+  name: string,
+  checkpoint: Checkpoint,
+  format: ExportFormat,
+  backend: Backend,
+): { readonly data: Uint8Array; readonly float32WeightBytes: number } {
+  // A float-free checkpoint is an integer network: it maps onto every format directly.
+  if (checkpoint.meta.inference === 'float-free') return floatFreeExportBytes(name, checkpoint, format);
+  const source = checkpointExportSource(name, checkpoint, backend);
+  try {
+    const data = exportBytes(source, format, checkpointHeader(checkpoint));
+    const weights = source.model.binaryParameters().reduce((sum, p) => sum + p.value.length, 0);
+    return { data, float32WeightBytes: 4 * weights };
+  } finally {
+    source.dispose();
+  }
+}
+
+/** Exports the checkpoint at `path` to `out`, atomically (temporary file, then rename). */
 export function exportCheckpoint(
   path: string,
   format: ExportFormat,
   out: string,
   backend: Backend,
 ): ExportResult {
-  const checkpoint = loadCheckpoint(path);
-  // A float-free checkpoint is an integer network: it maps onto the format directly (float-free-export.ts).
-  if (checkpoint.meta.inference === 'float-free') return exportFloatFree(path, checkpoint, format, out);
-  const source = checkpointExportSource(path, checkpoint, backend);
-  try {
-    const { config, epoch, step } = checkpoint.meta;
-    const bytes = exportBytes(source, format, {
-      config: JSON.stringify(config),
-      epoch: String(epoch),
-      step: String(step),
-    });
-    writeFileAtomic(out, [bytes]);
-    const weights = source.model.binaryParameters().reduce((sum, p) => sum + p.value.length, 0);
-    return { bytes: bytes.byteLength, float32WeightBytes: 4 * weights };
-  } finally {
-    source.dispose();
-  }
+  const { data, float32WeightBytes } = checkpointExportBytes(path, loadCheckpoint(path), format, backend);
+  writeFileAtomic(out, [data]);
+  return { bytes: data.byteLength, float32WeightBytes };
 }

@@ -43,7 +43,7 @@ import { buildModelFromSpec, type Model } from '../nn/models.js';
 import type { LayerSpec, LayerType, ModelSpec } from '../nn/spec.js';
 import { Rng } from '../tensor/rng.js';
 import type { NamedTensor, TensorData } from '../tensor/tensor-data.js';
-import { loadCheckpoint, type Checkpoint } from '../train/checkpoint.js';
+import { loadCheckpoint, type Checkpoint } from './checkpoint.js';
 
 /** Batch size the model is planned for: rows per probe. */
 const PROBE_BATCH = 256;
@@ -263,7 +263,31 @@ export type NetworkOp =
       readonly beta: Float32Array | null;
     }
   | { readonly kind: 'relu'; readonly name: string }
-  | { readonly kind: 'hardtanh'; readonly name: string };
+  | { readonly kind: 'hardtanh'; readonly name: string }
+  /**
+   * The model's own input from the network's normalised input, per channel: the 8-bit pixel
+   * v = round(255 (x std + mean)) under the network's `normalization`, then (v / 255 - mean') / std' under
+   * the model's own statistics `model` (exact when those make it an integer shift, as float-free's v - 128).
+   * First, on the [N, C, H, W] input.
+   */
+  | { readonly kind: 'pixels'; readonly name: string; readonly model: ExportNormalization }
+  /**
+   * 1-bit activation against per-unit thresholds: +1 iff z >= t (direction +1) or z <= t (direction -1),
+   * else -1 (the `.onebit` format's 'bits' output, whose set bit is -1).
+   */
+  | {
+      readonly kind: 'threshold';
+      readonly name: string;
+      readonly thresholds: Float32Array;
+      readonly directions: Int8Array;
+    }
+  /** y = z * scale + bias per unit (the `.onebit` format's 'real' output before its activation). */
+  | {
+      readonly kind: 'affine';
+      readonly name: string;
+      readonly scale: Float32Array;
+      readonly bias: Float32Array;
+    };
 
 export interface NetworkDescription {
   readonly inputShape: readonly [number, number, number];

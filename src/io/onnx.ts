@@ -12,6 +12,13 @@
  * The sign: ONNX Sign(0) = 0 while onebit's sign(0) = +1, so the binarizer is
  * Where(GreaterOrEqual(x, 0), 1, -1) (NaN -> -1, as onebit's). Opset 13, IR version 7.
  *
+ * A network given as integer layers (float-free, from its `.onebit` model: float-free-export.ts) takes the
+ * same normalised input and adds three operations: 'pixels' rounds it back to the 8-bit pixel and applies
+ * the model's own centring (Mul, Add, Round, Sub: exact integers in float32), 'threshold' is the 1-bit
+ * activation against per-unit thresholds (Where(GreaterOrEqual(z, t), 1, -1), ties to +1 as the method's),
+ * and 'affine' is per-unit scale and bias (Mul, Add). The MatMuls of +-1 values with small integers are
+ * exact in float32, so such a graph reproduces the integer network's arithmetic exactly.
+ *
  * Encoding uses protobufjs with the subset of onnx.proto (github.com/onnx/onnx, onnx/onnx.proto) that the
  * writer needs; field numbers are those of onnx.proto.
  */
@@ -218,6 +225,76 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
       case 'hardtanh':
         x = node('Clip', [x, constant('minus_one'), constant('one')], op.name);
         break;
+      case 'pixels': {
+        // v = Round(x * 255 std + 255 mean) per channel ([C, 1, 1] broadcasts over [N, C, H, W]): the
+        // normalised input carries the pixel with an error far below 1/2, so rounding recovers it exactly.
+        const { mean, std } = net.normalization;
+        const perChannel = (suffix: string, values: readonly number[]): string => {
+          const name = `${op.name}.${suffix}`;
+          inits.push(floatTensor(name, [values.length, 1, 1], values));
+          return name;
+        };
+        x = node(
+          'Mul',
+          [
+            x,
+            perChannel(
+              'pixel_scale',
+              std.map((s) => 255 * s),
+            ),
+          ],
+          `${op.name}_scale`,
+        );
+        x = node(
+          'Add',
+          [
+            x,
+            perChannel(
+              'pixel_shift',
+              mean.map((m) => 255 * m),
+            ),
+          ],
+          `${op.name}_shift`,
+        );
+        x = node('Round', [x], `${op.name}_round`);
+        // Then the model's own normalisation, (v - 255 mean') / (255 std'), as offset and gain in float32.
+        const offset = op.model.mean.map((m) => Math.fround(255 * m));
+        const gain = op.model.std.map((s) => Math.fround(1 / (255 * s)));
+        if (offset.some((o) => o !== 0))
+          x = node('Sub', [x, perChannel('offset', offset)], `${op.name}_offset`);
+        if (gain.some((g) => g !== 1)) x = node('Mul', [x, perChannel('gain', gain)], `${op.name}_gain`);
+        break;
+      }
+      case 'threshold': {
+        // +1 iff d z >= d t: direction -1 turns z <= t into -z >= -t (exact: negation is).
+        const n = op.thresholds.length;
+        const flips = op.directions.some((d) => d === -1);
+        let z = x;
+        if (flips) {
+          const d = `${op.name}.direction`;
+          inits.push(floatTensor(d, [n], op.directions));
+          z = node('Mul', [x, d], `${op.name}_direct`);
+        }
+        const t = `${op.name}.threshold`;
+        inits.push(
+          floatTensor(
+            t,
+            [n],
+            Array.from(op.thresholds, (v, i) => v * op.directions[i]),
+          ),
+        );
+        const on = node('GreaterOrEqual', [z, t], `${op.name}_on`);
+        x = node('Where', [on, constant('one'), constant('minus_one')], `${op.name}_sign`);
+        break;
+      }
+      case 'affine': {
+        const n = op.scale.length;
+        const scale = `${op.name}.scale`;
+        const bias = `${op.name}.bias`;
+        inits.push(floatTensor(scale, [n], op.scale), floatTensor(bias, [n], op.bias));
+        x = node('Add', [node('Mul', [x, scale], `${op.name}_mul`), bias], op.name);
+        break;
+      }
     }
   }
   // The last node's output is the graph output "logits".

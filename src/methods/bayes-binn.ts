@@ -184,6 +184,12 @@ interface Slot {
   readonly mu: FloatArray | null;
   /** Momentum v, when beta > 0. */
   readonly velocity: FloatArray | null;
+  /**
+   * The relaxed sample w of the last `propose`, which `update` reads: kept by the method, so whatever
+   * happens to the parameter's value between the two (an evaluation's predict, say) cannot change the step.
+   * Working memory of one step, not state: checkpoints do not store it.
+   */
+  readonly sample: FloatArray;
 }
 
 function check(name: string, ok: boolean, value: number, expected: string): void {
@@ -193,7 +199,6 @@ function check(name: string, ok: boolean, value: number, expected: string): void
 export class BayesBinnMethod implements BinaryMethod {
   readonly name = 'bayesbinn';
   readonly stochastic = true;
-  readonly stateBytesPerWeight: number;
   private backend: Backend | null = null;
   private slots: Slot[] = [];
   /** N, the effective training-set size the gradient is scaled by. */
@@ -213,7 +218,6 @@ export class BayesBinnMethod implements BinaryMethod {
     check('klReweight', Number.isFinite(klReweight) && klReweight >= 0, klReweight, 'a number >= 0');
     check('momentum', momentum >= 0 && momentum < 1, momentum, 'in [0, 1)');
     check('lambdaInit', Number.isFinite(lambdaInit) && lambdaInit >= 0, lambdaInit, 'a number >= 0');
-    this.stateBytesPerWeight = 4 * (2 + (options.muLag ? 1 : 0) + (momentum > 0 ? 1 : 0));
   }
 
   /** The effective training-set size N (examples * trainSetScale). */
@@ -243,6 +247,7 @@ export class BayesBinnMethod implements BinaryMethod {
         prior: backend.alloc(n),
         mu,
         velocity: momentum > 0 ? backend.alloc(n) : null,
+        sample: backend.alloc(n),
       };
     });
     this.task = 0;
@@ -266,20 +271,27 @@ export class BayesBinnMethod implements BinaryMethod {
     const tau = f32(this.options.temperature);
     const skip = DELTA_BOUND + 10 * this.options.temperature;
     for (const s of this.slots) {
-      const { lambda } = s;
-      const value = s.param.value;
+      const { lambda, sample } = s;
       const n = lambda.length;
       for (let i = 0; i < n; i++) {
         const lam = lambda[i];
-        if (lam > skip) value[i] = 1;
-        else if (lam < -skip) value[i] = -1;
+        if (lam > skip) sample[i] = 1;
+        else if (lam < -skip) sample[i] = -1;
         else {
           const u = rng.uniformOpen();
           const delta = f32(0.5 * Math.log(u / (1 - u)));
-          value[i] = f32(Math.tanh(f32(f32(lam + delta) / tau)));
+          sample[i] = f32(Math.tanh(f32(f32(lam + delta) / tau)));
         }
       }
+      this.requireBackend().copy(sample, s.param.value, n);
     }
+  }
+
+  /** The relaxed sample of the last `propose` for the i-th parameter: what `update` reads. */
+  proposal(i: number): FloatArray {
+    const slot = this.slots[i];
+    if (slot === undefined) throw new RangeError(`bayesbinn: no parameter ${i}`);
+    return slot.sample;
   }
 
   update(step: MethodStep): void {
@@ -291,7 +303,7 @@ export class BayesBinnMethod implements BinaryMethod {
     const correction = momentum > 0 ? 1 - Math.pow(momentum, step.step) : 1;
     for (const s of this.slots) {
       const { lambda, prior, mu, velocity } = s;
-      const w = s.param.value;
+      const w = s.sample;
       const grad = s.param.grad;
       const n = lambda.length;
       for (let i = 0; i < n; i++) {
@@ -365,6 +377,7 @@ export class BayesBinnMethod implements BinaryMethod {
         this.backend.free(s.prior);
         if (s.mu !== null) this.backend.free(s.mu);
         if (s.velocity !== null) this.backend.free(s.velocity);
+        this.backend.free(s.sample);
       }
     }
     this.slots = [];

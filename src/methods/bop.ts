@@ -80,7 +80,6 @@ interface Slot {
 export class BopMethod implements BinaryMethod {
   readonly name = 'bop';
   readonly stochastic = false;
-  readonly stateBytesPerWeight = 8;
   private backend: Backend | null = null;
   private slots: Slot[] = [];
   private peakLearningRate = 1;

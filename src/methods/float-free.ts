@@ -726,10 +726,7 @@ export class FloatFreeMethod implements Learner {
   }
 
   stateBytesPerWeight(): number {
-    return measuredStateBytes(
-      this.stateTensors().filter((t) => t.name.endsWith('/counters')),
-      this.binaryWeights,
-    );
+    return measuredStateBytes(this.stateTensors(), this.binaryWeights);
   }
 
   stateTensors(): NamedTensor[] {

@@ -15,6 +15,7 @@ import { buildModelFromSpec, type Model } from '../nn/models.js';
 import { adam } from '../optim/adam.js';
 import type { Optimizer, OptimizerState } from '../optim/optimizer.js';
 import { restoreOptimizerState, saveOptimizerState } from '../optim/optimizer.js';
+import { routeParameters } from '../optim/router.js';
 import { sgd } from '../optim/sgd.js';
 import { Rng } from '../tensor/rng.js';
 import type { NamedTensor } from '../tensor/tensor-data.js';
@@ -42,6 +43,9 @@ class FloatModelLearner implements Learner {
   private readonly images: FloatArray;
   private readonly labels: Int32Array;
   private readonly trainCtx: ForwardContext;
+  /** The model's state buffers (batch-norm running statistics) and a copy taken before each step. */
+  private readonly stateBuffers: readonly FloatArray[];
+  private readonly stateBackup: readonly Float64Array[];
   private readonly evalCtx: ForwardContext;
 
   constructor(
@@ -56,9 +60,14 @@ class FloatModelLearner implements Learner {
       this.model.planFor(backend, maxBatch);
       this.model.initialize(rng);
       this.loss.plan(backend, spec.classes, maxBatch);
-      const parameters = this.model.parameters();
-      this.binaryParameters = parameters.filter((p) => p.kind === 'binary');
-      this.realParameters = parameters.filter((p) => p.kind === 'real');
+      // Binary weights to the method, real parameters to the optimizer (which applies each one's decay flag);
+      // the router throws, naming the parameter, if one were claimed twice or by nobody.
+      const groups = routeParameters(this.model.parameters(), [
+        { target: 'method', match: { kind: 'binary' } },
+        { target: 'optimizer', match: { kind: 'real' } },
+      ]);
+      this.binaryParameters = groups.method;
+      this.realParameters = groups.optimizer;
       this.binaryWeights = this.binaryParameters.reduce((sum, p) => sum + p.value.length, 0);
       methodObject.attach(this.binaryParameters, backend, rng, setup.context);
       const { kind, learningRate, weightDecay } = setup.realOptimizer;
@@ -74,6 +83,8 @@ class FloatModelLearner implements Learner {
       this.model.dispose();
       throw error;
     }
+    this.stateBuffers = this.model.stateBuffers().map((b) => b.value);
+    this.stateBackup = this.stateBuffers.map((b) => new Float64Array(b.length));
     this.labels = new Int32Array(maxBatch);
     this.trainCtx = { training: true, rng };
     // Evaluation draws nothing (dropout is off); its generator is its own so it never moves the run's.
@@ -107,11 +118,16 @@ class FloatModelLearner implements Learner {
   ): StepResult {
     this.fill(data, order, start, n);
     this.methodObject.propose(this.setup.rng);
+    // The forward pass moves the batch-norm running statistics; a step that diverges must not keep that.
+    this.stateBuffers.forEach((b, i) => this.stateBackup[i].set(b));
     const logits = this.model.forward(this.images, n, this.trainCtx);
     const loss = this.loss.forward(logits, this.labels, n);
     const correct = countCorrect(logits, this.labels, n, this.spec.classes);
-    // A non-finite loss stops the step before backward: nothing is updated.
-    if (!Number.isFinite(loss)) return { loss, correct };
+    // A non-finite loss stops the step before backward: nothing is updated, the statistics are put back.
+    if (!Number.isFinite(loss)) {
+      this.stateBuffers.forEach((b, i) => b.set(this.stateBackup[i]));
+      return { loss, correct };
+    }
     this.model.backward(this.loss.backward(), n);
     this.methodObject.update({ step: step.step, learningRate: step.learningRate });
     this.optimizer.update(this.optimizerState, this.realParameters, { step: step.scheduleStep });

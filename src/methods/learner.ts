@@ -70,7 +70,11 @@ export type InferenceLayout = 'float-model' | 'float-free';
 export interface Learner {
   readonly method: string;
   readonly spec: ModelSpec;
-  /** Whether `predict('sample')` draws networks that differ from the mode (so ensembles mean something). */
+  /**
+   * Whether the method has a distribution over networks that `predict('sample')` draws from (so ensembles
+   * mean something). The distribution may be close to a point mass (BayesBiNN with a large |lambda|), where
+   * samples rarely differ from the mode; a method without one gives its mode and draws nothing.
+   */
   readonly stochastic: boolean;
   readonly inference: InferenceLayout;
   /** Resolves when worker threads (if any) are running. */

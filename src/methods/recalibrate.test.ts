@@ -5,7 +5,7 @@ import { createDataset, syntheticDataset } from '../data/dataset.js';
 import { createBatchBuffers, Normalizer } from '../data/pipeline.js';
 import { BatchNorm } from '../nn/batch-norm.js';
 import { Rng } from '../tensor/rng.js';
-import { TRAIN_DEFAULTS, type TrainConfig } from '../train/config.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../config/train-config.js';
 import { evaluate } from '../train/evaluate.js';
 import { recalibrateBatchNorm } from './recalibrate.js';
 import { createRun, disposeRun } from '../train/run.js';

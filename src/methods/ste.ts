@@ -68,7 +68,6 @@ interface Slot {
 export class SteMethod implements BinaryMethod {
   readonly name = 'ste';
   readonly stochastic = false;
-  readonly stateBytesPerWeight = 12;
   private backend: Backend | null = null;
   private slots: Slot[] = [];
 

@@ -14,10 +14,11 @@ import { createReferenceBackend } from '../backend/reference/index.js';
 import { syntheticDataset } from '../data/dataset.js';
 import type { Parameter } from '../nn/layer.js';
 import { Rng } from '../tensor/rng.js';
-import { TRAIN_DEFAULTS, type TrainConfig } from '../train/config.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../config/train-config.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
 import { CHECKPOINT_FILE, train } from '../train/trainer.js';
-import { resolveMethodConfig } from './registry.js';
+import { createLearner, resolveMethodConfig } from './registry.js';
+import { tinySetup } from '../../test/learners.js';
 import { SteMethod } from './ste.js';
 import { projectVispa, VispaMethod, type VispaOptions } from './vispa.js';
 
@@ -222,8 +223,19 @@ describe('vispa: rank 0 is the diagonal (LP) view', () => {
 
 describe('vispa: state, seeds, registry', () => {
   it('training state per weight is 4 (1 + K) bytes for m and Z, doubled by momentum', () => {
-    const bytes = (rank: number, momentum = 0.9): number =>
-      new VispaMethod({ rank, scale: 100, momentum, weightDecay: 0 }).stateBytesPerWeight;
+    // Measured from the state tensors of a learner on a small model.
+    const bytes = (rank: number, momentum = 0.9): number => {
+      const learner = createLearner(
+        'vispa',
+        { rank, momentum },
+        tinySetup({ backend: createReferenceBackend('float32') }),
+      );
+      try {
+        return learner.stateBytesPerWeight();
+      } finally {
+        learner.dispose();
+      }
+    };
     assert.equal(bytes(0), 8);
     assert.equal(bytes(1), 16);
     assert.equal(bytes(4), 40);

@@ -235,7 +235,6 @@ export function projectVispa(
 export class VispaMethod implements BinaryMethod {
   readonly name = 'vispa';
   readonly stochastic: boolean;
-  readonly stateBytesPerWeight: number;
   private backend: Backend | null = null;
   private slots: Slot[] = [];
   /** Scratch for predict('sample'), so it never overwrites the r that the next update needs. */
@@ -246,9 +245,7 @@ export class VispaMethod implements BinaryMethod {
 
   constructor(readonly options: VispaOptions = VISPA_DEFAULTS) {
     checkVispaOptions(options);
-    const values = 1 + options.rank;
     this.stochastic = options.rank > 0;
-    this.stateBytesPerWeight = 4 * values * (options.momentum > 0 ? 2 : 1);
     this.sampleR = new Float64Array(options.rank);
   }
 

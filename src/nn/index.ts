@@ -30,5 +30,14 @@ export { Sequential, prefixParameter, prefixState } from './sequential.js';
 export { Residual } from './residual.js';
 export { SoftmaxCrossEntropy, SquareHinge } from './losses.js';
 export type { Labels, Loss } from './losses.js';
-export { MODEL_NAMES, Model, buildModel, isModelName } from './models.js';
+export {
+  MODEL_NAMES,
+  Model,
+  buildModel,
+  buildModelFromSpec,
+  isModelName,
+  modelSpecByName,
+  namedModelSpec,
+} from './models.js';
+export * from './spec.js';
 export type { ModelName, ModelOptions } from './models.js';

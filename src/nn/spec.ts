@@ -13,10 +13,9 @@
  * block1, block2, ... with children "body" and "shortcut". These are the names the named models always had.
  */
 import type { SignSurrogate } from '../backend/backend.js';
+import type { BinarizerKind } from './binarizer.js';
 import { SpecError } from '../errors.js';
 import type { Shape } from '../tensor/shape.js';
-
-export type BinarizerKind = 'none' | 'sign';
 
 export interface BinaryDenseSpec {
   readonly type: 'binaryDense';

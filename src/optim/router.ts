@@ -5,6 +5,8 @@
  * exactly one target (or fall to `otherwise`): a parameter claimed twice, or by nobody, is an error that
  * names it, because silently training a parameter twice, or not at all, is the kind of bug that only shows
  * up as a worse accuracy. (Larq's CaseOptimizer makes the same choice.)
+ * The float-model learner (methods/float-model.ts) routes binary weights to its method and real ones to its
+ * optimizer through it.
  *
  *     const groups = routeParameters(model.parameters(), [
  *       { target: 'method', match: { kind: 'binary' } },

@@ -6,7 +6,7 @@ import { createReferenceBackend } from '../backend/reference/index.js';
 import { createDataset, syntheticDataset, type Dataset } from '../data/dataset.js';
 import { Rng } from '../tensor/rng.js';
 import { continualConfig } from '../cli/continual-command.js';
-import { TRAIN_DEFAULTS, type TrainConfig } from './config.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../config/train-config.js';
 import { buildStream, continualMetrics, trainContinual, type TaskRecord } from './continual.js';
 
 const SHAPE = [1, 28, 28] as const;

@@ -30,7 +30,7 @@ import type { Backend } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
 import { subsetDataset } from '../data/pipeline.js';
 import { permuteDataset, permutedTasks, splitTasks } from '../data/tasks.js';
-import { validateConfig, type TrainConfig } from './config.js';
+import { validateConfig, type TrainConfig } from '../config/train-config.js';
 import { evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun } from './run.js';
 import { Rng } from '../tensor/rng.js';
@@ -115,7 +115,7 @@ export function buildStream(
   seed: number,
 ): { readonly count: number; train(t: number): Dataset; readonly tests: readonly Dataset[] } {
   if (!Number.isInteger(tasks) || tasks < 1)
-    throw new ConfigError('tasks', 'a positive integer', String(tasks));
+    throw new ConfigError('--tasks', 'a positive integer', String(tasks));
   if (kind === 'permuted') {
     const [c, h, w] = train.shape;
     const permutations = permutedTasks({ tasks, size: c * h * w, seed });
@@ -139,7 +139,7 @@ export function buildStream(
   const testSplit = splitTasks(test, { classesPerTask });
   for (const t of [...trainSplit, ...testSplit]) {
     if (t.indices.length === 0) {
-      throw new ConfigError('data', `examples of classes ${t.classes.join(', ')}`, 'none');
+      throw new ConfigError('--data', `examples of classes ${t.classes.join(', ')}`, 'none');
     }
   }
   return {
@@ -171,7 +171,7 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
   const { config, backend, callbacks } = options;
   validateConfig(config);
   if (!(Number.isInteger(options.testSamples) && options.testSamples >= 0)) {
-    throw new ConfigError('test-samples', 'an integer >= 0', String(options.testSamples));
+    throw new ConfigError('--test-samples', 'an integer >= 0', String(options.testSamples));
   }
   const { train: trainData, normalization } = prepareData(config, options.train);
   if (trainData.classes !== options.test.classes) {

@@ -13,8 +13,8 @@ import type { ModelSpec } from '../nn/spec.js';
 import { scheduleFromConfig, type Schedule } from '../optim/schedules.js';
 import { Rng } from '../tensor/rng.js';
 import type { NamedTensor } from '../tensor/tensor-data.js';
-import { restoreTensors, type Checkpoint } from './checkpoint.js';
-import type { TrainConfig } from './config.js';
+import { restoreTensors, type Checkpoint } from '../io/checkpoint.js';
+import type { TrainConfig } from '../config/train-config.js';
 
 /** Per-channel normalisation statistics, fixed at the start of a run and kept in its checkpoint. */
 export interface Normalization {
@@ -30,6 +30,8 @@ export interface RunShape {
   readonly stepsPerEpoch: number;
   /** Training examples per epoch (after the validation split). */
   readonly trainingExamples: number;
+  /** The data's class names, when it has them; they go into the spec. */
+  readonly classNames?: readonly string[];
 }
 
 export interface Run {
@@ -50,14 +52,26 @@ export interface Run {
  * The spec a config trains: the one it carries (a spec file, a checkpoint), or its named model built for the
  * data's shape and classes with the config's activations, batch-norm affine and channel-scale settings.
  */
-export function configSpec(config: TrainConfig, shape: Pick<RunShape, 'inputShape' | 'classes'>): ModelSpec {
-  if (config.spec !== undefined) return config.spec;
+export function configSpec(
+  config: TrainConfig,
+  shape: Pick<RunShape, 'inputShape' | 'classes' | 'classNames'>,
+): ModelSpec {
+  const names =
+    shape.classNames !== undefined && shape.classNames.length === shape.classes
+      ? shape.classNames
+      : undefined;
+  if (config.spec !== undefined) {
+    return config.spec.classNames === undefined && names !== undefined
+      ? { ...config.spec, classNames: names }
+      : config.spec;
+  }
   return modelSpecByName(config.model, {
     activations: config.activations,
     classes: shape.classes,
     inputShape: shape.inputShape,
     batchNormAffine: config.batchNormAffine,
     channelScale: config.channelScale ?? false,
+    ...(names !== undefined ? { classNames: names } : {}),
   });
 }
 

@@ -2,18 +2,14 @@
  * Model summary in the spirit of Larq's `summary`: per layer, parameters by precision, memory, and
  * multiply-accumulates by precision of (input, weight); totals, compression against float32, and the
  * training state a method keeps per binary weight.
+ *
+ * The summary reads the spec, not built layers: each layer type describes itself in one table (SUMMARY),
+ * so a new layer type is one entry there, and the compiler refuses a type without one. Nothing is planned
+ * or allocated, so a model the caller passes in is left exactly as it was.
  */
 import { createReferenceBackend } from '../backend/reference/index.js';
-import { AvgPool2d } from '../nn/avg-pool2d.js';
-import { BatchNorm } from '../nn/batch-norm.js';
-import { Conv2dBase } from '../nn/conv2d.js';
-import { DenseBase } from '../nn/dense.js';
-import { Dropout } from '../nn/dropout.js';
-import { Flatten } from '../nn/flatten.js';
-import type { Layer } from '../nn/layer.js';
-import { MaxPool2d } from '../nn/max-pool2d.js';
 import { buildModelFromSpec, Model } from '../nn/models.js';
-import type { ModelSpec } from '../nn/spec.js';
+import { layerShapes, type LayerSpec, type LayerType, type ModelSpec } from '../nn/spec.js';
 import { Normalizer } from '../data/pipeline.js';
 import { createLearner } from '../methods/registry.js';
 import { Rng } from '../tensor/rng.js';
@@ -22,7 +18,8 @@ import { shapeSize } from '../tensor/shape.js';
 
 export interface LayerSummary {
   readonly name: string;
-  readonly kind: string;
+  /** The layer's spec type ("binaryDense", "batchNorm", "residual", ...). */
+  readonly kind: LayerType;
   readonly outputShape: Shape;
   readonly binaryParameters: number;
   /** Real-valued parameters plus float32 state kept for inference (batch-norm statistics). */
@@ -52,6 +49,15 @@ export interface ModelSummary {
   readonly activationBytesPerExample: number;
 }
 
+/** The counts a layer (or a residual block, its children summed) adds to the summary, per example. */
+interface Counts {
+  readonly binaryParameters: number;
+  readonly realParameters: number;
+  readonly binaryBinaryMacs: number;
+  readonly binaryRealMacs: number;
+  readonly realMacs: number;
+}
+
 /** What a layer's backward reads besides the gradient: its input, its output, and internal buffers (bytes). */
 interface BackwardReads {
   readonly input: boolean;
@@ -59,95 +65,220 @@ interface BackwardReads {
   readonly internalBytes: number;
 }
 
+/** One layer's description: its counts and what its backward keeps from the forward pass. */
+interface LayerFigures extends Counts {
+  readonly reads: BackwardReads;
+}
+
+/** What a table entry sees of its layer: shapes, and (for residual blocks) a way to describe a branch. */
+interface LayerContext {
+  readonly input: Shape;
+  readonly output: Shape;
+  /**
+   * Describes `layers` run on this layer's input, as the walk does at the top level (their activations join
+   * the same count); returns their summed counts.
+   */
+  branch(layers: readonly LayerSpec[]): Counts;
+}
+
+/** The spec of one layer type: `SpecOf<'relu'>` is ActivationSpec, `SpecOf<'dense'>` is DenseSpec. */
+type SpecOf<T extends LayerType> = LayerSpec extends infer S
+  ? S extends LayerSpec
+    ? T extends S['type']
+      ? S
+      : never
+    : never
+  : never;
+
+type Describe<T extends LayerType> = (spec: SpecOf<T>, at: LayerContext) => LayerFigures;
+
+const ZERO: Counts = {
+  binaryParameters: 0,
+  realParameters: 0,
+  binaryBinaryMacs: 0,
+  binaryRealMacs: 0,
+  realMacs: 0,
+};
+const READS_NOTHING: BackwardReads = { input: false, output: false, internalBytes: 0 };
+const READS_INPUT: BackwardReads = { input: true, output: false, internalBytes: 0 };
+
+/** A layer without parameters whose backward reads `reads`. */
+const parameterFree = (reads: BackwardReads): LayerFigures => ({ ...ZERO, reads });
+
+/** A layer with one real float32 value per channel (PReLU slopes, channel scales); backward reads its input. */
+const perChannel = (at: LayerContext): LayerFigures => ({
+  ...ZERO,
+  realParameters: at.input[0],
+  reads: READS_INPUT,
+});
+
 /**
- * Per layer kind, from the layers' code: dense and conv read their input (dW = g^T x) and, when they
- * binarize it, keep the signs too (the surrogate gradient reads the input); batch norm reads its normalised
- * output (an internal copy when affine); hardtanh, ReLU, PReLU and the channel scale read their input;
- * max-pooling keeps int32 argmax indices, dropout a float mask; flatten and average pooling read nothing.
- * A layer of another kind is assumed to read its input.
+ * A binary dense or conv layer: `weights` binary values, each used once per output position. Its MACs are
+ * XNOR/popcount when it binarizes its input; backward reads the input (dW = g^T x) and, with a binarizer,
+ * keeps the signs too (the surrogate gradient reads the real input, the weight gradient its signs).
  */
-function backwardReads(layer: Layer, inSize: number, outSize: number): BackwardReads {
-  const none = { input: false, output: false, internalBytes: 0 };
-  if (layer instanceof Flatten || layer instanceof AvgPool2d) return none;
-  if (layer instanceof BatchNorm) {
-    return layer.affine ? { ...none, internalBytes: 4 * inSize } : { ...none, output: true };
-  }
-  if (layer instanceof DenseBase || layer instanceof Conv2dBase) {
-    return { ...none, input: true, internalBytes: binarizesInput(layer) ? 4 * inSize : 0 };
-  }
-  if (layer instanceof MaxPool2d) return { ...none, internalBytes: 4 * outSize };
-  if (layer instanceof Dropout) return { ...none, internalBytes: 4 * inSize };
-  return { ...none, input: true };
+function binaryLinear(
+  weights: number,
+  positions: number,
+  binarizer: 'none' | 'sign' | undefined,
+  at: LayerContext,
+): LayerFigures {
+  const sign = binarizer === 'sign';
+  const macs = weights * positions;
+  return {
+    ...ZERO,
+    binaryParameters: weights,
+    binaryBinaryMacs: sign ? macs : 0,
+    binaryRealMacs: sign ? 0 : macs,
+    reads: { input: true, output: false, internalBytes: sign ? 4 * shapeSize(at.input) : 0 },
+  };
 }
 
-/** Whether a binary layer binarizes its input (so its MACs are XNOR/popcount). */
-function binarizesInput(layer: Layer): boolean {
-  const config = (layer as unknown as { config?: { binarizer?: string } }).config;
-  return config?.binarizer === 'sign';
+/** A real dense or conv layer: real weights (and an optional bias, no MACs counted for it). */
+function realLinear(weights: number, positions: number, bias: number): LayerFigures {
+  return { ...ZERO, realParameters: weights + bias, realMacs: weights * positions, reads: READS_INPUT };
+}
+
+/** Output positions of an image output [C, H, W]. */
+const positions = (shape: Shape): number => shape[1] * shape[2];
+
+/**
+ * Every layer type, from the layers' code. Batch norm keeps its running mean and variance (2 per channel) in
+ * float32 for inference, plus scale and shift when affine; its backward reads its normalised output (an
+ * internal copy when affine, since the output is then scaled). Max-pooling keeps int32 argmax indices,
+ * dropout a float mask; flatten and average pooling read nothing; ReLU, hardtanh, PReLU and the channel
+ * scale read their input. A residual block is the sum of its branches.
+ */
+const SUMMARY: { readonly [T in LayerType]: Describe<T> } = {
+  binaryDense: (spec, at) => binaryLinear(spec.units * at.input[0], 1, spec.binarizer, at),
+  binaryConv2d: (spec, at) =>
+    binaryLinear(spec.filters * at.input[0] * spec.kernelSize ** 2, positions(at.output), spec.binarizer, at),
+  dense: (spec, at) => realLinear(spec.units * at.input[0], 1, (spec.bias ?? true) ? spec.units : 0),
+  conv2d: (spec, at) =>
+    realLinear(
+      spec.filters * at.input[0] * spec.kernelSize ** 2,
+      positions(at.output),
+      (spec.bias ?? true) ? spec.filters : 0,
+    ),
+  batchNorm: (spec, at) => {
+    const channels = at.input[0];
+    const affine = spec.affine ?? false;
+    return {
+      ...ZERO,
+      realParameters: (affine ? 4 : 2) * channels,
+      reads: affine
+        ? { ...READS_NOTHING, internalBytes: 4 * shapeSize(at.input) }
+        : { ...READS_NOTHING, output: true },
+    };
+  },
+  relu: () => parameterFree(READS_INPUT),
+  hardtanh: () => parameterFree(READS_INPUT),
+  prelu: (_spec, at) => perChannel(at),
+  channelScale: (_spec, at) => perChannel(at),
+  flatten: () => parameterFree(READS_NOTHING),
+  maxPool2d: (_spec, at) => parameterFree({ ...READS_NOTHING, internalBytes: 4 * shapeSize(at.output) }),
+  avgPool2d: () => parameterFree(READS_NOTHING),
+  dropout: (_spec, at) => parameterFree({ ...READS_NOTHING, internalBytes: 4 * shapeSize(at.input) }),
+  residual: (spec, at) => {
+    const body = at.branch(spec.body);
+    const shortcut = spec.shortcut === undefined ? ZERO : at.branch(spec.shortcut);
+    // The block's own buffers (the sum, the input gradient) are not read by its backward.
+    return { ...addCounts(body, shortcut), reads: READS_NOTHING };
+  },
+};
+
+function addCounts(a: Counts, b: Counts): Counts {
+  return {
+    binaryParameters: a.binaryParameters + b.binaryParameters,
+    realParameters: a.realParameters + b.realParameters,
+    binaryBinaryMacs: a.binaryBinaryMacs + b.binaryBinaryMacs,
+    binaryRealMacs: a.binaryRealMacs + b.binaryRealMacs,
+    realMacs: a.realMacs + b.realMacs,
+  };
+}
+
+/** Dispatches on the spec's type; the table's type guarantees each entry gets its own spec type. */
+function describeLayer(spec: LayerSpec, at: LayerContext): LayerFigures {
+  return (SUMMARY[spec.type] as (spec: LayerSpec, at: LayerContext) => LayerFigures)(spec, at);
+}
+
+/** A tensor between layers: its size per example, and whether some backward reads it. */
+interface Value {
+  readonly size: number;
+  read: boolean;
+}
+
+/** Walks layer lists, collecting the tensors kept for backward and the layers' internal buffers. */
+class ActivationWalk {
+  readonly values: Value[] = [];
+  internalBytes = 0;
+
+  value(size: number): Value {
+    const v = { size, read: false };
+    this.values.push(v);
+    return v;
+  }
+
+  /** Describes `layers` run on `input` (shape `shape`); calls `each` per layer with its figures. */
+  walk(
+    layers: readonly LayerSpec[],
+    shape: Shape,
+    input: Value,
+    each: (spec: LayerSpec, output: Shape, figures: LayerFigures) => void = () => {},
+  ): { counts: Counts; output: Value } {
+    // layerShapes reads only `input` and `layers`; branches of a residual block are walked the same way.
+    const shapes = layerShapes({ input: shape, classes: 1, layers });
+    let counts = ZERO;
+    let value = input;
+    let inShape = shape;
+    layers.forEach((spec, i) => {
+      const inValue = value;
+      const at: LayerContext = {
+        input: inShape,
+        output: shapes[i],
+        branch: (branch) => this.walk(branch, at.input, inValue).counts,
+      };
+      const figures = describeLayer(spec, at);
+      if (figures.reads.input) inValue.read = true;
+      value = this.value(shapeSize(shapes[i]));
+      value.read = figures.reads.output;
+      this.internalBytes += figures.reads.internalBytes;
+      counts = addCounts(counts, figures);
+      each(spec, shapes[i], figures);
+      inShape = shapes[i];
+    });
+    return { counts, output: value };
+  }
+
+  bytes(): number {
+    return this.internalBytes + this.values.reduce((acc, v) => acc + (v.read ? 4 * v.size : 0), 0);
+  }
 }
 
 /**
- * Walks the top level of a Sequential model. Plans each layer on a small reference backend to learn its
- * output shape; MACs per example follow from the weight shape and the output's spatial size.
+ * Summarises a spec (or the spec a model was built from), optionally for another per-example input shape.
+ * Layer names are the ones buildModelFromSpec gives (fc1, bn1, conv2, block1, ...).
  */
 export function summarizeModel(source: Model | ModelSpec, inputShape?: Shape): ModelSummary {
-  // A fresh copy from the spec: a model the caller planned stays as it is.
-  const spec = source instanceof Model ? source.spec : source;
-  const model = buildModelFromSpec(spec);
-  inputShape ??= spec.input;
-  const backend = createReferenceBackend('float32');
+  const given = source instanceof Model ? source.spec : source;
+  const spec: ModelSpec = inputShape === undefined ? given : { ...given, input: inputShape };
+  // Layers are named by position (spec.ts); building them unplanned allocates nothing and gives those names.
+  const names = (source instanceof Model ? source : buildModelFromSpec(spec)).layers.map((l) => l.name);
+  const walk = new ActivationWalk();
   const layers: LayerSummary[] = [];
-  let shape = inputShape;
-  // Activations kept for backward: values[k] is the k-th tensor between layers (0: the model's input).
-  const valueSizes: number[] = [shapeSize(inputShape)];
-  const valueRead: boolean[] = [false];
-  let internalBytes = 0;
-  try {
-    for (const layer of model.layers) {
-      const inSize = shapeSize(shape);
-      shape = layer.plan(backend, shape, 1);
-      const reads = backwardReads(layer, inSize, shapeSize(shape));
-      if (reads.input) valueRead[valueRead.length - 1] = true;
-      valueSizes.push(shapeSize(shape));
-      valueRead.push(reads.output);
-      internalBytes += reads.internalBytes;
-      let binaryParameters = 0;
-      let realParameters = 0;
-      let binaryBinaryMacs = 0;
-      let binaryRealMacs = 0;
-      let realMacs = 0;
-      const spatial = shape.length === 3 ? shape[1] * shape[2] : 1;
-      for (const p of layer.parameters()) {
-        const n = shapeSize(p.shape);
-        // Weights are rank 2 (dense: out x in) or rank 4 (conv: out x in x kh x kw); each entry is used
-        // once per output position.
-        const macs = p.shape.length >= 2 ? n * spatial : 0;
-        if (p.kind === 'binary') {
-          binaryParameters += n;
-          if (binarizesInput(layer)) binaryBinaryMacs += macs;
-          else binaryRealMacs += macs;
-        } else {
-          realParameters += n;
-          realMacs += macs;
-        }
-      }
-      // Running statistics are kept in float32 at inference (folded into thresholds or scale and shift).
-      for (const state of layer.stateBuffers()) realParameters += state.value.length;
-      layers.push({
-        name: layer.name,
-        kind: layer.constructor.name,
-        outputShape: shape,
-        binaryParameters,
-        realParameters,
-        memoryBits: binaryParameters + 32 * realParameters,
-        binaryBinaryMacs,
-        binaryRealMacs,
-        realMacs,
-      });
-    }
-  } finally {
-    for (const layer of model.layers) layer.dispose();
-  }
+  walk.walk(spec.layers, spec.input, walk.value(shapeSize(spec.input)), (layer, outputShape, f) => {
+    layers.push({
+      name: names[layers.length],
+      kind: layer.type,
+      outputShape,
+      binaryParameters: f.binaryParameters,
+      realParameters: f.realParameters,
+      memoryBits: f.binaryParameters + 32 * f.realParameters,
+      binaryBinaryMacs: f.binaryBinaryMacs,
+      binaryRealMacs: f.binaryRealMacs,
+      realMacs: f.realMacs,
+    });
+  });
   const sum = (key: keyof Omit<LayerSummary, 'name' | 'kind' | 'outputShape'>): number =>
     layers.reduce((acc, l) => acc + l[key], 0);
   const totals = {
@@ -160,15 +291,13 @@ export function summarizeModel(source: Model | ModelSpec, inputShape?: Shape): M
   };
   const memoryBytes = Math.ceil(totals.memoryBits / 8);
   const float32Bytes = 4 * (totals.binaryParameters + totals.realParameters);
-  const activationBytesPerExample =
-    internalBytes + valueSizes.reduce((acc, size, k) => acc + (valueRead[k] ? 4 * size : 0), 0);
   return {
     layers,
     totals,
     memoryBytes,
     float32Bytes,
     compressionRatio: float32Bytes / memoryBytes,
-    activationBytesPerExample,
+    activationBytesPerExample: walk.bytes(),
   };
 }
 

@@ -16,8 +16,8 @@ import type { Dataset } from '../data/dataset.js';
 import { channelStats, subsetDataset, validationSplit } from '../data/pipeline.js';
 import { ConfigError, TrainingDivergedError } from '../errors.js';
 import { Rng } from '../tensor/rng.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
-import { validateConfig, type TrainConfig } from './config.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../io/checkpoint.js';
+import { validateConfig, type TrainConfig } from '../config/train-config.js';
 import { evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun, restoreRun, runTensors, type Normalization, type Run } from './run.js';
 
@@ -87,8 +87,11 @@ export interface TrainOptions {
   readonly callbacks?: TrainCallbacks;
   /** Stops training (after the current step) when aborted; the last checkpoint stays as it was. */
   readonly signal?: AbortSignal;
-  /** Called with the live run once training ends, before it is disposed (the fit API keeps the model). */
-  readonly keep?: (run: Run) => void;
+  /**
+   * Called with the live run (its learner set to the mode) once training ends, before it is disposed, with
+   * the epochs and steps done: the fit API keeps the model.
+   */
+  readonly keep?: (run: Run, counters: { readonly epoch: number; readonly step: number }) => void;
 }
 
 /** Splits off the validation set and fixes the normalisation from the training part. */
@@ -268,6 +271,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       classes: trainData.classes,
       stepsPerEpoch,
       trainingExamples: trainData.count,
+      ...(options.train.classNames !== undefined ? { classNames: options.train.classNames } : {}),
     },
     config.batchSize,
     normalization,
@@ -334,7 +338,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (callbacks?.onEpoch?.(record, run) === 'stop') stopped ??= 'early-stopping';
     }
     const test = evaluate(run, options.test, { kind: 'mode', seed: config.seed, limit: config.testLimit });
-    options.keep?.(run);
+    options.keep?.(run, { epoch: records.at(-1)?.epoch ?? startEpoch, step });
     return {
       epochs: records,
       test,

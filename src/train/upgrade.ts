@@ -10,7 +10,7 @@ import type { Backend } from '../backend/backend.js';
 import { datasetShape } from '../data/dataset.js';
 import { TensorFileError } from '../errors.js';
 import { Rng } from '../tensor/rng.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { createRun, disposeRun, restoreRun, runTensors } from './run.js';
 
 /** Upgrades the checkpoint at `path` and writes it to `out` (which may be `path`); returns whether it changed. */

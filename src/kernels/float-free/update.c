@@ -173,12 +173,14 @@ void ff_update_bits(int tid, int nt, size_t n, size_t rows, size_t cols, size_t 
         bits &= (uint32_t)wasm_i16x8_bitmask(valid0) | ((uint32_t)wasm_i16x8_bitmask(valid1) << 8);
         if ((j & 31) == 0) {
           pending[r] = bits;
-        } else {
+        } else if ((j >> 5) < words) {
           w[(i0 + r) * words + (j >> 5)] = pending[r] | (bits << 16);
           pending[r] = 0;
         }
       }
-      if ((j & 31) == 0 && j + 16 >= p) {
+      /* The counters' row stride p can pass the packed row's last word (p = cols + 16 when cols is a
+       * multiple of 256): columns there are padding, and their word belongs to the next row. */
+      if ((j & 31) == 0 && j + 16 >= p && (j >> 5) < words) {
         for (size_t r = 0; r < nr; r++) w[(i0 + r) * words + (j >> 5)] = pending[r];
       }
     }

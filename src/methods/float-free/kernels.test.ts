@@ -78,6 +78,8 @@ const SIZES: readonly [number, number, number][] = [
   [5, 9, 127],
   [3, 6, 128],
   [9, 13, 129],
+  [3, 6, 256], // a counter row stride (272) past the packed row (256 bits): cols a multiple of 256
+  [2, 5, 512],
   [2, 3, 2100], // pixel-layer vector chunks (8 * 256 columns)
   [300, 5, 40], // example chunks of 256 in the update
   [5, 300, 24], // row chunks of 256 in the backward input

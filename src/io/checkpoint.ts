@@ -14,12 +14,12 @@
  */
 import { TensorFileError } from '../errors.js';
 import type { RngState } from '../tensor/rng.js';
-import { readTensorFile, writeTensorFile, type NamedTensor, type TensorData } from '../io/tensor-file.js';
+import { readTensorFile, writeTensorFile, type NamedTensor, type TensorData } from './tensor-file.js';
 import { datasetShape } from '../data/dataset.js';
 import type { InferenceLayout } from '../methods/learner.js';
 import { modelSpecByName } from '../nn/models.js';
 import { parseModelSpec } from '../nn/spec.js';
-import type { TrainConfig } from './config.js';
+import type { TrainConfig } from '../config/train-config.js';
 
 export const CHECKPOINT_MAGIC = 'ONEBITCK';
 export const CHECKPOINT_VERSION = 2;

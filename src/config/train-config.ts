@@ -87,28 +87,29 @@ function positiveNumber(field: string, value: number): void {
 
 /** Checks ranges that would otherwise fail deep inside a run. */
 export function validateConfig(config: TrainConfig): void {
-  positiveInteger('epochs', config.epochs);
-  positiveInteger('batch-size', config.batchSize);
-  positiveNumber('lr', config.learningRate);
-  positiveNumber('real-lr', config.realLearningRate);
-  if (!Number.isInteger(config.seed)) throw new ConfigError('seed', 'an integer', String(config.seed));
+  positiveInteger('--epochs', config.epochs);
+  positiveInteger('--batch-size', config.batchSize);
+  positiveNumber('--lr', config.learningRate);
+  positiveNumber('--real-lr', config.realLearningRate);
+  if (!Number.isInteger(config.seed)) throw new ConfigError('--seed', 'an integer', String(config.seed));
   if (!(config.validationFraction >= 0 && config.validationFraction < 1)) {
-    throw new ConfigError('validation', 'a fraction in [0, 1)', String(config.validationFraction));
+    throw new ConfigError('--validation', 'a fraction in [0, 1)', String(config.validationFraction));
   }
   if (!(config.warmupEpochs >= 0 && config.warmupEpochs <= config.epochs)) {
     throw new ConfigError(
-      'warmup-epochs',
+      '--warmup-epochs',
       `a number in [0, epochs=${config.epochs}]`,
       String(config.warmupEpochs),
     );
   }
-  if (config.method === 'float-free' && config.activations !== 'binary') {
+  // A spec sets each layer's binarizer itself (float-free checks it); --activations shapes named models only.
+  if (config.method === 'float-free' && config.spec === undefined && config.activations !== 'binary') {
     throw new ConfigError(
-      'activations',
+      '--activations',
       'binary for --method float-free (its integer step keeps 1-bit activations; add --activations binary)',
       config.activations,
     );
   }
-  if (config.trainLimit !== null) positiveInteger('train-limit', config.trainLimit);
-  if (config.testLimit !== null) positiveInteger('test-limit', config.testLimit);
+  if (config.trainLimit !== null) positiveInteger('--train-limit', config.trainLimit);
+  if (config.testLimit !== null) positiveInteger('--test-limit', config.testLimit);
 }
