@@ -70,13 +70,18 @@ function isImageFolder(data: string): boolean {
   return !isDatasetName(data) && existsSync(data) && statSync(data).isDirectory();
 }
 
-export function configFromFlags(flags: TrainFlags): TrainConfig {
-  if (!isDatasetName(flags.data) && !isImageFolder(flags.data))
+/** Throws ConfigError unless `--data` names a data set or an image folder. */
+function checkDataArgument(data: string): void {
+  if (!isDatasetName(data) && !isImageFolder(data))
     throw new ConfigError(
       '--data',
       `one of ${DATASET_NAMES.join(', ')}, or a folder of PNG images in one subfolder per class`,
-      flags.data,
+      data,
     );
+}
+
+export function configFromFlags(flags: TrainFlags): TrainConfig {
+  checkDataArgument(flags.data);
   checkModelArgument(flags.model);
   const spec = isSpecPath(flags.model) ? readSpecFile(flags.model) : null;
   return trainConfig({
@@ -286,16 +291,15 @@ export interface TrainInvocation {
   readonly threads: number | undefined;
 }
 
-/** Runs training and prints as the flags ask; returns the result for commands that go on (demo). */
 /** Catches unknown names and bad values before any data is read or threads are started. */
 export function checkConfig(config: TrainConfig): void {
   validateConfig(config);
-  if (!isDatasetName(config.data))
-    throw new ConfigError('--data', `one of ${DATASET_NAMES.join(', ')}`, config.data);
+  checkDataArgument(config.data);
   if (config.spec === undefined) checkModelArgument(config.model);
   resolveMethodConfig(config.method, config.methodOptions);
 }
 
+/** Runs training and prints as the flags ask; returns the result for commands that go on (demo). */
 export async function runTrain(inv: TrainInvocation): Promise<TrainResult> {
   if (!inv.resume) checkConfig(inv.config);
   const backend = await openBackend(inv.backend, inv.threads);

@@ -46,7 +46,9 @@
  *
  * Measured on Fashion-MNIST, mlp-2x2048, 5 epochs, batch 100, seed 1 (validation / test accuracy; STE with
  * 1-bit activations: 0.8953 / 0.8873). This code: shift 2, 3 (the default), 4: 0.8800 / 0.8708,
- * 0.8862 / 0.8773, 0.8878 / 0.8759. During development (shift 2, an earlier revision): without either
+ * 0.8862 / 0.8773, 0.8878 / 0.8759 — measured with a wasm update kernel that, for a fan-in that is a multiple
+ * of 256 (2048 here), cleared the first packed word of some rows each step (fixed; the default shift now
+ * gives test accuracy 0.8752, `npm run e2e -- float-free`). During development (shift 2, an earlier revision): without either
  * variance term 0.8553 / 0.8342, with the output's only 0.8755 / 0.8657. Tried and dropped (no gain at 1 or
  * 5 epochs): per-unit normalised steps, a leak of the counters towards 0, batch norm's per-channel 1/sigma in
  * the backward, the exact hidden variance term from recomputed pre-activations (0.8670 / 0.8555), per-class

@@ -422,8 +422,8 @@ describe('broken specs are refused naming the place, what was expected and what 
         delete conv.filters;
       }),
       where: 'layers[2].filter',
-      expected: /^no such field for binaryConv2d \(fields: .*filters/,
-      found: '8',
+      expected: /^one of the fields of binaryConv2d \(.*filters/,
+      found: '"filter", an unknown field',
     },
     {
       what: 'dense on an image input (no flatten)',
@@ -487,8 +487,8 @@ describe('broken specs are refused naming the place, what was expected and what 
       what: 'unknown top-level field',
       spec: edit(mlp(), (s) => (s.layer = [])),
       where: 'layer',
-      expected: /^no such field/,
-      found: '[]',
+      expected: /^one of the fields input, classes/,
+      found: '"layer", an unknown field',
     },
   ];
 

@@ -246,8 +246,8 @@ class SpecReader {
       if (!allowed.has(key)) {
         this.fail(
           `${at}.${key}`,
-          `no such field for ${type} (fields: ${[...allowed].join(', ')})`,
-          describe(value[key]),
+          `one of the fields of ${type} (${[...allowed].join(', ')})`,
+          `"${key}", an unknown field`,
         );
       }
     }
@@ -355,7 +355,7 @@ export function parseModelSpec(value: unknown, file: string | null = null): Mode
   if (!isRecord(value)) reader.fail('spec', 'an object with input, classes and layers', describe(value));
   for (const key of Object.keys(value)) {
     if (!['input', 'classes', 'classNames', 'layers'].includes(key)) {
-      reader.fail(key, 'no such field (fields: input, classes, classNames, layers)', describe(value[key]));
+      reader.fail(key, 'one of the fields input, classes, classNames, layers', `"${key}", an unknown field`);
     }
   }
   const input = value.input;

@@ -85,7 +85,10 @@ export interface TrainOptions {
   /** Continue from the checkpoint in outDir (its config wins over `config`). */
   readonly resume?: boolean;
   readonly callbacks?: TrainCallbacks;
-  /** Stops training (after the current step) when aborted; the last checkpoint stays as it was. */
+  /**
+   * Stops training (after the current step) when aborted; the checkpoint of the last full epoch stays as it
+   * was. A callback's 'stop' from onBatch does the same.
+   */
   readonly signal?: AbortSignal;
   /**
    * Called with the live run (its learner set to the mode) once training ends, before it is disposed, with
@@ -308,7 +311,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       trainedSamples += totals.seen;
       trainingSeconds += totals.seconds;
       stopped = totals.stopped;
-      if (totals.steps === 0) break;
+      // An epoch stopped part-way is not an epoch: no record, no checkpoint (the last full epoch's stays).
+      if (totals.seen < trainData.count) break;
       // The deployed network: the mode (draws nothing, so the run's stream stays as is).
       run.learner.predict('mode', new Rng(config.seed));
       if (config.recalibrateBatchNorm === true) {
