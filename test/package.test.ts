@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -107,5 +107,15 @@ describe('the packed package', () => {
     assert.equal(result.engineAccuracy, result.accuracy);
     assert.ok(result.accuracy > 0.3, `accuracy ${result.accuracy}`);
     assert.ok(result.bytes > 0);
+    // The command line is installed too, and runs.
+    const shown = execFileSync(
+      join(project, 'node_modules', '.bin', 'onebit'),
+      ['model', 'show', 'mlp-100', '--json'],
+      {
+        cwd: project,
+        encoding: 'utf8',
+      },
+    );
+    assert.equal((JSON.parse(shown) as { classes: number }).classes, 10);
   });
 });

@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// `npm run build`: compiles src/ into a fresh dist/ (so files of removed modules do not linger in the
+// package), then marks the CLI executable (npm links `onebit` to it; tsc writes files without the x bit).
+import { chmodSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+rmSync('dist', { recursive: true, force: true });
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+if (result.status !== 0) process.exit(result.status ?? 1);
+chmodSync('dist/cli/main.js', 0o755);
