@@ -77,6 +77,11 @@ describe('the packed package', () => {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // Packing rebuilt dist/ (the prepare script): the CLI there must still be executable for `npx onebit`.
+    assert.ok(
+      (statSync(join(ROOT, 'dist', 'cli', 'main.js')).mode & 0o111) !== 0,
+      'dist/cli/main.js is executable',
+    );
     const tarball = join(
       dir,
       (JSON.parse(packed.slice(packed.indexOf('['))) as { filename: string }[])[0].filename,
