@@ -52,7 +52,7 @@ export interface TrainConfig {
   readonly channelScale?: boolean;
   /**
    * After each epoch, re-estimate the batch-norm running statistics for the method's deterministic network
-   * (recalibrate.ts). Optional so that configs stored before it existed still load; absent = false.
+   * (methods/recalibrate.ts). Optional so that configs stored before it existed still load; absent = false.
    */
   readonly recalibrateBatchNorm?: boolean;
 }

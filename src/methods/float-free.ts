@@ -352,7 +352,7 @@ export class FloatFreeMethod implements Learner {
   private maxBatch = 0;
   private totalSteps = 0;
   private rngState = 1;
-  // Shared buffers (allocated by attachNetwork).
+  // Shared buffers (allocated by bind).
   private x: Int8Array = new Int8Array(0);
   private xp: Uint32Array = new Uint32Array(0);
   private z: Int32Array = new Int32Array(0);
@@ -468,7 +468,7 @@ export class FloatFreeMethod implements Learner {
   }
 
   private requireKernels(): FfKernels {
-    if (this.kernels === null) throw new Error('float-free: attachNetwork() must be called before use');
+    if (this.kernels === null) throw new Error('float-free: bind() must be called before use');
     return this.kernels;
   }
 

@@ -272,7 +272,7 @@ describe('vispa: state, seeds, registry', () => {
     assert.notDeepEqual(run(6, 11).m, a.m);
   });
 
-  it('createMethod reads rank, scale, momentum and weight decay and rejects bad values', () => {
+  it('the registry reads rank, scale, momentum and weight decay and rejects bad values', () => {
     const options = resolveMethodConfig('vispa', { rank: 3, scale: 25, momentum: 0.5, weightDecay: 1e-5 });
     assert.deepEqual(options, { rank: 3, scale: 25, momentum: 0.5, weightDecay: 1e-5 });
     assert.throws(() => resolveMethodConfig('vispa', { rank: -1 }), ConfigError);

@@ -92,7 +92,7 @@ export const VISPA_DEFAULTS: VispaOptions = {
  * when affine) keep the official SGD at lr 0.1 with weight decay 5e-4: their gradients do not shrink with
  * the layer's width.
  *
- * Batch-norm recalibration (train/recalibrate.ts) is on: the running statistics gathered over the sampled
+ * Batch-norm recalibration (methods/recalibrate.ts) is on: the running statistics gathered over the sampled
  * networks sign(m + Z^T r) do not fit the single network sign(m) that is evaluated and exported.
  */
 export const VISPA_RUN_DEFAULTS = {
