@@ -1,5 +1,4 @@
 /** `onebit eval <checkpoint>`: accuracy, NLL, ECE and entropy of a trained run; reliability-diagram data. */
-import { ConfigError } from '../errors.js';
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import type { Dataset } from '../data/dataset.js';
@@ -7,7 +6,7 @@ import { shuffledIndices } from '../data/pipeline.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { type BackendKind, type TrainConfig } from '../config/train-config.js';
 import { evaluate, type Evaluation } from '../train/evaluate.js';
-import { createRun, disposeRun, restoreRun } from '../train/run.js';
+import { checkSpecFitsData, createRun, disposeRun, restoreRun } from '../train/run.js';
 import { Rng } from '../tensor/rng.js';
 import { parseChoice, parseInteger, parsePositiveInteger } from './options.js';
 import { loadSplits, openBackend } from './train-command.js';
@@ -72,13 +71,12 @@ export async function evaluateCheckpoint(
   const backend = await openBackend(options.backend, options.threads);
   try {
     const batchSize = Math.max(config.batchSize, 100);
-    const spec = checkpoint.meta.config.spec;
-    const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-    if (spec !== undefined && size(spec.input) !== size(test.shape)) {
-      throw new ConfigError(
+    // Evaluating on other data than the run's: the data must fit the checkpoint's network.
+    if (checkpoint.meta.config.spec !== undefined) {
+      checkSpecFitsData(
+        checkpoint.meta.config.spec,
+        { inputShape: test.shape, classes: test.classes },
         '--data',
-        `images of shape [${spec.input.join(', ')}]`,
-        `[${test.shape.join(', ')}]`,
       );
     }
     const run = createRun(

@@ -98,7 +98,13 @@ export interface ExportSource {
   dispose(): void;
 }
 
-function imageShapeOf(input: ExportInput): readonly [number, number, number] {
+/**
+ * The [C, H, W] images an exported model takes: the spec's input, or for a spec on flat vectors the given
+ * image shape (its data set's), or one channel of that many values.
+ */
+export function imageShapeOf(
+  input: Pick<ExportInput, 'spec' | 'name' | 'normalization' | 'imageShape'>,
+): readonly [number, number, number] {
   const { spec, name, normalization } = input;
   const size = spec.input.reduce((a, b) => a * b, 1);
   if (spec.input.length === 3) return [spec.input[0], spec.input[1], spec.input[2]];

@@ -35,6 +35,7 @@ import { datasetShape } from '../data/dataset.js';
 import type { Checkpoint } from './checkpoint.js';
 import {
   checkpointMetadata,
+  imageShapeOf,
   type ExportNormalization,
   type NetworkDescription,
   type NetworkOp,
@@ -69,14 +70,13 @@ export function floatFreeOnebitModel(path: string, checkpoint: Checkpoint): Oneb
   if (spec === undefined) throw new ExportError(path, 'the checkpoint has no model spec');
   const classes = spec.classes;
   // The images' shape: the spec's, or its data set's when the spec takes flat vectors.
-  const size = spec.input.reduce((a, b) => a * b, 1);
   const dataShape = datasetShape(config.data);
-  const inputShape: readonly [number, number, number] =
-    spec.input.length === 3
-      ? [spec.input[0], spec.input[1], spec.input[2]]
-      : dataShape !== undefined && dataShape[0] * dataShape[1] * dataShape[2] === size
-        ? dataShape
-        : [1, 1, size];
+  const inputShape = imageShapeOf({
+    spec,
+    name: path,
+    normalization: checkpoint.meta.normalization,
+    ...(dataShape !== undefined ? { imageShape: dataShape } : {}),
+  });
   const dense = floatFreeLayers(spec);
   const s = floatFreeOutputExponent(tensor(path, checkpoint, 'method/output/scale_stats', Int32Array, 2));
 

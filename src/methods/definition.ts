@@ -31,8 +31,8 @@ export interface RunDefaults {
   readonly recalibrateBatchNorm?: boolean;
 }
 
-/** A method definition as written in its file, with its option values typed by its declarations. */
-export interface MethodDeclaration<N extends string, Ds extends readonly OptionDeclaration[]> {
+/** What every method declaration has, with its option values typed by its declarations. */
+interface DeclarationBase<N extends string, Ds extends readonly OptionDeclaration[]> {
   readonly name: N;
   /** One line, for `--help` and listings. */
   readonly description: string;
@@ -46,15 +46,22 @@ export interface MethodDeclaration<N extends string, Ds extends readonly OptionD
   readonly runDefaultsHelp?: Partial<Record<keyof RunDefaults, string>>;
   /** Constraints between options (each option's own range is checked before); throws ConfigError. */
   check?(values: DeclaredValues<Ds>): void;
-  /**
-   * A fresh method over a model's binary weights with these (complete, validated) options; the run binds it
-   * to the model in a float-model learner (float-model.ts). A method that runs a network of its own gives
-   * `createLearner` instead.
-   */
-  create?(values: DeclaredValues<Ds>): BinaryMethod;
-  /** A learner of the method's own (float-free's integer network) for these options and this setup. */
-  createLearner?(values: DeclaredValues<Ds>, setup: LearnerSetup): Learner;
 }
+
+/**
+ * A method definition as written in its file: exactly one of
+ * - `create`: a fresh method over a model's binary weights with these (complete, validated) options, which
+ *   the run binds to the model in a float-model learner (float-model.ts);
+ * - `createLearner`: a learner of the method's own (float-free's integer network) for these options.
+ */
+export type MethodDeclaration<N extends string, Ds extends readonly OptionDeclaration[]> = DeclarationBase<
+  N,
+  Ds
+> &
+  (
+    | { create(values: DeclaredValues<Ds>): BinaryMethod; readonly createLearner?: never }
+    | { createLearner(values: DeclaredValues<Ds>, setup: LearnerSetup): Learner; readonly create?: never }
+  );
 
 /** A method definition as the registry and the CLI see it. */
 export interface MethodDefinition<N extends string = string> extends DeclaredOptions {
@@ -93,8 +100,6 @@ export function defineMethod<const N extends string, const Ds extends readonly O
     },
     createLearner(values, setup) {
       if (declaration.createLearner !== undefined) return declaration.createLearner(typed(values), setup);
-      if (declaration.create === undefined)
-        throw new Error(`method ${name} declares neither create nor createLearner`);
       return createFloatModelLearner(declaration.create(typed(values)), setup);
     },
   };

@@ -57,6 +57,7 @@
 import { ConfigError } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { NamedTensor } from '../tensor/tensor-data.js';
+import { layerNames } from '../nn/models.js';
 import type { ModelSpec } from '../nn/spec.js';
 import type { Shape } from '../tensor/shape.js';
 import { defineMethod } from './definition.js';
@@ -242,21 +243,20 @@ interface DenseSpec {
 
 /**
  * The dense layers of a binary MLP with binary activations, read from its spec, or a ConfigError naming
- * the layer that does not fit. Accepts flatten, dropout (the identity at test time; float-free trains
- * without it), binary dense layers (the first on the real input, later ones with a sign binarizer), batch
- * norm without affine parameters, and hardtanh.
+ * the layer that does not fit. Accepts flatten, binary dense layers (the first on the real input, later
+ * ones with a sign binarizer), batch norm without affine parameters, and hardtanh. The dense layers keep
+ * the names the float model gives them (models.ts), so checkpoints name the same layers either way.
  */
 export function floatFreeLayers(spec: ModelSpec): DenseSpec[] {
   let features = spec.input.reduce((a, d) => a * d, 1);
   const dense: DenseSpec[] = [];
-  let linear = 0;
+  const names = layerNames(spec);
   spec.layers.forEach((layer, i) => {
     const where = `--model (layers[${i}], ${layer.type})`;
     switch (layer.type) {
       case 'flatten':
         return;
       case 'binaryDense': {
-        linear++;
         const wantSign = dense.length > 0;
         if ((layer.binarizer === 'sign') !== wantSign) {
           throw new ConfigError(
@@ -267,8 +267,7 @@ export function floatFreeLayers(spec: ModelSpec): DenseSpec[] {
             wantSign ? 'real' : 'binarizer "sign"',
           );
         }
-        const name = layer.name ?? `fc${linear}`;
-        dense.push({ name, inFeatures: features, outFeatures: layer.units });
+        dense.push({ name: names[i], inFeatures: features, outFeatures: layer.units });
         features = layer.units;
         return;
       }

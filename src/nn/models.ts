@@ -294,18 +294,36 @@ class LayerNamer {
   }
 }
 
-function buildLayers(specs: readonly LayerSpec[], namer: LayerNamer): Layer[] {
+/** A layer spec with the name it gets, and its residual branches named the same way. */
+interface NamedLayerSpec {
+  readonly name: string;
+  readonly spec: LayerSpec;
+  readonly body?: readonly NamedLayerSpec[];
+  readonly shortcut?: readonly NamedLayerSpec[];
+}
+
+/** Names a list of layers in the order they are built (a residual block before its branches). */
+function nameLayers(specs: readonly LayerSpec[], namer: LayerNamer): NamedLayerSpec[] {
   const taken = new Set<string>();
   return specs.map((spec) => {
-    let name = namer.name(spec);
+    const base = namer.name(spec);
+    let name = base;
     // Two layers after the same linear layer (say two activations) get distinct names.
-    for (let k = 2; taken.has(name); k++) name = `${namer.name(spec)}_${k}`;
+    for (let k = 2; taken.has(name); k++) name = `${base}_${k}`;
     taken.add(name);
-    return buildLayer(spec, name, namer);
+    if (spec.type !== 'residual') return { name, spec };
+    const body = nameLayers(spec.body, namer);
+    const shortcut = spec.shortcut === undefined ? undefined : nameLayers(spec.shortcut, namer);
+    return { name, spec, body, ...(shortcut !== undefined ? { shortcut } : {}) };
   });
 }
 
-function buildLayer(spec: LayerSpec, name: string, namer: LayerNamer): Layer {
+/** The names of a spec's top-level layers: those of the model buildModelFromSpec builds, and of its tensors. */
+export function layerNames(spec: ModelSpec): string[] {
+  return nameLayers(spec.layers, new LayerNamer()).map((n) => n.name);
+}
+
+function buildLayer({ name, spec, body, shortcut }: NamedLayerSpec): Layer {
   switch (spec.type) {
     case 'binaryDense':
       return new BinaryDense(name, spec);
@@ -333,18 +351,18 @@ function buildLayer(spec: LayerSpec, name: string, namer: LayerNamer): Layer {
       return new Flatten(name);
     case 'channelScale':
       return new ChannelScale(name);
-    case 'residual': {
-      const body = new Sequential('body', buildLayers(spec.body, namer));
-      const shortcut =
-        spec.shortcut === undefined ? null : new Sequential('shortcut', buildLayers(spec.shortcut, namer));
-      return new Residual(name, body, shortcut);
-    }
+    case 'residual':
+      return new Residual(
+        name,
+        new Sequential('body', (body ?? []).map(buildLayer)),
+        shortcut === undefined ? null : new Sequential('shortcut', shortcut.map(buildLayer)),
+      );
   }
 }
 
 /** Builds the layers of a valid spec, unplanned: call planFor and initialize before use. */
 export function buildModelFromSpec(spec: ModelSpec, name = 'model'): Model {
-  return new Model(name, buildLayers(spec.layers, new LayerNamer()), spec);
+  return new Model(name, nameLayers(spec.layers, new LayerNamer()).map(buildLayer), spec);
 }
 
 /** Builds the named model (or any spec), unplanned: call plan (or planFor) and initialize before use. */

@@ -75,8 +75,15 @@ export function configSpec(
   });
 }
 
-/** Throws ConfigError unless the spec takes the data's examples and predicts its classes. */
-export function checkSpecFitsData(spec: ModelSpec, shape: Pick<RunShape, 'inputShape' | 'classes'>): void {
+/**
+ * Throws ConfigError unless the spec takes the data's examples and predicts its classes; `flag` names what
+ * the user chose that does not fit (the model when training, the data when evaluating a checkpoint).
+ */
+export function checkSpecFitsData(
+  spec: ModelSpec,
+  shape: Pick<RunShape, 'inputShape' | 'classes'>,
+  flag = '--model',
+): void {
   const size = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
   const sameShape =
     spec.input.length === shape.inputShape.length
@@ -84,17 +91,13 @@ export function checkSpecFitsData(spec: ModelSpec, shape: Pick<RunShape, 'inputS
       : spec.input.length === 1 && size(spec.input) === size(shape.inputShape);
   if (!sameShape) {
     throw new ConfigError(
-      '--model',
+      flag,
       `a spec whose input is the data's [${shape.inputShape.join(', ')}]`,
       `input [${spec.input.join(', ')}]`,
     );
   }
   if (spec.classes !== shape.classes) {
-    throw new ConfigError(
-      '--model',
-      `a spec with the data's ${shape.classes} classes`,
-      `${spec.classes} classes`,
-    );
+    throw new ConfigError(flag, `a spec with the data's ${shape.classes} classes`, `${spec.classes} classes`);
   }
 }
 

@@ -8,7 +8,7 @@
  * or allocated, so a model the caller passes in is left exactly as it was.
  */
 import { createReferenceBackend } from '../backend/reference/index.js';
-import { buildModelFromSpec, Model } from '../nn/models.js';
+import { layerNames, Model } from '../nn/models.js';
 import { layerShapes, type LayerSpec, type LayerType, type ModelSpec } from '../nn/spec.js';
 import { Normalizer } from '../data/pipeline.js';
 import { createLearner } from '../methods/registry.js';
@@ -262,8 +262,7 @@ class ActivationWalk {
 export function summarizeModel(source: Model | ModelSpec, inputShape?: Shape): ModelSummary {
   const given = source instanceof Model ? source.spec : source;
   const spec: ModelSpec = inputShape === undefined ? given : { ...given, input: inputShape };
-  // Layers are named by position (spec.ts); building them unplanned allocates nothing and gives those names.
-  const names = (source instanceof Model ? source : buildModelFromSpec(spec)).layers.map((l) => l.name);
+  const names = layerNames(spec);
   const walk = new ActivationWalk();
   const layers: LayerSummary[] = [];
   walk.walk(spec.layers, spec.input, walk.value(shapeSize(spec.input)), (layer, outputShape, f) => {

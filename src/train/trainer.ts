@@ -260,7 +260,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const normalization = saved?.meta.normalization ?? prepared.normalization;
   if (trainData.classes !== options.test.classes) {
     throw new ConfigError(
-      'data',
+      '--data',
       `a test set with ${trainData.classes} classes`,
       String(options.test.classes),
     );
