@@ -10,11 +10,15 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `onebit <args>` to completion (no stdin). */
-export function runCli(args: readonly string[]): Promise<CliResult> {
+/** tsx's loader by absolute URL, so the CLI also runs from a working directory outside the project. */
+export const TSX = import.meta.resolve('tsx');
+
+/** Runs `onebit <args>` to completion (no stdin), in `cwd` when given. */
+export function runCli(args: readonly string[], options: { cwd?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
     });
     let stdout = '';
     let stderr = '';

@@ -79,7 +79,7 @@ describe('fit', () => {
       backend: createReferenceBackend('float32'),
     });
     assert.equal(result.checkpointPath, join(outDir, 'checkpoint.ckpt'));
-    assert.deepEqual(readdirSync(outDir).sort(), ['checkpoint.ckpt', 'metrics.jsonl']);
+    assert.deepEqual(readdirSync(outDir).sort(), ['checkpoint.ckpt', 'metrics.jsonl', 'run.json']);
   });
 
   test("an AbortSignal, or 'stop' from onBatch, ends the run after the current step without a partial epoch", async () => {

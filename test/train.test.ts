@@ -64,8 +64,19 @@ describe(
       assert.equal(result.checkpoint, join(out, CHECKPOINT_FILE));
       // mlp-100 STE on 12k examples for 2 epochs; full-data mlp-2x2048 is gated by npm run e2e.
       assert.ok((result.testAccuracy as number) >= 0.78, `testAccuracy ${String(result.testAccuracy)}`);
-      const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
-      assert.equal(metrics.length, 2);
+      // One data line naming the files read (path and SHA-256), then one line per epoch.
+      const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(
+        metrics.map((m) => m.type),
+        ['data', 'epoch', 'epoch'],
+      );
+      const trainFiles = (metrics[0].train as { files: { path: string; sha256: string }[] }).files;
+      assert.equal(trainFiles.length, 2);
+      assert.ok(trainFiles.every((f) => /^[0-9a-f]{64}$/.test(f.sha256) && existsSync(f.path)));
+      assert.deepEqual(lines[0], metrics[0]);
 
       const evaluated = await runCli(['eval', join(out, CHECKPOINT_FILE), '--json']);
       assert.equal(evaluated.code, 0, evaluated.stderr);
@@ -131,7 +142,17 @@ describe(
         );
       }
       assert.equal(lastJson(resumed.stdout).testAccuracy, lastJson(straight.stdout).testAccuracy);
-      assert.equal(readFileSync(join(killed, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 3);
+      // Epoch lines 1..3 once each (a line epoch 2 may have written before the kill is dropped), and one
+      // data line per process that trained in the folder.
+      const lines = readFileSync(join(killed, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { type: string; epoch?: number });
+      assert.deepEqual(
+        lines.filter((l) => l.type === 'epoch').map((l) => l.epoch),
+        [1, 2, 3],
+      );
+      assert.equal(lines.filter((l) => l.type === 'data').length, 2);
     });
   },
 );

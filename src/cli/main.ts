@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { OnebitError } from '../errors.js';
 import { benchCommand } from './bench-command.js';
 import { continualCommand } from './continual-command.js';
 import { dataCommand } from './data-command.js';
@@ -51,6 +52,11 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** With `--json`, an error is also one JSON object on stdout, so a program reading stdout sees it. */
+function reportJsonError(argv: readonly string[], code: string, message: string): void {
+  if (argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
+}
+
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   program.exitOverride();
@@ -58,13 +64,16 @@ async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
+      // Commander has printed the usage error on stderr; help and --version end here with code 0.
       process.exitCode = error.exitCode;
+      if (error.exitCode !== 0) reportJsonError(argv, 'usage', error.message.replace(/^error: /, ''));
       return;
     }
     const verbose = argv.includes('--verbose');
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`onebit: ${message}\n`);
     if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    reportJsonError(argv, error instanceof OnebitError ? error.code : 'internal', message);
     process.exitCode = 1;
   }
 }

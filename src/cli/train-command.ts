@@ -5,11 +5,11 @@ import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { createBackend } from '../backend/index.js';
 import type { Backend } from '../backend/backend.js';
-import { DATASET_NAMES, isDatasetName, loadDataset, type Dataset } from '../data/dataset.js';
+import { DATASET_NAMES, isDatasetName, loadDataset, type DataSource, type Dataset } from '../data/dataset.js';
 import { METHOD_NAMES, resolveMethodConfig } from '../methods/registry.js';
 import { trainConfig } from '../train/run-config.js';
 import { loadImageFolder } from '../data/image-folder.js';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { checkModelArgument, isSpecPath, readSpecFile } from './model-argument.js';
 import { MODEL_NAMES } from '../nn/models.js';
 import {
@@ -18,9 +18,11 @@ import {
   type BackendKind,
   type TrainConfig,
 } from '../config/train-config.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { nextRunFolder, prepareRunFolder } from './run-folder.js';
 import {
-  CHECKPOINT_FILE,
+  METRICS_FILE,
+  dataRecord,
+  readSavedRun,
   train,
   type BatchProgress,
   type EpochRecord,
@@ -53,6 +55,7 @@ export interface TrainFlags {
   /** true with --channel-scale, false with --no-channel-scale, absent: the method's default. */
   channelScale?: boolean;
   recalibrateBn?: boolean;
+  augment?: boolean;
   out?: string;
   resume?: string;
   json: boolean;
@@ -80,11 +83,31 @@ function checkDataArgument(data: string): void {
     );
 }
 
+/** Flags that shape a named model; a spec file says all of it itself. */
+function checkNamedModelFlags(flags: TrainFlags): void {
+  const shaping: [string, boolean][] = [
+    ['--activations', flags.activations !== 'real'],
+    ['--bn-affine', flags.bnAffine],
+    ['--channel-scale', flags.channelScale === true],
+    ['--no-channel-scale', flags.channelScale === false],
+  ];
+  for (const [flag, given] of shaping) {
+    if (given) {
+      throw new ConfigError(
+        flag,
+        `no ${flag} with a spec file (--model ${flags.model}): it shapes the named models only; set it per layer in the spec`,
+        flag,
+      );
+    }
+  }
+}
+
 export function configFromFlags(flags: TrainFlags): TrainConfig {
   checkDataArgument(flags.data);
   checkModelArgument(flags.model);
   const spec = isSpecPath(flags.model) ? readSpecFile(flags.model) : null;
-  return trainConfig({
+  if (spec !== null) checkNamedModelFlags(flags);
+  const config = trainConfig({
     data: flags.data,
     dataDir: flags.dataDir ?? null,
     model: flags.model,
@@ -108,7 +131,17 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     batchNormAffine: flags.bnAffine,
     channelScale: flags.channelScale,
     recalibrateBatchNorm: flags.recalibrateBn,
+    // Stored only when on, so configs of runs without it stay as they were.
+    ...(flags.augment === true ? { augment: true } : {}),
   });
+  if (flags.warmupEpochs !== undefined && config.schedule !== 'warmup-cosine') {
+    throw new ConfigError(
+      '--warmup-epochs',
+      `--schedule warmup-cosine with --warmup-epochs (this run's schedule is ${config.schedule})`,
+      `--warmup-epochs ${flags.warmupEpochs}`,
+    );
+  }
+  return config;
 }
 
 /** The flags every training command shares (train, demo, continual). */
@@ -201,6 +234,11 @@ export function addTrainingFlags(command: Command): Command {
     )
     .option('--no-recalibrate-bn', 'keep the batch-norm statistics accumulated during training')
     .option(
+      '--augment',
+      'augment training images: random crop with 4 pixels of zero padding and a horizontal flip (the CIFAR recipe)',
+      false,
+    )
+    .option(
       '--threads <n>',
       'threads of the wasm backend (default: the number of cores)',
       parsePositiveInteger('--threads'),
@@ -218,6 +256,13 @@ export function addTrainingFlags(command: Command): Command {
 }
 
 export async function openBackend(kind: BackendKind, threads: number | undefined): Promise<Backend> {
+  if (kind === 'reference' && threads !== undefined) {
+    throw new ConfigError(
+      '--threads',
+      '--backend wasm (the reference backend runs on one thread)',
+      `--backend ${kind}`,
+    );
+  }
   return createBackend(kind === 'wasm' ? { kind, threads } : { kind, dtype: 'float32' });
 }
 
@@ -248,9 +293,25 @@ function formatEpoch(r: EpochRecord, epochs: number): string {
   );
 }
 
-/** Progress on a terminal: a bar with ETA, loss, accuracy and samples/s; nothing when stderr is not a TTY. */
-function progressReporter(): { onBatch(p: BatchProgress): void; stop(): void } {
-  if (!process.stderr.isTTY) return { onBatch: () => undefined, stop: () => undefined };
+/**
+ * Progress while an epoch runs: on a terminal, a bar with ETA, loss, accuracy and samples/s; elsewhere (a
+ * log file, CI), one plain line on stderr every `everySeconds`, so a long epoch is never silent.
+ */
+function progressReporter(everySeconds: number): { onBatch(p: BatchProgress): void; stop(): void } {
+  if (!process.stderr.isTTY) {
+    let last = performance.now();
+    return {
+      onBatch(p) {
+        const now = performance.now();
+        if (now - last < everySeconds * 1000) return;
+        last = now;
+        process.stderr.write(
+          `epoch ${p.epoch}/${p.epochs}  batch ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  acc ${p.accuracy.toFixed(4)}  ${Math.round(p.samplesPerSecond)} samples/s\n`,
+        );
+      },
+      stop: () => undefined,
+    };
+  }
   const bar = new SingleBar({
     stream: process.stderr,
     format:
@@ -282,13 +343,28 @@ function progressReporter(): { onBatch(p: BatchProgress): void; stop(): void } {
   };
 }
 
+/** Seconds between progress lines when stderr is not a terminal. */
+export const DEFAULT_PROGRESS_SECONDS = 5;
+
 export interface TrainInvocation {
-  readonly config: TrainConfig;
+  /** The config of a new run; null on resume (a resumed run uses the one saved in its folder). */
+  readonly config: TrainConfig | null;
   readonly outDir: string;
   readonly resume: boolean;
+  /**
+   * A new run into a folder that holds another run: train in a new folder beside it and swap it in once
+   * the first checkpoint is written (the old run stays whole until then; see run-folder.ts).
+   */
+  readonly overwrite?: boolean;
+  /** With resume: extend (or finish) the run to this many epochs. */
+  readonly epochs?: number;
+  /** With resume: where the data files are now (checked against the SHA-256 the run recorded). */
+  readonly dataDir?: string;
   readonly json: boolean;
   readonly backend: BackendKind;
   readonly threads: number | undefined;
+  /** Seconds between progress lines on a non-TTY (default DEFAULT_PROGRESS_SECONDS). */
+  readonly progressEvery?: number;
 }
 
 /** Catches unknown names and bad values before any data is read or threads are started. */
@@ -299,29 +375,69 @@ export function checkConfig(config: TrainConfig): void {
   resolveMethodConfig(config.method, config.methodOptions);
 }
 
+function printDataSources(train: Dataset, test: Dataset, json: boolean): void {
+  const files = (d: Dataset) => d.sources ?? [];
+  if (json) {
+    process.stdout.write(`${JSON.stringify(dataRecord(train, test))}\n`);
+    return;
+  }
+  for (const [split, d] of [
+    ['train', train],
+    ['test', test],
+  ] as const) {
+    for (const f of files(d)) process.stderr.write(`${split} data: ${f.path} (sha256 ${f.sha256})\n`);
+    if (files(d).length === 0) process.stderr.write(`${split} data: ${d.name} (generated)\n`);
+  }
+}
+
 /** Runs training and prints as the flags ask; returns the result for commands that go on (demo). */
 export async function runTrain(inv: TrainInvocation): Promise<TrainResult> {
-  if (!inv.resume) checkConfig(inv.config);
+  let config: TrainConfig;
+  let savedEpoch = 0;
+  if (inv.resume || inv.config === null) {
+    // A resumed run keeps the config it was started with; its folder says which data it needs.
+    const saved = readSavedRun(inv.outDir);
+    config = { ...saved.config, ...(inv.dataDir !== undefined ? { dataDir: inv.dataDir } : {}) };
+    savedEpoch = saved.epoch;
+    if (inv.epochs !== undefined && inv.epochs < saved.epoch) {
+      throw new ConfigError(
+        '--epochs',
+        `at least the ${saved.epoch} epochs the run has done`,
+        String(inv.epochs),
+      );
+    }
+  } else {
+    config = inv.config;
+    checkConfig(config);
+  }
+  const target = inv.resume ? (inv.epochs ?? config.epochs) : config.epochs;
   const backend = await openBackend(inv.backend, inv.threads);
+  const folder = inv.resume ? null : prepareRunFolder(inv.outDir, inv.overwrite === true);
   try {
-    let config = inv.config;
-    // A resumed run keeps the config it was started with; the checkpoint says which data it needs.
-    if (inv.resume) config = loadCheckpoint(join(inv.outDir, CHECKPOINT_FILE)).meta.config;
     const data = await loadSplits(config);
-    const progress = progressReporter();
+    if (inv.resume) checkRecordedData(inv.outDir, data.train, data.test);
+    printDataSources(data.train, data.test, inv.json);
+    if (inv.resume && savedEpoch >= target) {
+      process.stderr.write(
+        `${inv.outDir}: the run has done all ${savedEpoch} of its epochs; evaluating its checkpoint (pass --epochs N to extend it)\n`,
+      );
+    }
+    const progress = progressReporter(inv.progressEvery ?? DEFAULT_PROGRESS_SECONDS);
     const result = await train({
       config,
       backend,
       train: data.train,
       test: data.test,
-      outDir: inv.outDir,
+      outDir: folder?.trainIn ?? inv.outDir,
       resume: inv.resume,
+      ...(inv.resume && inv.epochs !== undefined ? { epochs: inv.epochs } : {}),
+      ...(folder?.onFirstCheckpoint !== undefined ? { onFirstCheckpoint: folder.onFirstCheckpoint } : {}),
       callbacks: {
         onBatch: progress.onBatch,
         onEpoch(record) {
           progress.stop();
           if (inv.json) process.stdout.write(`${JSON.stringify({ type: 'epoch', ...record })}\n`);
-          else process.stderr.write(`${formatEpoch(record, config.epochs)}\n`);
+          else process.stderr.write(`${formatEpoch(record, target)}\n`);
         },
       },
     });
@@ -335,37 +451,139 @@ export async function runTrain(inv: TrainInvocation): Promise<TrainResult> {
           testEce: result.test.ece,
           samplesPerSecond: result.samplesPerSecond,
           checkpoint: result.checkpoint,
-          config,
+          config: { ...config, epochs: target },
         })}\n`,
       );
     } else {
       process.stdout.write(
         `test accuracy ${result.test.accuracy.toFixed(4)}  NLL ${result.test.nll.toFixed(4)}  ECE ${result.test.ece.toFixed(4)}` +
-          `  (${result.test.count} examples)\ntraining ${Math.round(result.samplesPerSecond)} samples/s; checkpoint ${result.checkpoint}\n`,
+          `  (${result.test.count} examples)\n` +
+          (result.epochs.length > 0 ? `training ${Math.round(result.samplesPerSecond)} samples/s; ` : '') +
+          `checkpoint ${result.checkpoint}\n`,
       );
     }
     return result;
+  } catch (error) {
+    // A new run that failed removes what it created (nothing, once it has a checkpoint).
+    throw folder === null ? error : folder.failed(error);
   } finally {
     backend.dispose();
   }
 }
 
+/** Flags a resumed run accepts: how long, where the data is now, and how to run and print. */
+const RESUME_FLAGS = new Set(['resume', 'epochs', 'dataDir', 'threads', 'backend', 'json', 'progressEvery']);
+
+/** The flags given on the command line (not defaults), as commander attribute names and as typed. */
+function givenFlags(command: Command): Map<string, string> {
+  const given = new Map<string, string>();
+  for (const option of command.options) {
+    const key = option.attributeName();
+    if (command.getOptionValueSource(key) === 'cli') given.set(key, option.long ?? key);
+  }
+  return given;
+}
+
+/** Refuses, on --resume, every flag that would change the experiment (the saved config is the run). */
+function checkResumeFlags(given: Map<string, string>): void {
+  for (const [key, flag] of given) {
+    if (RESUME_FLAGS.has(key)) continue;
+    throw new ConfigError(
+      flag,
+      `no ${flag} with --resume: a resumed run keeps the settings it was started with (it takes only --epochs, --data-dir, --threads, --backend, --json and --progress-every)`,
+      flag,
+    );
+  }
+}
+
+/** On resume, the data must be the files the run recorded (metrics.jsonl's first data line). */
+function checkRecordedData(outDir: string, train: Dataset, test: Dataset): void {
+  const path = join(outDir, METRICS_FILE);
+  if (!existsSync(path)) return;
+  const first = readFileSync(path, 'utf8')
+    .split('\n')
+    .map((line) => {
+      try {
+        return JSON.parse(line) as unknown;
+      } catch {
+        return null;
+      }
+    })
+    .find((r): r is { type: 'data'; train: { files: DataSource[] }; test: { files: DataSource[] } } => {
+      return typeof r === 'object' && r !== null && (r as { type?: unknown }).type === 'data';
+    });
+  if (first === undefined) return;
+  for (const [split, now, then] of [
+    ['training', train.sources ?? [], first.train.files],
+    ['test', test.sources ?? [], first.test.files],
+  ] as const) {
+    const digests = (files: readonly DataSource[]) => files.map((f) => f.sha256).join(',');
+    if (now.length > 0 && then.length > 0 && digests(now) !== digests(then)) {
+      throw new ConfigError(
+        '--data-dir',
+        `the ${split} files the run started with (${then.map((f) => `${f.path} sha256 ${f.sha256.slice(0, 12)}`).join(', ')})`,
+        now.map((f) => `${f.path} sha256 ${f.sha256.slice(0, 12)}`).join(', '),
+      );
+    }
+  }
+}
+
+interface TrainCommandFlags extends TrainFlags {
+  overwrite: boolean;
+  progressEvery?: number;
+}
+
 export function trainCommand(): Command {
   const command = new Command('train').description('train a binary neural network');
   addTrainingFlags(command)
-    .option('--out <dir>', 'output folder (checkpoint, metrics.jsonl)')
-    .option('--resume <dir>', 'continue the run whose checkpoint is in <dir> (its saved config is used)')
-    .action(async (flags: TrainFlags) => {
-      const modelLabel = basename(flags.model).replace(/\.json$/, '');
-      const outDir = flags.resume ?? flags.out ?? `runs/${modelLabel}-${flags.method}-seed${flags.seed}`;
-      await runTrain({
-        config: configFromFlags(flags),
-        outDir,
-        resume: flags.resume !== undefined,
+    .option('--out <dir>', 'output folder (checkpoint, metrics.jsonl); refused if it holds anything')
+    .option(
+      '--overwrite',
+      'replace the run in --out (the old run stays whole until the new one has written its first checkpoint)',
+      false,
+    )
+    .option(
+      '--resume <dir>',
+      'continue the run in <dir> with its saved settings; with --epochs N, extend it to N epochs',
+    )
+    .option(
+      '--progress-every <seconds>',
+      `when stderr is not a terminal, a progress line this often (default: ${DEFAULT_PROGRESS_SECONDS})`,
+      parseNumber('--progress-every'),
+    )
+    .action(async (flags: TrainCommandFlags, cmd: Command) => {
+      const given = givenFlags(cmd);
+      if (flags.progressEvery !== undefined && !(flags.progressEvery > 0))
+        throw new ConfigError(
+          '--progress-every',
+          'a positive number of seconds',
+          String(flags.progressEvery),
+        );
+      const common = {
         json: flags.json,
         backend: flags.backend,
         threads: flags.threads,
-      });
+        ...(flags.progressEvery !== undefined ? { progressEvery: flags.progressEvery } : {}),
+      };
+      if (flags.resume !== undefined) {
+        checkResumeFlags(given);
+        await runTrain({
+          ...common,
+          config: null,
+          outDir: flags.resume,
+          resume: true,
+          ...(given.has('epochs') ? { epochs: flags.epochs } : {}),
+          ...(flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {}),
+        });
+        return;
+      }
+      const config = configFromFlags(flags);
+      const modelLabel = basename(flags.model).replace(/\.json$/, '');
+      const outDir =
+        flags.out ?? nextRunFolder(join('runs', `${modelLabel}-${flags.method}-seed${flags.seed}`));
+      if (flags.overwrite && flags.out === undefined)
+        throw new ConfigError('--overwrite', 'an --out folder to replace', 'no --out');
+      await runTrain({ ...common, config, outDir, resume: false, overwrite: flags.overwrite });
     });
   return command;
 }

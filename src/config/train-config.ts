@@ -55,6 +55,11 @@ export interface TrainConfig {
    * (methods/recalibrate.ts). Optional so that configs stored before it existed still load; absent = false.
    */
   readonly recalibrateBatchNorm?: boolean;
+  /**
+   * Random crop (4 pixels of zero padding) and horizontal flip of each training image, drawn from the run's
+   * generator (data/pipeline.ts). Optional so that configs stored before it existed still load; absent = false.
+   */
+  readonly augment?: boolean;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'model' | 'method'> = {
@@ -108,6 +113,13 @@ export function validateConfig(config: TrainConfig): void {
       '--activations',
       'binary for --method float-free (its integer step keeps 1-bit activations; add --activations binary)',
       config.activations,
+    );
+  }
+  if (config.augment === true && config.method === 'float-free') {
+    throw new ConfigError(
+      '--augment',
+      'a method that trains on normalised images (float-free reads the raw pixels; augmentation is not built into its integer step)',
+      '--method float-free',
     );
   }
   if (config.trainLimit !== null) positiveInteger('--train-limit', config.trainLimit);

@@ -1,7 +1,8 @@
 import { DatasetNotFoundError } from '../errors.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -42,7 +43,7 @@ async function writeIdxSplit(dir: string, prefix: 'train' | 't10k', n: number, g
 }
 
 describe('loadDataset lookup', () => {
-  test('dataDir beats the cache, which beats the system directory', async () => {
+  test('dataDir is the only place searched when given; else the cache beats the system directory', async () => {
     const base = join(root, 'order');
     const dataDir = join(base, 'data');
     const cacheDir = join(base, 'cache');
@@ -53,6 +54,14 @@ describe('loadDataset lookup', () => {
 
     const fromData = await loadDataset('fashion-mnist', { split: 'train', dataDir, cacheDir, systemDir });
     assert.equal(fromData.count, 3);
+    // The files it was read from, with their SHA-256 (recorded by every run).
+    assert.deepEqual(
+      fromData.sources?.map((f) => f.path),
+      [join(dataDir, 'train-images-idx3-ubyte'), join(dataDir, 'train-labels-idx1-ubyte')],
+    );
+    const labelBytes = await readFile(join(dataDir, 'train-labels-idx1-ubyte'));
+    assert.equal(fromData.sources?.[1].sha256, createHash('sha256').update(labelBytes).digest('hex'));
+    assert.equal(fromData.sources?.[1].bytes, labelBytes.byteLength);
     const fromCache = await loadDataset('fashion-mnist', { split: 'train', cacheDir, systemDir });
     assert.equal(fromCache.count, 4);
     const fromSystem = await loadDataset('fashion-mnist', {
@@ -68,35 +77,55 @@ describe('loadDataset lookup', () => {
 
   test('a directory with only some files of the split is passed over', async () => {
     const base = join(root, 'partial');
-    const dataDir = join(base, 'data');
-    await writeIdxSplit(dataDir, 'train', 3, false);
-    await rm(join(dataDir, 'train-labels-idx1-ubyte'));
-    await writeIdxSplit(join(base, 'cache', 'mnist'), 'train', 6, false);
-    const ds = await loadDataset('mnist', { split: 'train', dataDir, cacheDir: join(base, 'cache') });
+    const cacheDir = join(base, 'cache');
+    const systemDir = join(base, 'system');
+    await writeIdxSplit(join(cacheDir, 'fashion-mnist'), 'train', 3, false);
+    await rm(join(cacheDir, 'fashion-mnist', 'train-labels-idx1-ubyte'));
+    await writeIdxSplit(systemDir, 'train', 6, false);
+    const ds = await loadDataset('fashion-mnist', { split: 'train', cacheDir, systemDir });
     assert.equal(ds.count, 6);
+  });
+
+  test('a dataDir that does not hold the set is an error, never a fall-back to the cache', async () => {
+    const base = join(root, 'explicit');
+    const cacheDir = join(base, 'cache');
+    await writeIdxSplit(join(cacheDir, 'mnist'), 'train', 6, false);
+    const empty = join(base, 'empty');
+    await mkdir(empty, { recursive: true });
+    const aFile = join(base, 'a-file');
+    await writeFile(aFile, 'x');
+    for (const [dataDir, reason] of [
+      [empty, 'missing train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]'],
+      [join(base, 'missing'), 'directory does not exist'],
+      [aFile, 'not a directory'],
+    ] as const) {
+      const err = await loadDataset('mnist', { split: 'train', dataDir, cacheDir }).catch((e: unknown) => e);
+      assert.ok(err instanceof DatasetNotFoundError, String(err));
+      assert.deepEqual(err.searched, [{ dir: dataDir, reason }]);
+      assert.match(err.message, new RegExp(`${dataDir} \\(${reason.replace(/[[\].]/g, '\\$&')}\\)`));
+    }
   });
 
   test('missing data set: the error lists every place searched and how to get it', async () => {
     const base = join(root, 'missing');
-    const dataDir = join(base, 'data');
-    await writeIdxSplit(dataDir, 'train', 3, false); // train only: the test split is missing
     const cacheDir = join(base, 'cache');
+    const dataDir = join(cacheDir, 'fashion-mnist');
+    await writeIdxSplit(dataDir, 'train', 3, false); // train only: the test split is missing
     const systemDir = join(base, 'system');
-    const err = await loadDataset('fashion-mnist', { split: 'test', dataDir, cacheDir, systemDir }).then(
+    const err = await loadDataset('fashion-mnist', { split: 'test', cacheDir, systemDir }).then(
       () => assert.fail('expected DatasetNotFoundError'),
       (e: unknown) => e,
     );
     assert.ok(err instanceof DatasetNotFoundError);
     assert.deepEqual(
       err.searched.map((s) => s.dir),
-      [dataDir, join(cacheDir, 'fashion-mnist'), systemDir],
+      [dataDir, systemDir],
     );
     assert.equal(
       err.message,
       [
         `data set 'fashion-mnist' (test split) not found. Looked in:`,
         `  ${dataDir} (missing t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz])`,
-        `  ${join(cacheDir, 'fashion-mnist')} (directory does not exist)`,
         `  ${systemDir} (directory does not exist)`,
         'Get it with `onebit data fetch fashion-mnist` or `apt-get install dataset-fashion-mnist`, or pass a directory holding the files.',
       ].join('\n'),
@@ -105,11 +134,7 @@ describe('loadDataset lookup', () => {
 
   test('the Debian directory is the default system directory for Fashion-MNIST only', async () => {
     const cacheDir = join(root, 'defaults');
-    const fm = await locateDataset('fashion-mnist', {
-      split: 'test',
-      cacheDir,
-      dataDir: join(root, 'nowhere'),
-    }).catch((e: unknown) => e);
+    const fm = await locateDataset('fashion-mnist', { split: 'test', cacheDir }).catch((e: unknown) => e);
     if (fm instanceof DatasetNotFoundError) assert.equal(fm.searched.at(-1)?.dir, DEBIAN_FASHION_MNIST_DIR);
     else assert.equal((fm as { dir: string }).dir, DEBIAN_FASHION_MNIST_DIR);
     const mnist = await locateDataset('mnist', { split: 'test', cacheDir }).catch((e: unknown) => e);

@@ -9,8 +9,9 @@
  * Synthetic sets (seeded Gaussian blobs) stand in for real data in tests and smoke runs.
  */
 import { DatasetNotFoundError, type SearchedLocation } from '../errors.js';
-import { access } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { access, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Rng } from '../tensor/rng.js';
 import {
   CIFAR100_COARSE_CLASSES,
@@ -35,6 +36,26 @@ export interface Dataset {
   readonly classes: number;
   /** One name per class, when the data come with them (an image folder's subfolders). */
   readonly classNames?: readonly string[];
+  /** The files the items were read from, with their SHA-256, so a run can say what it trained on. */
+  readonly sources?: readonly DataSource[];
+}
+
+/** One file (or folder of files) a data set was read from. */
+export interface DataSource {
+  readonly path: string;
+  /** Hex SHA-256 of the file's bytes as stored (compressed if it is); for a folder, see image-folder.ts. */
+  readonly sha256: string;
+  readonly bytes: number;
+}
+
+/** The SHA-256 and size of a file, read in one go (data files are at most a few hundred MB). */
+export async function fileSource(path: string): Promise<DataSource> {
+  const bytes = await readFile(path);
+  return {
+    path: resolve(path),
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    bytes: bytes.byteLength,
+  };
 }
 
 export type Split = 'train' | 'test';
@@ -117,7 +138,10 @@ export interface LoadDatasetOptions {
   readonly split: Split;
   /** onebit's download cache (the CLI passes ~/.cache/onebit); data set `x` is looked for in `<cacheDir>/x`. */
   readonly cacheDir: string;
-  /** Searched first when given. */
+  /**
+   * When given, the only place searched: a folder that does not hold the set is an error, never a silent
+   * fall-back to the cache or the system copy.
+   */
   readonly dataDir?: string;
   /**
    * Searched last: a system-wide install. Default: the Debian location for Fashion-MNIST, none for the
@@ -206,8 +230,8 @@ export interface DatasetLocation {
 }
 
 /**
- * Find the files of a split: in `dataDir`, then `<cacheDir>/<name>`, then the system directory; in each,
- * also in the subdirectory a CIFAR tarball extracts to. A directory is used only if it holds every file
+ * Find the files of a split: in `dataDir` alone when it is given, else in `<cacheDir>/<name>`, then the
+ * system directory; in each, also in the subdirectory a CIFAR tarball extracts to. A directory is used only if it holds every file
  * of the split. Throws DatasetNotFoundError listing each place searched and why it was not used.
  */
 export async function locateDataset(
@@ -220,14 +244,19 @@ export async function locateDataset(
         ? DEBIAN_FASHION_MNIST_DIR
         : null
       : options.systemDir;
-  const dirs = [options.dataDir, join(options.cacheDir, name), systemDir].filter(
-    (d): d is string => typeof d === 'string',
-  );
+  const dirs =
+    options.dataDir !== undefined
+      ? [options.dataDir]
+      : [join(options.cacheDir, name), systemDir].filter((d): d is string => typeof d === 'string');
   const bases = datasetFiles(name, options.split);
   const searched: SearchedLocation[] = [];
   for (const dir of dirs) {
     if (!(await exists(dir))) {
       searched.push({ dir, reason: 'directory does not exist' });
+      continue;
+    }
+    if (!(await stat(dir)).isDirectory()) {
+      searched.push({ dir, reason: 'not a directory' });
       continue;
     }
     const tarDir = name === 'cifar10' || name === 'cifar100' ? CIFAR_TAR_DIRS[name] : null;
@@ -262,6 +291,18 @@ export async function loadDataset(name: DatasetName, options: LoadDatasetOptions
     });
   }
   const { files } = await locateDataset(name, options);
+  const [dataset, sources] = await Promise.all([
+    readDatasetFiles(name, files, options),
+    Promise.all(files.map(fileSource)),
+  ]);
+  return { ...dataset, sources };
+}
+
+async function readDatasetFiles(
+  name: RealDatasetName,
+  files: readonly string[],
+  options: LoadDatasetOptions,
+): Promise<Dataset> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   if (name === 'fashion-mnist' || name === 'mnist') {
     const idx = await readIdxImagesLabels(files[0], files[1], { classes: 10, maxBytes });

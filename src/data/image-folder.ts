@@ -31,11 +31,12 @@
  */
 import { ConfigError, DataFormatError, DatasetNotFoundError } from '../errors.js';
 import { open, readFile, readdir, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
 import { PNG } from 'pngjs';
 import { Rng } from '../tensor/rng.js';
 import { MAX_CLASSES } from './arrays.js';
-import { createDataset, type Dataset } from './dataset.js';
+import { createDataset, type DataSource, type Dataset } from './dataset.js';
 
 export interface ImageFolderOptions {
   /** Share of each class held out as the test split when DIR has no test/ folder, in (0, 1). Default 0.2. */
@@ -199,11 +200,21 @@ async function readHeader(file: string): Promise<PngHeader> {
   };
 }
 
-/** Decode `file` into `out` at `offset` as C x H x W bytes, the way decodePngImage (src/io/image.ts) does. */
-async function decodeInto(file: string, channels: number, out: Uint8Array, offset: number): Promise<void> {
+/**
+ * Decode `file` into `out` at `offset` as C x H x W bytes, the way decodePngImage (src/io/image.ts) does;
+ * returns the file's SHA-256 and size.
+ */
+async function decodeInto(
+  file: string,
+  channels: number,
+  out: Uint8Array,
+  offset: number,
+): Promise<{ sha256: string; bytes: number }> {
   let png: PNG;
+  const bytes = await readFile(file);
+  const digest = { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.byteLength };
   try {
-    png = PNG.sync.read(await readFile(file));
+    png = PNG.sync.read(bytes);
   } catch (error) {
     throw new DataFormatError(file, 'PNG', 'a readable PNG image', reason(error));
   }
@@ -221,6 +232,7 @@ async function decodeInto(file: string, channels: number, out: Uint8Array, offse
       out[offset + 2 * plane + p] = Math.round(b);
     }
   }
+  return digest;
 }
 
 /** Run `task(i)` for i in 0..n-1 with at most `limit` in flight; rejects with the first error. */
@@ -449,29 +461,46 @@ export async function loadImageFolder(dir: string, options: ImageFolderOptions =
 
   const trainImages = new Uint8Array(train.length * itemSize);
   const testImages = new Uint8Array(test.length * itemSize);
+  const digests = new Array<{ sha256: string; bytes: number }>(all.length);
   await forEachLimited(all.length, CONCURRENCY, async (i) => {
     const inTrain = i < train.length;
     const out = inTrain ? trainImages : testImages;
-    await decodeInto(all[i].file, channels, out, (inTrain ? i : i - train.length) * itemSize);
+    digests[i] = await decodeInto(all[i].file, channels, out, (inTrain ? i : i - train.length) * itemSize);
   });
+  // One source per split: the folder, with a SHA-256 over its files' relative paths and digests in order.
+  const folderSource = (from: number, to: number): DataSource => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for (let i = from; i < to; i++) {
+      hash.update(`${relative(root, all[i].file)}\t${digests[i].sha256}\n`);
+      bytes += digests[i].bytes;
+    }
+    return { path: root, sha256: hash.digest('hex'), bytes };
+  };
 
   const shape = [channels, height, width] as const;
   const classes = classNames.length;
   return {
-    train: createDataset({
-      name,
-      images: trainImages,
-      labels: Uint8Array.from(train, (t) => t.label),
-      shape,
-      classes,
-    }),
-    test: createDataset({
-      name,
-      images: testImages,
-      labels: Uint8Array.from(test, (t) => t.label),
-      shape,
-      classes,
-    }),
+    train: {
+      ...createDataset({
+        name,
+        images: trainImages,
+        labels: Uint8Array.from(train, (t) => t.label),
+        shape,
+        classes,
+      }),
+      sources: [folderSource(0, train.length)],
+    },
+    test: {
+      ...createDataset({
+        name,
+        images: testImages,
+        labels: Uint8Array.from(test, (t) => t.label),
+        shape,
+        classes,
+      }),
+      sources: [folderSource(train.length, all.length)],
+    },
     classNames,
     testSplit: testDir === undefined ? 'held-out' : 'folder',
     grayscaleFiles: all.length - colourFiles,

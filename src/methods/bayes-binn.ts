@@ -107,7 +107,7 @@ export const BAYES_BINN = defineMethod({
       kind: 'number',
       default: BAYES_BINN_DEFAULTS.trainSetScale,
       range: { min: 0, minOpen: true },
-      help: 'N = training examples * x (10 with augmentation)',
+      help: 'N = training examples * x (the paper uses 10 for its CIFAR runs with --augment)',
     },
     {
       key: 'klReweight',

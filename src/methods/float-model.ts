@@ -106,7 +106,10 @@ class FloatModelLearner implements Learner {
   /** Normalised inputs of the items order[start .. start+n) in the planned buffers. */
   private fill(data: Dataset, order: ArrayLike<number>, start: number, n: number): void {
     const buffers: BatchBuffers = { images: this.images, labels: this.labels, capacity: n };
-    fillBatch(data, order, start, buffers, { normalizer: this.setup.normalizer });
+    fillBatch(data, order, start, buffers, {
+      normalizer: this.setup.normalizer,
+      ...(this.setup.augment !== undefined ? { augment: this.setup.augment } : {}),
+    });
   }
 
   trainBatch(

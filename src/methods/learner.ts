@@ -9,7 +9,7 @@
  */
 import type { Backend } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
-import type { Normalizer } from '../data/pipeline.js';
+import type { Augmentation, Normalizer } from '../data/pipeline.js';
 import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { ModelSpec } from '../nn/spec.js';
 import type { Schedule } from '../optim/schedules.js';
@@ -52,6 +52,8 @@ export interface LearnerSetup {
   readonly realOptimizer: RealOptimizerSettings;
   /** The input normalisation fixed at the start of the run (float models read normalised inputs). */
   readonly normalizer: Normalizer;
+  /** Random crop and flip of each training image (absent: none); its generator is the run's. */
+  readonly augment?: Augmentation;
 }
 
 /** What a checkpoint keeps of a learner besides its tensors. */

@@ -142,6 +142,7 @@ export function createRun(
       weightDecay: config.realWeightDecay,
     },
     normalizer: new Normalizer(shape.inputShape, normalization),
+    ...(config.augment === true ? { augment: { rng, pad: 4, flip: true } } : {}),
   });
   return {
     config: { ...config, spec },

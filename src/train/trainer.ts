@@ -9,14 +9,16 @@
  * Before each checkpoint the learner is set to its mode (`predict('mode')`, which draws nothing), so the
  * checkpoint's model tensors are the deployed network (checkpoint.ts); the next step proposes afresh.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
 import { channelStats, subsetDataset, validationSplit } from '../data/pipeline.js';
 import { ConfigError, TrainingDivergedError } from '../errors.js';
 import { Rng } from '../tensor/rng.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../io/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta } from '../io/checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { DataSource } from '../data/dataset.js';
 import { validateConfig, type TrainConfig } from '../config/train-config.js';
 import { evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun, restoreRun, runTensors, type Normalization, type Run } from './run.js';
@@ -25,6 +27,8 @@ export type { Normalization } from './run.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.ckpt';
 export const METRICS_FILE = 'metrics.jsonl';
+/** The run's config, written when a run starts, so a run killed before its first checkpoint can resume. */
+export const RUN_FILE = 'run.json';
 
 export interface BatchProgress {
   readonly epoch: number;
@@ -82,8 +86,21 @@ export interface TrainOptions {
   readonly test: Dataset;
   /** Output folder (checkpoint, metrics.jsonl); absent: nothing is written to disk. */
   readonly outDir?: string | null;
-  /** Continue from the checkpoint in outDir (its config wins over `config`). */
+  /**
+   * Continue the run in outDir from its checkpoint (or from its start, with the config in run.json, when it
+   * was stopped before its first checkpoint); the saved config wins over `config`.
+   */
   readonly resume?: boolean;
+  /**
+   * With `resume`: train to this many epochs instead of the saved config's (extending a finished run). The
+   * schedules become those of a run of this length, read at the step reached (docs/architecture.md, "Runs").
+   */
+  readonly epochs?: number;
+  /**
+   * Called once, right after the first checkpoint is written, with the output folder; the run goes on in
+   * the folder it returns (the CLI's --overwrite trains in a new folder and swaps it in here).
+   */
+  readonly onFirstCheckpoint?: (outDir: string) => string;
   readonly callbacks?: TrainCallbacks;
   /**
    * Stops training (after the current step) when aborted; the checkpoint of the last full epoch stays as it
@@ -128,19 +145,85 @@ function checkpointMeta(run: Run, epoch: number, step: number): CheckpointMeta {
   };
 }
 
-/** Keeps the metrics lines of epochs up to `epoch` (a killed run may have written one more). */
+/**
+ * Keeps the metrics lines of epochs up to `epoch` and the data lines (a killed run may have written one more
+ * epoch); rewritten atomically, so a crash here loses nothing.
+ */
 function truncateMetrics(path: string, epoch: number): void {
   if (!existsSync(path)) return;
   const kept = readFileSync(path, 'utf8')
     .split('\n')
     .filter((line) => line.trim() !== '')
     .filter((line) => {
-      const parsed: unknown = JSON.parse(line);
-      const lineEpoch =
-        typeof parsed === 'object' && parsed !== null ? (parsed as { epoch?: unknown }).epoch : null;
-      return typeof lineEpoch === 'number' && lineEpoch <= epoch;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        return false; // a line torn by a kill
+      }
+      if (typeof parsed !== 'object' || parsed === null) return false;
+      const record = parsed as { type?: unknown; epoch?: unknown };
+      if (record.type === 'data') return true;
+      return typeof record.epoch === 'number' && record.epoch <= epoch;
     });
-  writeFileSync(path, kept.map((l) => `${l}\n`).join(''));
+  writeFileAtomic(path, [new TextEncoder().encode(kept.map((l) => `${l}\n`).join(''))]);
+}
+
+/** Temporary files of atomic writes that a killed run left behind (atomic.ts names them `.<file>.<pid>.tmp`). */
+function removeStaleTemporaries(outDir: string): void {
+  const ours = new Set([CHECKPOINT_FILE, METRICS_FILE, RUN_FILE]);
+  for (const name of readdirSync(outDir)) {
+    const m = /^\.(.+)\.\d+\.tmp$/.exec(name);
+    if (m !== null && ours.has(m[1])) rmSync(join(outDir, name), { force: true });
+  }
+}
+
+/** The record of which files a process trained and tested on (a metrics line; the CLI prints it too). */
+export function dataRecord(train: Dataset, test: Dataset, resumedAtEpoch: number | null = null) {
+  const files = (d: Dataset): readonly DataSource[] => d.sources ?? [];
+  return {
+    type: 'data' as const,
+    ...(resumedAtEpoch !== null ? { resumedAtEpoch } : {}),
+    train: { name: train.name, count: train.count, files: files(train) },
+    test: { name: test.name, count: test.count, files: files(test) },
+  };
+}
+
+/** What a run folder says about itself: its config and the epochs done (0 before its first checkpoint). */
+export interface SavedRun {
+  readonly config: TrainConfig;
+  readonly epoch: number;
+  /** Null when the run stopped before its first checkpoint. */
+  readonly checkpoint: Checkpoint | null;
+}
+
+/** Reads a run folder for resuming: its checkpoint, else the run.json written when it started. */
+export function readSavedRun(outDir: string): SavedRun {
+  const checkpointPath = join(outDir, CHECKPOINT_FILE);
+  if (existsSync(checkpointPath)) {
+    const checkpoint = loadCheckpoint(checkpointPath);
+    return { config: checkpoint.meta.config, epoch: checkpoint.meta.epoch, checkpoint };
+  }
+  const runPath = join(outDir, RUN_FILE);
+  if (!existsSync(runPath)) {
+    throw new ConfigError(
+      '--resume',
+      `a run folder holding ${CHECKPOINT_FILE} or ${RUN_FILE}`,
+      existsSync(outDir) ? `${outDir}, which has neither` : `${outDir}, which does not exist`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(runPath, 'utf8'));
+  } catch (error) {
+    throw new ConfigError('--resume', `${runPath} holding JSON`, (error as Error).message);
+  }
+  const config = (parsed as { config?: unknown } | null)?.config;
+  if (typeof config !== 'object' || config === null) {
+    throw new ConfigError('--resume', `${runPath} with a "config" object`, JSON.stringify(parsed));
+  }
+  validateConfig(config as TrainConfig);
+  return { config: config as TrainConfig, epoch: 0, checkpoint: null };
 }
 
 /** One epoch's totals. */
@@ -243,21 +326,44 @@ export async function trainEpoch(run: Run, data: Dataset, plan: EpochPlan): Prom
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const { backend, callbacks } = options;
-  const outDir = options.outDir ?? null;
+  let outDir = options.outDir ?? null;
   if (options.resume === true && outDir === null) {
     throw new ConfigError('resume', 'an output folder holding the checkpoint to resume', 'none');
   }
-  if (outDir !== null) mkdirSync(outDir, { recursive: true });
-  const checkpointPath = outDir === null ? null : join(outDir, CHECKPOINT_FILE);
-  const metricsPath = outDir === null ? null : join(outDir, METRICS_FILE);
+  const paths = (dir: string | null) =>
+    dir === null
+      ? null
+      : {
+          checkpoint: join(dir, CHECKPOINT_FILE),
+          metrics: join(dir, METRICS_FILE),
+          run: join(dir, RUN_FILE),
+        };
+  let files = paths(outDir);
 
-  const saved = options.resume === true && checkpointPath !== null ? loadCheckpoint(checkpointPath) : null;
-  const config = saved?.meta.config ?? options.config;
+  const saved = options.resume === true && outDir !== null ? readSavedRun(outDir) : null;
+  let config = saved?.config ?? options.config;
+  if (saved !== null && options.epochs !== undefined) {
+    if (options.epochs < saved.epoch) {
+      throw new ConfigError(
+        '--epochs',
+        `at least the ${saved.epoch} epochs the run in ${outDir ?? ''} has done`,
+        String(options.epochs),
+      );
+    }
+    config = { ...config, epochs: options.epochs };
+  }
   validateConfig(config);
   const prepared = prepareData(config, options.train);
   const { train: trainData, validation } = prepared;
+  if (config.batchSize > trainData.count) {
+    throw new ConfigError(
+      '--batch-size',
+      `at most the ${trainData.count} training examples (after the validation split and --train-limit)`,
+      String(config.batchSize),
+    );
+  }
   // A resumed run keeps the normalisation it started with.
-  const normalization = saved?.meta.normalization ?? prepared.normalization;
+  const normalization = saved?.checkpoint?.meta.normalization ?? prepared.normalization;
   if (trainData.classes !== options.test.classes) {
     throw new ConfigError(
       '--data',
@@ -282,19 +388,33 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   try {
     let startEpoch = 0;
     let step = 0;
-    if (saved !== null && checkpointPath !== null && metricsPath !== null) {
-      restoreRun(run, checkpointPath, saved);
-      startEpoch = saved.meta.epoch;
-      step = saved.meta.step;
-      truncateMetrics(metricsPath, startEpoch);
-    } else if (metricsPath !== null) {
-      writeFileSync(metricsPath, '');
+    if (files !== null && outDir !== null) {
+      mkdirSync(outDir, { recursive: true });
+      removeStaleTemporaries(outDir);
+      const checkpoint = saved?.checkpoint ?? null;
+      if (checkpoint !== null) {
+        restoreRun(run, files.checkpoint, checkpoint);
+        startEpoch = checkpoint.meta.epoch;
+        step = checkpoint.meta.step;
+        truncateMetrics(files.metrics, startEpoch);
+      } else {
+        // A new run (or one resumed from before its first checkpoint): its config, then an empty log.
+        const runFile = { config: run.config };
+        writeFileAtomic(files.run, [new TextEncoder().encode(`${JSON.stringify(runFile, null, 2)}\n`)]);
+        writeFileAtomic(files.metrics, []);
+      }
+      const record = dataRecord(options.train, options.test, saved === null ? null : startEpoch);
+      appendFileSync(
+        files.metrics,
+        `${JSON.stringify(record)}
+`,
+      );
     }
     await run.learner.prepare();
     const records: EpochRecord[] = [];
     let trainedSamples = 0;
     let trainingSeconds = 0;
-    let lastCheckpoint: string | null = saved !== null ? checkpointPath : null;
+    let lastCheckpoint: string | null = saved?.checkpoint != null && files !== null ? files.checkpoint : null;
     let stopped: TrainResult['stopped'] = null;
 
     for (let epoch = startEpoch + 1; epoch <= config.epochs && stopped === null; epoch++) {
@@ -333,10 +453,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         samplesPerSecond: totals.seen / totals.seconds,
         stepMilliseconds: (totals.seconds * 1000) / totals.steps,
       };
-      if (checkpointPath !== null && metricsPath !== null) {
-        saveCheckpoint(checkpointPath, checkpointMeta(run, epoch, step), runTensors(run));
-        lastCheckpoint = checkpointPath;
-        appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
+      if (files !== null) {
+        saveCheckpoint(files.checkpoint, checkpointMeta(run, epoch, step), runTensors(run));
+        appendFileSync(files.metrics, `${JSON.stringify({ type: 'epoch', ...record })}\n`);
+        if (lastCheckpoint === null && options.onFirstCheckpoint !== undefined && outDir !== null) {
+          outDir = options.onFirstCheckpoint(outDir);
+          files = paths(outDir);
+        }
+        lastCheckpoint = files?.checkpoint ?? null;
       }
       records.push(record);
       if (callbacks?.onEpoch?.(record, run) === 'stop') stopped ??= 'early-stopping';
