@@ -201,6 +201,7 @@ export type OnebitErrorCode =
   | 'bad-layer'
   | 'bad-tensor'
   | 'bad-value'
+  | 'bad-checksum'
   | 'unsupported';
 
 /** A file that is not a valid `.onebit` model: `kind` says what kind of fault, `where` where it is. */

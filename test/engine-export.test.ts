@@ -48,7 +48,12 @@ import { encodeOnnx } from '../src/io/onnx.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors.js';
 import type { Layer } from '../src/nn/layer.js';
 import { Rng } from '../src/tensor/rng.js';
-import { CHECKPOINT_MAGIC, loadCheckpoint, saveCheckpoint } from '../src/io/checkpoint.js';
+import {
+  CHECKPOINT_MAGIC,
+  CHECKPOINT_VERSION,
+  loadCheckpoint,
+  saveCheckpoint,
+} from '../src/io/checkpoint.js';
 import { writeTensorFile } from '../src/io/tensor-file.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../src/config/train-config.js';
 import { createRun, disposeRun, runTensors } from '../src/train/run.js';
@@ -552,5 +557,21 @@ describe('export from spec and tensors', () => {
     exportCheckpoint(checkpoints.binary, 'onebit', original, backend);
     // STE's mode is the sign of its latent weights, which the trainer saved: the same file.
     assert.deepEqual(readFileSync(target), readFileSync(original));
+  });
+
+  test('a version-2 checkpoint (no checksums) loads, and upgrade rewrites it with them, tensors unchanged', () => {
+    const checkpoint = loadCheckpoint(checkpoints.binary);
+    const v2 = join(dir, 'v2-no-checksums.ckpt');
+    const tensors = [...checkpoint.tensors].map(([name, value]) => ({ name, value }));
+    writeTensorFile(v2, CHECKPOINT_MAGIC, 2, checkpoint.meta, tensors);
+    assert.equal(loadCheckpoint(v2).version, 2);
+    const upgraded = join(dir, 'v3.ckpt');
+    assert.deepEqual(upgradeCheckpoint(v2, upgraded, backend), { upgraded: true });
+    const current = loadCheckpoint(upgraded);
+    assert.equal(current.version, CHECKPOINT_VERSION);
+    assert.deepEqual(current.meta, checkpoint.meta);
+    assert.deepEqual(current.tensors, checkpoint.tensors);
+    // Already current: nothing to do, the file is left alone.
+    assert.deepEqual(upgradeCheckpoint(upgraded, upgraded, backend), { upgraded: false });
   });
 });

@@ -380,6 +380,7 @@ describe('flags that would do nothing are refused', () => {
 
   test('--augment takes effect: stored in the config and changes the training', async () => {
     const plain = await runCli([...QUICK, '--epochs', '1', '--out', join(dir, 'plain'), '--json']);
+    assert.equal(plain.code, 0, plain.stderr);
     const augmented = await runCli([
       ...QUICK,
       '--epochs',

@@ -108,8 +108,7 @@ async function trainCase(spec: SpecCase, method: string): Promise<Trained> {
     // One thread per process: the cases train two at a time on two cores.
     '--threads',
     '1',
-    // Float-free trains 1-bit activations only; the spec already binarizes every layer after the first.
-    ...(method === 'float-free' ? ['--activations', 'binary'] : []),
+    // No --activations: the spec sets each layer's binarizer (for float-free, 1-bit after the first).
   ];
   const straight = await runCli([...args, '--out', join(dir, 'whole')]);
   assert.equal(straight.code, 0, straight.stderr);

@@ -6,7 +6,9 @@ import { SingleBar } from 'cli-progress';
 import { createBackend } from '../backend/index.js';
 import type { Backend } from '../backend/backend.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, type DataSource, type Dataset } from '../data/dataset.js';
-import { METHOD_NAMES, resolveMethodConfig } from '../methods/registry.js';
+import { METHOD_NAMES, methodDefinition, resolveMethodConfig } from '../methods/registry.js';
+import type { RunDefaults } from '../methods/definition.js';
+import type { LayerSpec } from '../nn/spec.js';
 import { trainConfig } from '../train/run-config.js';
 import { loadImageFolder } from '../data/image-folder.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -102,6 +104,59 @@ function checkNamedModelFlags(flags: TrainFlags): void {
   }
 }
 
+/** The flag of each run setting a method can leave unused (methods/definition.ts, unusedRunSettings). */
+const RUN_SETTING_FLAGS: Record<keyof RunDefaults, [string, (f: TrainFlags) => boolean]> = {
+  learningRate: ['--lr', (f) => f.lr !== undefined],
+  schedule: ['--schedule', (f) => f.schedule !== undefined],
+  warmupEpochs: ['--warmup-epochs', (f) => f.warmupEpochs !== undefined],
+  realLearningRate: ['--real-lr', (f) => f.realLr !== undefined],
+  realOptimizer: ['--real-optimizer', (f) => f.realOptimizer !== undefined],
+  realWeightDecay: ['--weight-decay', (f) => f.weightDecay !== undefined],
+  channelScale: ['--channel-scale', (f) => f.channelScale !== undefined],
+  recalibrateBatchNorm: ['--recalibrate-bn', (f) => f.recalibrateBn !== undefined],
+};
+
+/** Whether a spec has real-valued parameters (what --real-lr, --real-optimizer and --weight-decay train). */
+function specHasRealParameters(layers: readonly LayerSpec[]): boolean {
+  return layers.some(
+    (l) =>
+      l.type === 'dense' ||
+      l.type === 'conv2d' ||
+      l.type === 'prelu' ||
+      l.type === 'channelScale' ||
+      (l.type === 'batchNorm' && l.affine === true) ||
+      (l.type === 'residual' && (specHasRealParameters(l.body) || specHasRealParameters(l.shortcut ?? []))),
+  );
+}
+
+/** Refuses run-setting flags the method does not read, and real-optimizer flags with nothing to train. */
+function checkRunSettingFlags(flags: TrainFlags, config: TrainConfig): void {
+  const unused = methodDefinition(config.method).unusedRunSettings;
+  for (const setting of unused.settings) {
+    const [flag, given] = RUN_SETTING_FLAGS[setting];
+    if (given(flags)) {
+      throw new ConfigError(flag, `no ${flag} with --method ${config.method}`, `${flag} (${unused.reason})`);
+    }
+  }
+  const hasReal =
+    config.spec !== undefined
+      ? specHasRealParameters(config.spec.layers)
+      : config.batchNormAffine || config.channelScale === true;
+  for (const [flag, given] of [
+    RUN_SETTING_FLAGS.realLearningRate,
+    RUN_SETTING_FLAGS.realOptimizer,
+    RUN_SETTING_FLAGS.realWeightDecay,
+  ]) {
+    if (given(flags) && !hasReal) {
+      throw new ConfigError(
+        flag,
+        'a model with real-valued parameters for it to train (--bn-affine, --channel-scale, or a spec with dense, conv2d, prelu, channelScale or affine batchNorm layers)',
+        `--model ${flags.model}, whose parameters are all binary`,
+      );
+    }
+  }
+}
+
 export function configFromFlags(flags: TrainFlags): TrainConfig {
   checkDataArgument(flags.data);
   checkModelArgument(flags.model);
@@ -134,6 +189,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     // Stored only when on, so configs of runs without it stay as they were.
     ...(flags.augment === true ? { augment: true } : {}),
   });
+  checkRunSettingFlags(flags, config);
   if (flags.warmupEpochs !== undefined && config.schedule !== 'warmup-cosine') {
     throw new ConfigError(
       '--warmup-epochs',
@@ -567,8 +623,17 @@ export function trainCommand(): Command {
       };
       if (flags.resume !== undefined) {
         checkResumeFlags(given);
+        // The backend the run started on, unless told otherwise: another one gives other numbers.
+        const recorded = readSavedRun(flags.resume).backend;
+        const backend = given.has('backend') ? flags.backend : (recorded ?? flags.backend);
+        if (recorded !== null && backend !== recorded) {
+          process.stderr.write(
+            `note: ${flags.resume} started on the ${recorded} backend; resuming on ${backend} gives other numbers than an uninterrupted run\n`,
+          );
+        }
         await runTrain({
           ...common,
+          backend,
           config: null,
           outDir: flags.resume,
           resume: true,

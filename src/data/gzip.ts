@@ -41,12 +41,20 @@ export function gunzipChecked(
   });
 }
 
+/** The content of a file already read: gunzipped (output capped at `maxBytes`) when it is gzip, else as is. */
+export function decodeMaybeGzip(
+  raw: Uint8Array,
+  file: string,
+  maxBytes = DEFAULT_MAX_BYTES,
+): Promise<Uint8Array> {
+  return isGzip(raw) ? gunzipChecked(raw, file, maxBytes) : Promise.resolve(asUint8(raw));
+}
+
 /** Read a file, gunzipping it when its content is gzip. Both the raw and decompressed sizes are capped. */
 export async function readMaybeGzip(path: string, maxBytes = DEFAULT_MAX_BYTES): Promise<Uint8Array> {
   const info = await stat(path);
   if (info.size > maxBytes) {
     throw new DataFormatError(path, 'file size', `at most ${maxBytes} bytes`, `${info.size} bytes`);
   }
-  const raw = asUint8(await readFile(path));
-  return isGzip(raw) ? gunzipChecked(raw, path, maxBytes) : raw;
+  return decodeMaybeGzip(asUint8(await readFile(path)), path, maxBytes);
 }

@@ -157,8 +157,21 @@ export async function readIdxImagesLabels(
   options: { classes: number; maxBytes?: number },
 ): Promise<IdxImagesLabels> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
-  const images = await readIdxFile(imagesPath, { ndim: 3, maxBytes });
-  const labels = await readIdxFile(labelsPath, { ndim: 1, maxBytes });
+  const images = await readMaybeGzip(imagesPath, maxBytes);
+  const labels = await readMaybeGzip(labelsPath, maxBytes);
+  return decodeIdxImagesLabels(images, labels, imagesPath, labelsPath, options);
+}
+
+/** `readIdxImagesLabels` on the (decompressed) bytes of both files; the paths only name them in errors. */
+export function decodeIdxImagesLabels(
+  imagesBytes: Uint8Array,
+  labelsBytes: Uint8Array,
+  imagesPath: string,
+  labelsPath: string,
+  options: { classes: number },
+): IdxImagesLabels {
+  const images = parseIdx(imagesBytes, imagesPath, { ndim: 3 });
+  const labels = parseIdx(labelsBytes, labelsPath, { ndim: 1 });
   const [count, height, width] = images.dims;
   if (labels.dims[0] !== count) {
     throw new DataFormatError(

@@ -1,16 +1,21 @@
 /**
- * The `.onebit` reader: specific faults are rejected with the right code and place, and a seeded fuzz run
- * of mutated and truncated files (byte flips, truncations, hostile header values, corrupted data) shows that
- * every file is either rejected with the OnebitFormatError code its damage calls for (a truncation is always
- * 'truncated', damage confined to tensor bytes is always 'bad-value', ...) or loads as a model that is valid
- * by a check independent of the reader, carries exactly what the file says, and runs on the engine without
- * allocating more than the file's size justifies.
+ * The `.onebit` reader: specific faults are rejected with the right code and place, damaged bytes are
+ * caught by the CRC32C checksums naming the header or the tensor, version-1 files (no checksums) still
+ * decode, and a seeded fuzz run of mutated and truncated files (byte flips, truncations, hostile header
+ * values, corrupted data) shows that every file is either rejected with the OnebitFormatError code its damage
+ * calls for (a truncation is always 'truncated', changed tensor bytes are always 'bad-checksum', and once the
+ * checksums are recomputed to match, always 'bad-value', ...) or loads as a model that is valid by a check
+ * independent of the reader, carries exactly what the file says, and runs on the engine without allocating
+ * more than the file's size justifies. Part of the mutants have their checksums recomputed after the damage,
+ * so the structural checks behind the checksums are exercised too.
  */
 import { type OnebitErrorCode, OnebitFormatError } from '../errors.js';
+import CRC32C from 'crc-32/crc32c.js';
 import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
 import { Rng } from '../tensor/rng.js';
 import { createEngine } from './engine.js';
+import { crc32c } from './crc32c.js';
 import {
   decodeOnebit,
   encodeOnebit,
@@ -75,6 +80,15 @@ function sampleModel(seed = 1): OnebitModel {
   };
 }
 
+/** CRC32C computed here, by the library the format names, independently of the reader. */
+function crc(bytes: Uint8Array): number {
+  return CRC32C.buf(bytes, 0) >>> 0;
+}
+
+function align16(n: number): number {
+  return Math.ceil(n / 16) * 16;
+}
+
 function headerOf(bytes: Uint8Array): { json: Record<string, unknown>; length: number } {
   const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(12, true);
   const json = JSON.parse(
@@ -83,20 +97,69 @@ function headerOf(bytes: Uint8Array): { json: Record<string, unknown>; length: n
   return { json, length };
 }
 
-/** The file with its header replaced by `header` (data section unchanged, re-aligned). */
+/** A copy with the header's CRC32C (bytes 16..19) recomputed over the header bytes it now declares. */
+function sealHeader(bytes: Uint8Array): Uint8Array {
+  const out = bytes.slice();
+  const view = new DataView(out.buffer);
+  const length = view.getUint32(12, true);
+  if (PREFIX_BYTES + length <= out.byteLength)
+    view.setUint32(16, crc(out.subarray(PREFIX_BYTES, PREFIX_BYTES + length)), true);
+  return out;
+}
+
+/** The file with its header replaced by `header` (data section unchanged, re-aligned; header CRC matching). */
 function withHeader(bytes: Uint8Array, header: unknown): Uint8Array {
   const { length } = headerOf(bytes);
-  const dataStart = Math.ceil((PREFIX_BYTES + length) / 16) * 16;
-  const data = bytes.subarray(dataStart);
+  const data = bytes.subarray(align16(PREFIX_BYTES + length));
   const json = new TextEncoder().encode(JSON.stringify(header));
-  const newStart = Math.ceil((PREFIX_BYTES + json.byteLength) / 16) * 16;
+  const newStart = align16(PREFIX_BYTES + json.byteLength);
   const out = new Uint8Array(newStart + data.byteLength);
   out.set(bytes.subarray(0, PREFIX_BYTES));
   new DataView(out.buffer).setUint32(12, newStart - PREFIX_BYTES, true);
   out.set(json, PREFIX_BYTES);
   out.fill(0x20, PREFIX_BYTES + json.byteLength, newStart);
   out.set(data, newStart);
+  return sealHeader(out);
+}
+
+/** The file with every tensor's `crc32c` recomputed from its bytes as they are now (and the header's). */
+function sealTensors(bytes: Uint8Array): Uint8Array {
+  const { json, length } = headerOf(bytes);
+  const dataStart = align16(PREFIX_BYTES + length);
+  for (const t of json.tensors as { offset: number; byteLength: number; crc32c: number }[]) {
+    t.crc32c = crc(bytes.subarray(dataStart + t.offset, dataStart + t.offset + t.byteLength));
+  }
+  return withHeader(bytes, json);
+}
+
+/** The same model in the version-1 layout: no header CRC (the JSON at byte 16), no `crc32c` entries. */
+function toVersion1(bytes: Uint8Array): Uint8Array {
+  const { json, length } = headerOf(bytes);
+  for (const t of json.tensors as Record<string, unknown>[]) delete t.crc32c;
+  const data = bytes.subarray(align16(PREFIX_BYTES + length));
+  const text = new TextEncoder().encode(JSON.stringify(json));
+  const dataStart = align16(16 + text.byteLength);
+  const out = new Uint8Array(dataStart + data.byteLength);
+  out.set(bytes.subarray(0, 8));
+  const view = new DataView(out.buffer);
+  view.setUint32(8, 1, true);
+  view.setUint32(12, dataStart - 16, true);
+  out.set(text, 16);
+  out.fill(0x20, 16 + text.byteLength, dataStart);
+  out.set(data, dataStart);
   return out;
+}
+
+/** Where each tensor of a file lies: name, its index in header.tensors, and its byte range in the file. */
+function tensorRanges(bytes: Uint8Array): { name: string; index: number; start: number; end: number }[] {
+  const { json, length } = headerOf(bytes);
+  const dataStart = align16(PREFIX_BYTES + length);
+  return (json.tensors as { name: string; offset: number; byteLength: number }[]).map((t, index) => ({
+    name: t.name,
+    index,
+    start: dataStart + t.offset,
+    end: dataStart + t.offset + t.byteLength,
+  }));
 }
 
 /**
@@ -201,7 +264,7 @@ function restored(
   return copy as unknown as OnebitModel;
 }
 
-function rejects(bytes: Uint8Array, code: OnebitErrorCode, where?: RegExp): void {
+function rejects(bytes: Uint8Array, code: OnebitErrorCode, where?: RegExp, message?: RegExp): void {
   assert.throws(
     () => decodeOnebit(bytes, 'm.onebit'),
     (error: unknown) => {
@@ -209,6 +272,7 @@ function rejects(bytes: Uint8Array, code: OnebitErrorCode, where?: RegExp): void
       assert.equal(error.code, code, error.message);
       assert.ok(error.where.startsWith('m.onebit: '), error.where);
       if (where !== undefined) assert.match(error.where, where);
+      if (message !== undefined) assert.match(error.message, message);
       return true;
     },
   );
@@ -231,8 +295,9 @@ describe('.onebit reader', () => {
     magic[0] = 0x58;
     rejects(magic, 'bad-magic', /byte 0/);
     const version = good.slice();
-    version[8] = 2;
+    version[8] = 3;
     rejects(version, 'bad-version', /byte 8/);
+    rejects(good.subarray(0, 18), 'truncated', /byte 0/);
     rejects(good.subarray(0, 40), 'truncated', /byte 12/);
     rejects(good.subarray(0, good.byteLength - 1), 'truncated', /header\.tensors\[\d+\]/);
     const long = good.slice();
@@ -278,7 +343,7 @@ describe('.onebit reader', () => {
     );
     const deepFile = withHeader(good, {});
     const deepBytes = new Uint8Array(
-      Math.ceil((PREFIX_BYTES + deepText.byteLength) / 16) * 16 + (deepFile.byteLength - 32),
+      align16(PREFIX_BYTES + deepText.byteLength) + (deepFile.byteLength - 32),
     );
     deepBytes.set(good.subarray(0, PREFIX_BYTES));
     new DataView(deepBytes.buffer).setUint32(
@@ -289,28 +354,108 @@ describe('.onebit reader', () => {
     deepBytes.fill(0x20, PREFIX_BYTES);
     deepBytes.set(deepText, PREFIX_BYTES);
     deepBytes.set(deepFile.subarray(32), deepBytes.byteLength - (deepFile.byteLength - 32));
-    rejects(deepBytes, 'bad-header');
+    rejects(sealHeader(deepBytes), 'bad-header');
     void layers;
   });
 
-  test('corrupted data is rejected: padding bits, directions, NaN', () => {
-    const { json, length } = headerOf(good);
-    const dataStart = Math.ceil((PREFIX_BYTES + length) / 16) * 16;
-    const tensors = json.tensors as { name: string; offset: number }[];
-    const at = (name: string): number =>
-      dataStart + (tensors.find((t) => t.name === name) as { offset: number }).offset;
+  test('corrupted data fails its checksum; with the checksum made to match, the value checks catch it', () => {
+    const ranges = tensorRanges(good);
+    const at = (name: string): number => (ranges.find((t) => t.name === name) as { start: number }).start;
+    const place = (name: string): RegExp =>
+      new RegExp(`header\\.tensors\\[${(ranges.find((t) => t.name === name) as { index: number }).index}\\]`);
+    const damaged = (name: string): RegExp =>
+      new RegExp(
+        `tensor "${name.replace(/\./g, '\\.')}" fails its CRC32C checksum \\(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\\): the file is damaged`,
+      );
     const padding = good.slice();
     padding[at('layers.1.weights') + 4 + 3] |= 0x80; // word 1 of row 0: bits 36..63 are padding
-    rejects(padding, 'bad-value', /layers\[1\]\.weights row 0/);
+    rejects(padding, 'bad-checksum', place('layers.1.weights'), damaged('layers.1.weights'));
+    rejects(sealTensors(padding), 'bad-value', /layers\[1\]\.weights row 0/);
     const direction = good.slice();
     direction[at('layers.1.directions') + 2] = 0;
-    rejects(direction, 'bad-value', /directions\[2\]/);
+    rejects(direction, 'bad-checksum', place('layers.1.directions'), damaged('layers.1.directions'));
+    rejects(sealTensors(direction), 'bad-value', /directions\[2\]/);
     const nan = good.slice();
     new DataView(nan.buffer).setFloat32(at('layers.3.scale') + 4, NaN, true);
-    rejects(nan, 'bad-value', /scale\[1\]/);
+    rejects(nan, 'bad-checksum', place('layers.3.scale'), damaged('layers.3.scale'));
+    rejects(sealTensors(nan), 'bad-value', /scale\[1\]/);
     const threshold = good.slice();
     new DataView(threshold.buffer).setFloat32(at('layers.1.thresholds'), NaN, true);
-    rejects(threshold, 'bad-value', /thresholds\[0\]/);
+    rejects(threshold, 'bad-checksum', place('layers.1.thresholds'), damaged('layers.1.thresholds'));
+    rejects(sealTensors(threshold), 'bad-value', /thresholds\[0\]/);
+  });
+
+  test("the engine's CRC32C is the crc-32 package's (Castagnoli; check value 0xe3069283)", () => {
+    assert.equal(crc32c(new TextEncoder().encode('123456789')), 0xe3069283);
+    assert.equal(crc32c(new Uint8Array(0)), 0);
+    const rng = new Rng(7);
+    for (let i = 0; i < 200; i++) {
+      const bytes = Uint8Array.from({ length: rng.int(i < 100 ? 64 : 5000) }, () => rng.int(256));
+      assert.equal(crc32c(bytes), crc(bytes), `buffer ${i} of ${bytes.length} bytes`);
+    }
+  });
+
+  test('a flipped bit in any tensor names that tensor; in the header or its checksum, the header', () => {
+    const ranges = tensorRanges(good);
+    assert.equal(ranges.length, 9);
+    for (const { name, index, start, end } of ranges) {
+      for (const at of [start, Math.floor((start + end) / 2), end - 1]) {
+        const flipped = good.slice();
+        flipped[at] ^= 0x10;
+        rejects(
+          flipped,
+          'bad-checksum',
+          new RegExp(`^m\\.onebit: header\\.tensors\\[${index}\\]$`),
+          new RegExp(`tensor "${name.replace(/\./g, '\\.')}" fails its CRC32C checksum`),
+        );
+      }
+    }
+    const { length } = headerOf(good);
+    for (const at of [16, 19, PREFIX_BYTES, PREFIX_BYTES + 40, PREFIX_BYTES + length - 1]) {
+      const flipped = good.slice();
+      flipped[at] ^= 0x01;
+      rejects(
+        flipped,
+        'bad-checksum',
+        new RegExp(`^m\\.onebit: bytes ${PREFIX_BYTES}\\.\\.${PREFIX_BYTES + length}$`),
+        /header fails its CRC32C checksum \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\): the file is damaged/,
+      );
+    }
+    // The stored checksums are CRC32C of exactly those bytes (computed here with the library, independently).
+    const { json } = headerOf(good);
+    const entries = json.tensors as { crc32c: number }[];
+    ranges.forEach((r, i) => assert.equal(entries[i].crc32c, crc(good.subarray(r.start, r.end))));
+    const view = new DataView(good.buffer, good.byteOffset);
+    assert.equal(view.getUint32(16, true), crc(good.subarray(PREFIX_BYTES, PREFIX_BYTES + length)));
+    assert.equal(view.getUint32(8, true), 2);
+    // A checksum that is not a uint32 is a malformed header, not a mismatch.
+    for (const value of [-1, 2 ** 32, 1.5, '0', null]) {
+      const bad = structuredClone(json);
+      (bad.tensors as Record<string, unknown>[])[2].crc32c = value;
+      rejects(withHeader(good, bad), 'bad-header', /header\.tensors\[2\]\.crc32c/);
+    }
+    const missing = structuredClone(json);
+    delete (missing.tensors as Record<string, unknown>[])[0].crc32c;
+    rejects(withHeader(good, missing), 'bad-header', /header\.tensors\[0\]\.crc32c/);
+  });
+
+  test('a version-1 file (no checksums) still decodes to the same model; its damage is left to the value checks', () => {
+    const v1 = toVersion1(good);
+    assert.equal(new DataView(v1.buffer).getUint32(8, true), 1);
+    assert.ok(!new TextDecoder().decode(v1).includes('crc32c'));
+    assert.deepEqual(decodeOnebit(v1, 'old.onebit'), sampleModel());
+    // Re-encoded, it is today's (checksummed) file.
+    assert.deepEqual(encodeOnebit(decodeOnebit(v1)), good);
+    // The data section moved up by the 4 checksum bytes' worth of alignment, if at all: same offsets inside it.
+    const shift = tensorRanges(good)[0].start - (16 + new DataView(v1.buffer).getUint32(12, true));
+    const directions = tensorRanges(good).find((t) => t.name === 'layers.1.directions') as { start: number };
+    const direction = v1.slice();
+    direction[directions.start - shift + 2] = 0;
+    rejects(direction, 'bad-value', /directions\[2\]/);
+    // A version-2 file read as version 1 (its checksum bytes where the JSON should start) is refused.
+    const relabelled = good.slice();
+    relabelled[8] = 1;
+    rejects(relabelled, 'bad-header');
   });
 
   test('fuzz: 12,000 mutated and truncated files: each kind of damage gets the error it must, or loads intact', async (t) => {
@@ -337,11 +482,8 @@ describe('.onebit reader', () => {
     const variants = [sampleModel(1), sampleModel(2)].map((model) => {
       const bytes = encodeOnebit(model);
       const { json, length } = headerOf(bytes);
-      const dataStart = Math.ceil((PREFIX_BYTES + length) / 16) * 16;
-      const tensors = (json.tensors as { offset: number; byteLength: number }[]).map((e) => ({
-        start: dataStart + e.offset,
-        end: dataStart + e.offset + e.byteLength,
-      }));
+      const dataStart = align16(PREFIX_BYTES + length);
+      const tensors = tensorRanges(bytes);
       const paths: (string | number)[][] = [];
       const walk = (v: unknown, path: (string | number)[]): void => {
         if (path.length > 0) paths.push(path);
@@ -356,27 +498,37 @@ describe('.onebit reader', () => {
     // The reader decodes what the encoder writes and nothing else: the fuzz's ground truth.
     for (const v of variants) assert.deepEqual(encodeOnebit(decodeOnebit(v.bytes)), v.bytes);
 
-    type Kind = 'flip' | 'truncate' | 'header' | 'data';
+    /**
+     * flip: bits flipped anywhere; flip-sealed: the same with the header checksum then recomputed; truncate;
+     * header: a header field set to a hostile value (header checksum recomputed); data: a data-section byte
+     * set at random; data-sealed: the same with the tensor and header checksums then recomputed.
+     */
+    type Kind = 'flip' | 'flip-sealed' | 'truncate' | 'header' | 'data' | 'data-sealed';
     const tally = new Map<string, number>();
     const count = (key: string): void => void tally.set(key, (tally.get(key) ?? 0) + 1);
     let ran = 0;
     for (let i = 0; i < 12000; i++) {
       const base = variants[i % 2];
       const u = rng.uniform();
-      const kind: Kind = u < 0.3 ? 'flip' : u < 0.45 ? 'truncate' : u < 0.8 ? 'header' : 'data';
+      const kind: Kind =
+        u < 0.2
+          ? 'flip'
+          : u < 0.35
+            ? 'flip-sealed'
+            : u < 0.47
+              ? 'truncate'
+              : u < 0.8
+                ? 'header'
+                : u < 0.9
+                  ? 'data'
+                  : 'data-sealed';
       let bytes: Uint8Array;
-      /** Byte positions changed in place (flip and data kinds). */
-      const changed: number[] = [];
       let path: (string | number)[] = [];
       let header: Record<string, unknown> = {};
-      if (kind === 'flip') {
+      if (kind === 'flip' || kind === 'flip-sealed') {
         bytes = base.bytes.slice();
         const flips = 1 + rng.int(4);
-        for (let f = 0; f < flips; f++) {
-          const at = rng.int(bytes.length);
-          bytes[at] ^= 1 << rng.int(8);
-          changed.push(at);
-        }
+        for (let f = 0; f < flips; f++) bytes[rng.int(bytes.length)] ^= 1 << rng.int(8);
       } else if (kind === 'truncate') {
         bytes = base.bytes.slice(0, rng.int(base.bytes.length));
       } else if (kind === 'header') {
@@ -390,11 +542,18 @@ describe('.onebit reader', () => {
         bytes = withHeader(base.bytes, header);
       } else {
         bytes = base.bytes.slice();
-        const at = base.dataStart + rng.int(bytes.length - base.dataStart);
-        bytes[at] = rng.int(256);
-        changed.push(at);
+        bytes[base.dataStart + rng.int(bytes.length - base.dataStart)] = rng.int(256);
       }
+      /** Byte positions whose value differs from the original (flip and data kinds, before any resealing). */
+      const changed: number[] = [];
+      if (kind === 'flip' || kind === 'flip-sealed' || kind === 'data' || kind === 'data-sealed') {
+        for (let at = 0; at < bytes.length; at++) if (bytes[at] !== base.bytes[at]) changed.push(at);
+      }
+      const unsealed = bytes;
+      if (kind === 'flip-sealed') bytes = sealHeader(bytes);
+      if (kind === 'data-sealed') bytes = sealTensors(bytes);
       const dataOnly = changed.length > 0 && changed.every((at) => at >= base.dataStart);
+      const inPrefix = changed.some((at) => at < 12);
       const what = `mutant ${i} (${kind}${path.length > 0 ? ` at ${path.join('.')}` : ''})`;
 
       let model: OnebitModel;
@@ -404,32 +563,69 @@ describe('.onebit reader', () => {
         assert.ok(error instanceof OnebitFormatError, `${what}: ${String(error)}`);
         count(`${kind} rejected`);
         count(`code ${error.code}`);
+        const says = `${what}: ${error.message}`;
         // What each kind of damage must be reported as (the first check the file fails, in file order).
-        if (kind === 'truncate') assert.equal(error.code, 'truncated', `${what}: ${error.message}`);
-        if (changed.some((at) => at < 8)) assert.equal(error.code, 'bad-magic', `${what}: ${error.message}`);
-        else if (changed.some((at) => at < 12))
-          assert.equal(error.code, 'bad-version', `${what}: ${error.message}`);
-        // The header is intact: only a value in a tensor can be wrong.
-        if (dataOnly) assert.equal(error.code, 'bad-value', `${what}: ${error.message}`);
-        if (kind === 'header') {
-          // The prefix is rewritten to match and the data section is untouched.
+        if (kind === 'truncate') assert.equal(error.code, 'truncated', says);
+        if (changed.some((at) => at < 8)) assert.equal(error.code, 'bad-magic', says);
+        else if (inPrefix) assert.equal(error.code, 'bad-version', says);
+        else if (kind === 'data-sealed') {
+          // The header and every checksum match: only a value in a tensor can be wrong.
+          assert.equal(error.code, 'bad-value', says);
+        } else if (dataOnly && kind !== 'header') {
+          // Changed tensor bytes: the checksum of a tensor holding one of them names it.
+          assert.equal(error.code, 'bad-checksum', says);
+          const m = /^fuzz-\d+: header\.tensors\[(\d+)\]$/.exec(error.where);
+          assert.ok(m !== null, says);
+          const range = tensorRanges(base.bytes)[Number(m[1])];
           assert.ok(
-            ['bad-header', 'bad-layer', 'bad-tensor', 'unsupported', 'truncated'].includes(error.code),
-            `${what}: ${error.message}`,
+            changed.some((at) => at >= range.start && at < range.end),
+            says,
           );
+          assert.ok(error.message.includes(`tensor "${range.name}" fails its CRC32C checksum`), says);
+        } else if (kind === 'flip') {
+          // A damaged header, header length or header checksum.
+          if (changed.some((at) => at < 16))
+            assert.ok(['bad-checksum', 'bad-header', 'truncated'].includes(error.code), says);
+          else {
+            assert.equal(error.code, 'bad-checksum', says);
+            assert.match(error.message, /header fails its CRC32C checksum/, says);
+          }
+        }
+        if (kind === 'header') {
+          // The prefix is rewritten to match and the data section is untouched; a checksum can only be
+          // wrong where the mutant changed the tensor table.
+          const codes = ['bad-header', 'bad-layer', 'bad-tensor', 'unsupported', 'truncated'];
+          if (path[0] === 'tensors') codes.push('bad-checksum');
+          assert.ok(codes.includes(error.code), says);
         }
         continue;
       }
       count(`${kind} loaded`);
       assert.notEqual(kind, 'truncate', `${what}: a truncated file loaded`);
-      assert.ok(!changed.some((at) => at < 12), `${what}: a file with a damaged magic or version loaded`);
+      assert.ok(!inPrefix, `${what}: a file with a damaged magic or version loaded`);
       assertValidModel(model, what);
-      if (dataOnly) {
+      if (kind === 'flip' || kind === 'data' || (kind === 'flip-sealed' && dataOnly)) {
+        // Without recomputed checksums only bytes no checksum covers can change and load: the alignment gaps
+        // between tensors, which the reader ignores (and flip-sealed recomputes the header's checksum).
+        assert.ok(
+          changed.every(
+            (at) =>
+              (at >= base.dataStart || (kind === 'flip-sealed' && at >= 16 && at < 20)) && !base.inTensor(at),
+          ),
+          `${what}: changed bytes ${changed.join(', ')} loaded`,
+        );
+        assert.deepEqual(model, base.model, `${what}: loaded something else`);
+      }
+      if (kind === 'data-sealed') {
         // Loaded intact: re-encoded, it is the original file with exactly the changed tensor bytes (a byte in
         // the alignment gap between tensors is ignored by the reader, so it comes back as the encoder's 0).
         const expected = base.bytes.slice();
-        for (const at of changed) if (base.inTensor(at)) expected[at] = bytes[at];
-        assert.deepEqual(encodeOnebit(model), expected, `${what}: decoded values differ from the file`);
+        for (const at of changed) if (base.inTensor(at)) expected[at] = unsealed[at];
+        assert.deepEqual(
+          encodeOnebit(model),
+          sealTensors(expected),
+          `${what}: decoded values differ from the file`,
+        );
       }
       if (kind === 'header') {
         // The model carries the field as the header now has it (where the model has that field at all:
@@ -484,9 +680,14 @@ describe('.onebit reader', () => {
     // Every kind of damage was exercised both ways where both are possible, and the rejections span the
     // reader's checks (a reader that accepted everything, or refused everything, fails here).
     assert.ok(n('truncate rejected') > 1000, 'truncations');
-    assert.ok(n('data rejected') > 100 && n('data loaded') > 100, 'data-section damage both ways');
+    assert.ok(n('data rejected') > 500 && n('data loaded') > 10, 'unsealed data damage both ways');
+    assert.ok(
+      n('data-sealed rejected') > 100 && n('data-sealed loaded') > 100,
+      'sealed data damage both ways',
+    );
     assert.ok(n('header rejected') > 1000 && n('header loaded') > 50, 'header damage both ways');
-    assert.ok(n('flip rejected') > 1000 && n('flip loaded') > 100, 'bit flips both ways');
+    assert.ok(n('flip rejected') > 1000 && n('flip loaded') >= 3, 'bit flips both ways');
+    assert.ok(n('flip-sealed rejected') > 1000 && n('flip-sealed loaded') >= 3, 'sealed bit flips both ways');
     for (const code of [
       'truncated',
       'bad-magic',
@@ -495,6 +696,7 @@ describe('.onebit reader', () => {
       'bad-layer',
       'bad-tensor',
       'bad-value',
+      'bad-checksum',
       'unsupported',
     ]) {
       assert.ok(n(`code ${code}`) > 0, `no mutant was rejected as ${code}`);

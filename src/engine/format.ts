@@ -4,12 +4,17 @@
  * Layout (all integers little-endian):
  *
  *   bytes 0..7     magic "ONEBITNN"
- *   bytes 8..11    format version (uint32), currently 1
+ *   bytes 8..11    format version (uint32), currently 2
  *   bytes 12..15   header length H in bytes (uint32)
- *   bytes 16..16+H UTF-8 JSON header (space-padded), see `Header` below
- *   then, from the first multiple of 16 at or after 16+H, the data section: each tensor at its `offset`
+ *   bytes 16..19   CRC32C of the H header bytes (uint32)
+ *   bytes 20..20+H UTF-8 JSON header (space-padded), see `Header` below
+ *   then, from the first multiple of 16 at or after 20+H, the data section: each tensor at its `offset`
  *   (a multiple of 16) from the start of the data section, `byteLength` bytes, tensors never overlapping;
  *   the file ends where the last tensor ends.
+ *
+ * Version 1 is the same without the checksums: no bytes 16..19 (the JSON starts at byte 16, the data section
+ * at the first multiple of 16 at or after 16+H) and no `crc32c` in the tensor entries. Version-1 files still
+ * decode; the encoder writes version 2.
  *
  * The JSON header:
  *
@@ -24,7 +29,7 @@
  *                            | { "kind": "real", "scale": "<tensor>", "bias": "<tensor>",
  *                                "activation": "none" | "relu" | "hardtanh" } }, ... ],
  *     "tensors": [ { "name": "...", "dtype": "uint32" | "int32" | "float32" | "int8",
- *                    "shape": [...], "offset": o, "byteLength": b }, ... ],
+ *                    "shape": [...], "offset": o, "byteLength": b, "crc32c": c }, ... ],
  *     "metadata": { free-form strings, numbers and booleans: model, method, activations, ... }
  *   }
  *
@@ -47,15 +52,20 @@
  * model, so raw 8-bit images can be classified: x = (v / 255 - mean[c]) / std[c].
  *
  * `decodeOnebit` validates every size, count and offset against the file before it allocates anything,
- * and rejects a wrong, truncated or hostile file with an OnebitFormatError saying what and where. This file
- * imports nothing, so the engine can ship without the training code.
+ * and rejects a wrong, truncated or hostile file with an OnebitFormatError saying what and where. It checks
+ * the header's CRC32C before parsing the JSON and every tensor's (`crc32c`, of its `byteLength` bytes)
+ * before copying any data out, so a damaged file is refused as 'bad-checksum' naming the header or the
+ * tensor rather than run with wrong weights; the structural checks stay, for files whose checksums match
+ * what a faulty writer put there. This file imports only errors.ts and the engine's own CRC32C
+ * (crc32c.ts), so the engine can ship without the training code and without any package.
  */
 import { type OnebitErrorCode, OnebitFormatError } from '../errors.js';
+import { crc32c } from './crc32c.js';
 
 export const ONEBIT_MAGIC = 'ONEBITNN';
-export const ONEBIT_VERSION = 1;
-/** Magic, version and header length. */
-export const PREFIX_BYTES = 16;
+export const ONEBIT_VERSION = 2;
+/** Magic, version, header length and the header's CRC32C (version 1 had no CRC: 16 bytes). */
+export const PREFIX_BYTES = 20;
 /** Alignment of the data section and of every tensor in it. */
 export const DATA_ALIGN = 16;
 
@@ -140,6 +150,17 @@ interface TensorEntry {
   readonly shape: readonly number[];
   readonly offset: number;
   readonly byteLength: number;
+  /** CRC32C of the tensor's bytes (version 2; null in a version-1 file). */
+  readonly crc32c: number | null;
+}
+
+/** Bytes before the JSON header in a file of `version`: magic, version, length, and from version 2 a CRC32C. */
+function prefixBytes(version: number): number {
+  return version >= 2 ? PREFIX_BYTES : 16;
+}
+
+function hex32(value: number): string {
+  return `0x${value.toString(16).padStart(8, '0')}`;
 }
 
 /** What a layer needs of one tensor: its dtype and exact shape. */
@@ -191,6 +212,7 @@ export function encodeOnebit(model: OnebitModel): Uint8Array {
       shape: t.shape,
       offset,
       byteLength: t.value.byteLength,
+      crc32c: crc32c(new Uint8Array(t.value.buffer, t.value.byteOffset, t.value.byteLength)),
     });
     end = offset + t.value.byteLength;
     offset = alignUp(end, DATA_ALIGN);
@@ -212,6 +234,7 @@ export function encodeOnebit(model: OnebitModel): Uint8Array {
   view.setUint32(12, dataStart - PREFIX_BYTES, true);
   bytes.set(json, PREFIX_BYTES);
   bytes.fill(0x20, PREFIX_BYTES + json.byteLength, dataStart);
+  view.setUint32(16, crc32c(bytes.subarray(PREFIX_BYTES, dataStart)), true);
   for (let i = 0; i < tensors.length; i++) {
     const v = tensors[i].value;
     bytes.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), dataStart + entries[i].offset);
@@ -457,11 +480,11 @@ function codecOf(kind: OnebitLayer['kind']): LayerCodec<OnebitLayer> {
 export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel {
   checkLittleEndian();
   const r: Reader = new Reader(source);
-  if (bytes.byteLength < PREFIX_BYTES) {
+  if (bytes.byteLength < 16) {
     r.fail(
       'truncated',
       'byte 0',
-      `file too short: ${bytes.byteLength} bytes, a .onebit file has at least ${PREFIX_BYTES}`,
+      `file too short: ${bytes.byteLength} bytes, a .onebit file has at least 16`,
     );
   }
   let magic = '';
@@ -471,11 +494,19 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
-  if (version !== ONEBIT_VERSION) {
+  if (version !== 1 && version !== ONEBIT_VERSION) {
     r.fail(
       'bad-version',
       'byte 8',
-      `unsupported format version ${version}; this build reads version ${ONEBIT_VERSION}`,
+      `unsupported format version ${version}; this build reads versions 1 and ${ONEBIT_VERSION}`,
+    );
+  }
+  const prefix = prefixBytes(version);
+  if (bytes.byteLength < prefix) {
+    r.fail(
+      'truncated',
+      'byte 0',
+      `file too short: ${bytes.byteLength} bytes, a version-${version} .onebit file has at least ${prefix}`,
     );
   }
   const headerLength = view.getUint32(12, true);
@@ -486,23 +517,33 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
       `header length ${headerLength} exceeds the limit of ${LIMITS.headerBytes} bytes`,
     );
   }
-  if (PREFIX_BYTES + headerLength > bytes.byteLength) {
+  if (prefix + headerLength > bytes.byteLength) {
     r.fail(
       'truncated',
       'byte 12',
       `header of ${headerLength} bytes runs past the end of the file (${bytes.byteLength} bytes)`,
     );
   }
+  const headerBytes = bytes.subarray(prefix, prefix + headerLength);
+  if (version >= 2) {
+    const stored = view.getUint32(16, true);
+    const computed = crc32c(headerBytes);
+    if (stored !== computed) {
+      r.fail(
+        'bad-checksum',
+        `bytes ${prefix}..${prefix + headerLength}`,
+        `header fails its CRC32C checksum (stored ${hex32(stored)}, computed ${hex32(computed)}): the file is damaged`,
+      );
+    }
+  }
   let parsed: unknown;
   try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(
-      bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerLength),
-    );
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
     parsed = JSON.parse(text);
   } catch (error) {
     r.fail(
       'bad-header',
-      `bytes ${PREFIX_BYTES}..${PREFIX_BYTES + headerLength}`,
+      `bytes ${prefix}..${prefix + headerLength}`,
       `header is not valid UTF-8 JSON (${error instanceof Error ? error.message : String(error)})`,
     );
   }
@@ -607,10 +648,12 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
   }
 
   // Tensor table: every entry needed, exactly the needed dtype and shape, inside the data section, disjoint.
-  const dataStart = alignUp(PREFIX_BYTES + headerLength, DATA_ALIGN);
+  const dataStart = alignUp(prefix + headerLength, DATA_ALIGN);
   const dataBytes = Math.max(0, bytes.byteLength - dataStart);
   const tensorList = r.array(header.tensors, 'header.tensors', 4 * LIMITS.layers);
   const entries = new Map<string, TensorEntry>();
+  /** Where each tensor's entry is in the header, for messages. */
+  const places = new Map<string, string>();
   for (let i = 0; i < tensorList.length; i++) {
     const where = `header.tensors[${i}]`;
     const t = r.object(tensorList[i], where);
@@ -650,7 +693,9 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
         `tensor "${name}" (bytes ${offset}..${offset + byteLength} of the data section) runs past the end of the file: the data section has ${dataBytes} bytes`,
       );
     }
-    entries.set(name, { name, dtype, shape: dims, offset, byteLength });
+    const checksum = version >= 2 ? r.integer(t.crc32c, `${where}.crc32c`, 0, 0xffffffff) : null;
+    entries.set(name, { name, dtype, shape: dims, offset, byteLength, crc32c: checksum });
+    places.set(name, where);
   }
   for (const [name, wanted] of needs) {
     if (!entries.has(name))
@@ -671,6 +716,20 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
       `byte ${dataStart + dataEnd}`,
       `${dataBytes - dataEnd} bytes after the last tensor: the file is not what its header describes`,
     );
+  }
+
+  // Every tensor's bytes must be the ones written (version 2), checked before any is used.
+  for (const e of entries.values()) {
+    if (e.crc32c === null) continue;
+    const start = dataStart + e.offset;
+    const computed = crc32c(bytes.subarray(start, start + e.byteLength));
+    if (computed !== e.crc32c) {
+      r.fail(
+        'bad-checksum',
+        places.get(e.name) as string,
+        `tensor "${e.name}" fails its CRC32C checksum (stored ${hex32(e.crc32c)}, computed ${hex32(computed)}): the file is damaged`,
+      );
+    }
   }
 
   // Only now, with every size checked against the file, copy the data out.

@@ -5,24 +5,36 @@
  * then rename), in the tensor-file container (magic "ONEBITCK"). Distinct from the export format, which
  * holds only what inference needs.
  *
- * Version 2 (docs/architecture.md, "Checkpoints") stores the spec in `config.spec` and says in `inference`
- * where the test-time network is: 'float-model' checkpoints are written right after the method's
+ * Version 3 (docs/architecture.md, "Checkpoints and exports") stores the spec in `config.spec` and says in
+ * `inference` where the test-time network is: 'float-model' checkpoints are written right after the method's
  * `predict('mode')`, so their `model/` tensors are the deployed weights and export needs no method;
- * 'float-free' ones hold the integer network's counters. Version 1 files (named models only) still load:
- * their spec is rebuilt from the builder name, and their `inference` is 'stale' (the `model/` tensors hold
- * the last proposal, not the mode), which resume and eval accept and export refuses (`onebit upgrade`).
+ * 'float-free' ones hold the integer network's counters. It carries a CRC32C of its header and of every
+ * tensor (tensor-file.ts), so a damaged file is refused naming the file and the tensor. Version 2 is the
+ * same without checksums and still loads. Version 1 files (named models only) still load too: their spec is
+ * rebuilt from the builder name, and their `inference` is 'stale' (the `model/` tensors hold the last
+ * proposal, not the mode), which resume and eval accept and export refuses (`onebit upgrade`).
  */
-import { TensorFileError } from '../errors.js';
+import { OnebitError, TensorFileError } from '../errors.js';
 import type { RngState } from '../tensor/rng.js';
-import { readTensorFile, writeTensorFile, type NamedTensor, type TensorData } from './tensor-file.js';
+import {
+  decodeTensorFile,
+  encodeTensorFile,
+  readTensorFile,
+  writeTensorFile,
+  type NamedTensor,
+  type TensorData,
+  type TensorFile,
+} from './tensor-file.js';
 import { datasetShape } from '../data/dataset.js';
 import type { InferenceLayout } from '../methods/learner.js';
 import { modelSpecByName } from '../nn/models.js';
-import { parseModelSpec } from '../nn/spec.js';
+import { parseModelSpec, type ModelSpec } from '../nn/spec.js';
 import type { TrainConfig } from '../config/train-config.js';
 
 export const CHECKPOINT_MAGIC = 'ONEBITCK';
-export const CHECKPOINT_VERSION = 2;
+export const CHECKPOINT_VERSION = 3;
+/** The versions this build reads (1 and 2 carry no checksums). */
+const READABLE_VERSIONS = [1, 2, CHECKPOINT_VERSION] as const;
 
 export interface CheckpointMeta {
   /** The run's config; `config.spec` is always present once loaded. */
@@ -41,12 +53,19 @@ export interface CheckpointMeta {
 }
 
 export interface Checkpoint {
+  /** The format version the file was written in (older ones load; `onebit upgrade` rewrites them). */
+  readonly version: number;
   readonly meta: CheckpointMeta;
   readonly tensors: ReadonlyMap<string, TensorData>;
 }
 
 export function saveCheckpoint(path: string, meta: CheckpointMeta, tensors: readonly NamedTensor[]): void {
   writeTensorFile(path, CHECKPOINT_MAGIC, CHECKPOINT_VERSION, meta, tensors);
+}
+
+/** The bytes `saveCheckpoint` writes. */
+export function encodeCheckpoint(meta: CheckpointMeta, tensors: readonly NamedTensor[]): Uint8Array {
+  return encodeTensorFile(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, meta, tensors);
 }
 
 function field(
@@ -113,8 +132,33 @@ function versionOneSpec(
   }
 }
 
+/**
+ * The checkpoint's spec, validated: a SpecError names the file and the field; anything else the spec reader
+ * throws on a damaged spec becomes a TensorFileError naming the file, so a loader never fails untyped.
+ */
+function specOf(path: string, value: unknown): ModelSpec {
+  try {
+    return parseModelSpec(value, `${path}: config.spec`);
+  } catch (error) {
+    if (error instanceof OnebitError) throw error;
+    throw new TensorFileError(
+      path,
+      `checkpoint field "config.spec" cannot be read: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+}
+
+/** Reads and validates the checkpoint at `path`; every fault is a TensorFileError (or SpecError) naming it. */
 export function loadCheckpoint(path: string): Checkpoint {
-  const file = readTensorFile(path, CHECKPOINT_MAGIC, [1, CHECKPOINT_VERSION]);
+  return checkpointOf(readTensorFile(path, CHECKPOINT_MAGIC, READABLE_VERSIONS), path);
+}
+
+/** `loadCheckpoint` on bytes already in memory; `path` names them in errors. */
+export function decodeCheckpoint(bytes: Uint8Array, path: string): Checkpoint {
+  return checkpointOf(decodeTensorFile(bytes, path, CHECKPOINT_MAGIC, READABLE_VERSIONS), path);
+}
+
+function checkpointOf(file: TensorFile, path: string): Checkpoint {
   if (typeof file.meta !== 'object' || file.meta === null)
     throw new TensorFileError(path, 'checkpoint has no metadata');
   const meta = file.meta as Record<string, unknown>;
@@ -149,9 +193,10 @@ export function loadCheckpoint(path: string): Checkpoint {
         inference,
       },
       tensors: file.tensors,
+      version: file.version,
     };
   }
-  const spec = parseModelSpec(config.spec, `${path}: config.spec`);
+  const spec = specOf(path, config.spec);
   if (meta.inference !== 'float-model' && meta.inference !== 'float-free') {
     throw new TensorFileError(
       path,
@@ -161,6 +206,7 @@ export function loadCheckpoint(path: string): Checkpoint {
   return {
     meta: { ...(meta as unknown as CheckpointMeta), config: { ...(config as unknown as TrainConfig), spec } },
     tensors: file.tensors,
+    version: file.version,
   };
 }
 

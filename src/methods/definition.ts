@@ -46,6 +46,17 @@ interface DeclarationBase<N extends string, Ds extends readonly OptionDeclaratio
   readonly runDefaultsHelp?: Partial<Record<keyof RunDefaults, string>>;
   /** Constraints between options (each option's own range is checked before); throws ConfigError. */
   check?(values: DeclaredValues<Ds>): void;
+  /**
+   * Run settings this method never reads, with why: a user who sets one is told instead of ignored
+   * (float-free has no learning rate, schedule or real-valued optimizer).
+   */
+  readonly unusedRunSettings?: UnusedRunSettings;
+}
+
+/** Run settings (TrainConfig fields) a method does not read, and the reason shown to the user. */
+export interface UnusedRunSettings {
+  readonly settings: readonly (keyof RunDefaults)[];
+  readonly reason: string;
 }
 
 /**
@@ -70,6 +81,7 @@ export interface MethodDefinition<N extends string = string> extends DeclaredOpt
   readonly options: readonly OptionDeclaration[];
   runDefaults(epochs: number): RunDefaults;
   readonly runDefaultsHelp: Partial<Record<keyof RunDefaults, string>>;
+  readonly unusedRunSettings: UnusedRunSettings;
   /**
    * Fills defaults and validates `given` (a config's methodOptions), including the cross-option check;
    * `methods` names the owner of an option given to the wrong method.
@@ -93,6 +105,7 @@ export function defineMethod<const N extends string, const Ds extends readonly O
     options,
     runDefaults: (epochs) => declaration.runDefaults?.(epochs) ?? {},
     runDefaultsHelp: declaration.runDefaultsHelp ?? {},
+    unusedRunSettings: declaration.unusedRunSettings ?? { settings: [], reason: '' },
     resolve(given, methods) {
       const values = resolveMethodOptions(options, given, { method: name, methods });
       declaration.check?.(typed(values));

@@ -131,6 +131,19 @@ const MAX_TOTAL_SHIFT = 24;
 export const FLOAT_FREE = defineMethod({
   name: 'float-free',
   description: 'integers only: int16 counters, shifts, popcounts',
+  unusedRunSettings: {
+    settings: [
+      'learningRate',
+      'schedule',
+      'warmupEpochs',
+      'realLearningRate',
+      'realOptimizer',
+      'realWeightDecay',
+      'recalibrateBatchNorm',
+    ],
+    reason:
+      'float-free steps by integer shifts (--ff-shift, --ff-schedule), has no real-valued parameters and keeps its own integer statistics',
+  },
   options: [
     {
       key: 'ffShift',

@@ -236,7 +236,7 @@ class SpecReader {
   layer(value: unknown, at: string): LayerSpec {
     if (!isRecord(value)) this.fail(at, 'a layer object with a "type"', describe(value));
     const type = value.type;
-    if (typeof type !== 'string' || !(type in LAYER_FIELDS)) {
+    if (typeof type !== 'string' || !Object.hasOwn(LAYER_FIELDS, type)) {
       this.fail(`${at}.type`, `one of ${LAYER_TYPES.join(', ')}`, describe(type));
     }
     const fields = LAYER_FIELDS[type as LayerType];

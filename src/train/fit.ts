@@ -16,7 +16,7 @@ import { createBackend } from '../backend/index.js';
 import { isDatasetName, loadDataset, type Dataset } from '../data/dataset.js';
 import { ConfigError } from '../errors.js';
 import { checkpointExportBytes, type ExportFormat } from '../io/export-file.js';
-import type { Checkpoint, CheckpointMeta } from '../io/checkpoint.js';
+import { CHECKPOINT_VERSION, type Checkpoint, type CheckpointMeta } from '../io/checkpoint.js';
 import { isModelName, modelSpecByName } from '../nn/models.js';
 import { parseModelSpec, type ModelSpec } from '../nn/spec.js';
 import type { TensorData } from '../tensor/tensor-data.js';
@@ -219,7 +219,7 @@ function snapshot(run: Run, counters: { epoch: number; step: number }): Checkpoi
   const tensors = new Map<string, TensorData>(
     run.learner.stateTensors().map((t) => [t.name, t.value.slice() as TensorData]),
   );
-  return { meta, tensors };
+  return { meta, tensors, version: CHECKPOINT_VERSION };
 }
 
 /**

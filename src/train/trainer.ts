@@ -195,6 +195,18 @@ export interface SavedRun {
   readonly epoch: number;
   /** Null when the run stopped before its first checkpoint. */
   readonly checkpoint: Checkpoint | null;
+  /** The backend the run started on (run.json), when recorded: resuming elsewhere changes the numbers. */
+  readonly backend: Backend['name'] | null;
+}
+
+/** The backend recorded in a run folder's run.json, or null. */
+function recordedBackend(runPath: string): Backend['name'] | null {
+  try {
+    const parsed = JSON.parse(readFileSync(runPath, 'utf8')) as { backend?: unknown } | null;
+    return parsed?.backend === 'wasm' || parsed?.backend === 'reference' ? parsed.backend : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Reads a run folder for resuming: its checkpoint, else the run.json written when it started. */
@@ -202,7 +214,8 @@ export function readSavedRun(outDir: string): SavedRun {
   const checkpointPath = join(outDir, CHECKPOINT_FILE);
   if (existsSync(checkpointPath)) {
     const checkpoint = loadCheckpoint(checkpointPath);
-    return { config: checkpoint.meta.config, epoch: checkpoint.meta.epoch, checkpoint };
+    const backend = recordedBackend(join(outDir, RUN_FILE));
+    return { config: checkpoint.meta.config, epoch: checkpoint.meta.epoch, checkpoint, backend };
   }
   const runPath = join(outDir, RUN_FILE);
   if (!existsSync(runPath)) {
@@ -223,7 +236,7 @@ export function readSavedRun(outDir: string): SavedRun {
     throw new ConfigError('--resume', `${runPath} with a "config" object`, JSON.stringify(parsed));
   }
   validateConfig(config as TrainConfig);
-  return { config: config as TrainConfig, epoch: 0, checkpoint: null };
+  return { config: config as TrainConfig, epoch: 0, checkpoint: null, backend: recordedBackend(runPath) };
 }
 
 /** One epoch's totals. */
@@ -399,7 +412,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         truncateMetrics(files.metrics, startEpoch);
       } else {
         // A new run (or one resumed from before its first checkpoint): its config, then an empty log.
-        const runFile = { config: run.config };
+        const runFile = { config: run.config, backend: backend.name };
         writeFileAtomic(files.run, [new TextEncoder().encode(`${JSON.stringify(runFile, null, 2)}\n`)]);
         writeFileAtomic(files.metrics, []);
       }
@@ -454,8 +467,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         stepMilliseconds: (totals.seconds * 1000) / totals.steps,
       };
       if (files !== null) {
-        saveCheckpoint(files.checkpoint, checkpointMeta(run, epoch, step), runTensors(run));
+        // The metrics line first: a kill between the two leaves a line that resume drops (it keeps the
+        // lines up to the checkpoint's epoch), never a checkpointed epoch without its line.
         appendFileSync(files.metrics, `${JSON.stringify({ type: 'epoch', ...record })}\n`);
+        saveCheckpoint(files.checkpoint, checkpointMeta(run, epoch, step), runTensors(run));
         if (lastCheckpoint === null && options.onFirstCheckpoint !== undefined && outDir !== null) {
           outDir = options.onFirstCheckpoint(outDir);
           files = paths(outDir);
