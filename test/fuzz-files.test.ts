@@ -298,7 +298,7 @@ describe('fuzz: checkpoints', () => {
     const v3 = encodeCheckpoint(state.meta, state.tensors);
     const v2 = encodeTensorFile(CHECKPOINT_MAGIC, 2, state.meta, state.tensors);
     const original = decodeCheckpoint(v3, 'c.ckpt');
-    assert.deepEqual(decodeCheckpoint(v2, 'c.ckpt'), original);
+    assert.deepEqual({ ...decodeCheckpoint(v2, 'c.ckpt'), version: 3 }, original);
     const v3Length = new DataView(v3.buffer).getUint32(12, true);
     const v3Json = JSON.parse(new TextDecoder().decode(v3.subarray(20, 20 + v3Length))) as {
       tensors: Record<string, unknown>[];

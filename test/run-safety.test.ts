@@ -312,7 +312,7 @@ describe('flags that would do nothing are refused', () => {
     [
       '--threads with the reference backend',
       ['--threads', '2'],
-      /^onebit: --threads: expected --backend wasm/m,
+      /^onebit: --threads: expected no --threads with --backend reference/m,
     ],
     [
       '--batch-size above the training set',

@@ -44,6 +44,8 @@ describe('vispa run settings from flags', () => {
   test('given flags win; other methods keep the run defaults', () => {
     const config = configFromFlags({
       ...BASE,
+      // Real-valued parameters for --real-optimizer and --weight-decay to train (no channel scale here).
+      bnAffine: true,
       lr: 0.5,
       realOptimizer: 'adam',
       weightDecay: 1e-5,

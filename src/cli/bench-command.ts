@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { createEngine } from '../engine/engine.js';
 import { measureThroughput, randomImages } from '../engine/measure.js';
-import { parseNumber, parsePositiveInteger } from './options.js';
+import { parsePositiveInteger, parsePositiveNumber } from './options.js';
 import { readModelFile } from './predict-command.js';
 
 interface BenchFlags {
@@ -23,17 +23,21 @@ export function benchCommand(): Command {
     .option(
       '--seconds <s>',
       'time each batch size for at least this long (best run counts)',
-      parseNumber('--seconds'),
+      parsePositiveNumber('--seconds'),
       2,
     )
     .option('--json', 'one JSON object per batch size', false)
     .action(async (path: string, flags: BenchFlags) => {
-      const model = readModelFile(path);
+      const model = readModelFile(path, 'bench');
       const engine = await createEngine(model, { threads: flags.threads, maxBatch: 100 });
       try {
         const images = randomImages(100, engine.inputSize, 1);
         for (const batch of [1, 100]) {
-          const imagesPerSecond = measureThroughput(engine, images, batch, { minSeconds: flags.seconds });
+          const imagesPerSecond = measureThroughput(engine, images, batch, {
+            minSeconds: flags.seconds,
+            // --seconds is the measure: no cap on the number of runs cuts it short on a small model.
+            maxRuns: Number.MAX_SAFE_INTEGER,
+          });
           if (flags.json) {
             process.stdout.write(
               `${JSON.stringify({ type: 'bench', model: path, batch, threads: engine.threads, imagesPerSecond })}\n`,

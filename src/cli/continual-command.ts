@@ -1,12 +1,25 @@
 /**
  * `onebit continual`: train one network on a stream of tasks (permuted or split) and report, after each
- * task, the test accuracy on every task seen so far, their average and the forgetting.
+ * task, the test accuracy on every task seen so far, their average and the forgetting. With `--out DIR`,
+ * a checkpoint per task (`task-<t>.ckpt`) and `metrics.jsonl` are written there (train/continual.ts); an
+ * existing folder that holds anything is refused unless `--overwrite`.
  */
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
+import { ConfigError } from '../errors.js';
 import { BAYES_BINN_CONTINUAL_DEFAULTS } from '../methods/bayes-binn.js';
-import { STREAM_KINDS, trainContinual, type StreamKind, type TaskRecord } from '../train/continual.js';
+import {
+  isContinualOutputFile,
+  STREAM_KINDS,
+  trainContinual,
+  type StreamKind,
+  type TaskRecord,
+} from '../train/continual.js';
 import type { TrainConfig } from '../config/train-config.js';
-import { parseChoice, parseInteger, parsePositiveInteger } from './options.js';
+import { checkDataDirFlag, checkThreadsFlag } from './flag-checks.js';
+import { prepareOutputDir } from './output-path.js';
+import { optionGiven, parseChoice, parseNonNegativeInteger, parsePositiveInteger } from './options.js';
 import {
   addTrainingFlags,
   checkConfig,
@@ -21,6 +34,7 @@ interface ContinualFlags extends TrainFlags {
   tasks: number;
   epochsPerTask?: number;
   testSamples?: number;
+  overwrite?: boolean;
 }
 
 /**
@@ -40,6 +54,32 @@ export function continualConfig(flags: ContinualFlags): { config: TrainConfig; t
   };
   const testSamples = flags.testSamples ?? (bayes ? BAYES_BINN_CONTINUAL_DEFAULTS.testSamples : 0);
   return { config: configFromFlags(withDefaults), testSamples };
+}
+
+/**
+ * Refuses flags that would do nothing here: --epochs next to --epochs-per-task (which wins), a validation
+ * split (continual learning evaluates none: the held-out examples would only be dropped), --overwrite
+ * without --out, --threads with the reference backend, --data-dir for data that is not read from files.
+ */
+function checkContinualFlags(flags: ContinualFlags, command: Command): void {
+  if (flags.epochsPerTask !== undefined && optionGiven(command, 'epochs')) {
+    throw new ConfigError(
+      '--epochs',
+      'no --epochs with --epochs-per-task (both set the epochs of each task; give one)',
+      String(flags.epochs),
+    );
+  }
+  if (flags.validation !== 0) {
+    throw new ConfigError(
+      '--validation',
+      '0 for continual learning (no validation set is evaluated; --train-limit trains on fewer examples)',
+      String(flags.validation),
+    );
+  }
+  if (flags.overwrite === true && flags.out === undefined)
+    throw new ConfigError('--overwrite', 'an --out folder to write over', 'no --out');
+  checkThreadsFlag(flags.backend, flags.threads);
+  checkDataDirFlag(flags.data, flags.dataDir);
 }
 
 function formatTask(r: TaskRecord, tasks: number): string {
@@ -72,14 +112,25 @@ export function continualCommand(): Command {
     .option(
       '--test-samples <T>',
       'sampled networks averaged at test time (methods with a distribution; default 100 for bayesbinn, else 0 = mode)',
-      parseInteger('--test-samples'),
+      parseNonNegativeInteger('--test-samples'),
     )
-    .action(async (flags: ContinualFlags) => {
+    .option('--out <dir>', 'output folder: a checkpoint per task (task-1.ckpt, ...) and metrics.jsonl')
+    .option('--overwrite', "write into an --out folder that holds files (an earlier run's are replaced)")
+    .action(async (flags: ContinualFlags, command: Command) => {
+      checkContinualFlags(flags, command);
       const { config, testSamples } = continualConfig(flags);
       checkConfig(config);
+      if (flags.out !== undefined) {
+        prepareOutputDir('--out', flags.out, { overwrite: flags.overwrite === true });
+      }
       const backend = await openBackend(flags.backend, flags.threads);
       try {
         const data = await loadSplits(config);
+        if (flags.out !== undefined) {
+          // With --overwrite, an earlier run's files go, so the folder holds this run's tasks only.
+          for (const name of readdirSync(flags.out))
+            if (isContinualOutputFile(name)) rmSync(join(flags.out, name), { force: true });
+        }
         const result = await trainContinual({
           config,
           backend,
@@ -88,6 +139,7 @@ export function continualCommand(): Command {
           stream: flags.stream,
           tasks: flags.tasks,
           testSamples,
+          outDir: flags.out ?? null,
           callbacks: {
             onEpoch(e) {
               if (!flags.json) {
@@ -112,6 +164,7 @@ export function continualCommand(): Command {
                     forgetting: r.forgetting,
                     trainSeconds: r.trainSeconds,
                     evaluationSeconds: r.evaluationSeconds,
+                    checkpoint: r.checkpoint,
                   })}\n`,
                 );
               } else {
@@ -138,6 +191,10 @@ export function continualCommand(): Command {
             `after ${flags.tasks} ${flags.stream} tasks (${config.method}, ${testSamples > 0 ? `${testSamples} test samples` : 'mode'}): ` +
               `average accuracy ${result.averageAccuracy.toFixed(4)}  forgetting ${result.forgetting.toFixed(4)}\n`,
           );
+          if (flags.out !== undefined)
+            process.stdout.write(
+              `checkpoints ${join(flags.out, 'task-1.ckpt')} .. task-${flags.tasks}.ckpt and metrics.jsonl in ${flags.out}\n`,
+            );
         }
       } finally {
         backend.dispose();

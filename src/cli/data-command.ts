@@ -1,9 +1,28 @@
 /** `onebit data fetch <name>`: download a data set's official files into the cache and verify SHA-256. */
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { REAL_DATASET_NAMES, type RealDatasetName } from '../data/dataset.js';
 import { fetchDataset } from '../data/fetch.js';
+import { ConfigError } from '../errors.js';
+import { prepareOutputDir } from './output-path.js';
 import { defaultCacheDir, parseChoice } from './options.js';
+
+/** `--base-url`: an http(s) URL (the mirror's folder), checked before anything is downloaded. */
+function checkBaseUrl(value: string): void {
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    url = null;
+  }
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+    throw new ConfigError(
+      '--base-url',
+      'an http:// or https:// URL of a folder holding the files',
+      `"${value}"`,
+    );
+}
 
 interface FetchFlags {
   cacheDir?: string;
@@ -23,6 +42,10 @@ export function dataCommand(): Command {
     .option('--force', 'download again even when the cache has the files', false)
     .option('--json', 'print one JSON object', false)
     .action(async (name: RealDatasetName, flags: FetchFlags) => {
+      if (flags.baseUrl !== undefined) checkBaseUrl(flags.baseUrl);
+      const cacheDir = flags.cacheDir ?? defaultCacheDir();
+      // The data set's folder in the cache: checked before the download (files already there are kept).
+      prepareOutputDir('--cache-dir', join(cacheDir, name), { overwrite: true });
       const bar = process.stderr.isTTY
         ? new SingleBar({
             stream: process.stderr,
@@ -32,7 +55,7 @@ export function dataCommand(): Command {
         : null;
       let currentFile = '';
       const result = await fetchDataset(name, {
-        cacheDir: flags.cacheDir ?? defaultCacheDir(),
+        cacheDir,
         ...(flags.baseUrl !== undefined ? { baseUrl: flags.baseUrl } : {}),
         force: flags.force,
         onProgress: (p) => {

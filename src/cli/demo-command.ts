@@ -1,11 +1,13 @@
 /** `onebit demo`: the README's first command — a short STE training run on Fashion-MNIST, then evaluation. */
 import { Command } from 'commander';
 import { TRAIN_DEFAULTS } from '../config/train-config.js';
+import { checkThreadsFlag } from './flag-checks.js';
+import { nextRunFolder } from './run-folder.js';
 import { parseChoice, parsePositiveInteger } from './options.js';
 import { runTrain } from './train-command.js';
 
 interface DemoFlags {
-  out: string;
+  out?: string;
   threads?: number;
   backend: 'wasm' | 'reference';
 }
@@ -15,7 +17,7 @@ export function demoCommand(): Command {
     .description(
       'train a binary MLP on Fashion-MNIST for one epoch (about a minute on 2 free cores), then evaluate it',
     )
-    .option('--out <dir>', 'output folder', 'runs/demo')
+    .option('--out <dir>', 'output folder, new or empty (default: runs/demo, or runs/demo-2, ... when taken)')
     .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
     .option(
       '--backend <kind>',
@@ -24,6 +26,10 @@ export function demoCommand(): Command {
       'wasm',
     )
     .action(async (flags: DemoFlags) => {
+      checkThreadsFlag(flags.backend, flags.threads);
+      // Like train: a new folder each time (the README's first command may run more than once), and an
+      // --out that holds anything is refused before training.
+      const out = flags.out ?? nextRunFolder('runs/demo');
       const config = {
         ...TRAIN_DEFAULTS,
         data: 'fashion-mnist',
@@ -37,14 +43,14 @@ export function demoCommand(): Command {
       );
       const result = await runTrain({
         config,
-        outDir: flags.out,
+        outDir: out,
         resume: false,
         json: false,
         backend: flags.backend,
         threads: flags.threads,
       });
       process.stdout.write(
-        `\nresults in ${flags.out}/: checkpoint.ckpt (the trained run), metrics.jsonl (one line per epoch).\n` +
+        `\nresults in ${out}/: checkpoint.ckpt (the trained run), metrics.jsonl (one line per epoch).\n` +
           `next: npx onebit eval ${result.checkpoint}    npx onebit summary ${result.checkpoint}\n`,
       );
     });

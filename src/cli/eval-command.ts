@@ -1,14 +1,22 @@
-/** `onebit eval <checkpoint>`: accuracy, NLL, ECE and entropy of a trained run; reliability-diagram data. */
-import { writeFileSync } from 'node:fs';
+/**
+ * `onebit eval <checkpoint|run folder>`: accuracy, NLL, ECE and entropy of a trained run; reliability-diagram
+ * data. Flags that would do nothing for the run given (sampling flags for a method without a weight
+ * distribution) are refused, as are outputs that cannot be written, before anything is evaluated.
+ */
 import { Command } from 'commander';
 import type { Dataset } from '../data/dataset.js';
 import { shuffledIndices } from '../data/pipeline.js';
+import { ConfigError } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { type BackendKind, type TrainConfig } from '../config/train-config.js';
 import { evaluate, type Evaluation } from '../train/evaluate.js';
 import { checkSpecFitsData, createRun, disposeRun, restoreRun } from '../train/run.js';
+import { CHECKPOINT_FILE } from '../train/trainer.js';
 import { Rng } from '../tensor/rng.js';
-import { parseChoice, parseInteger, parsePositiveInteger } from './options.js';
+import { checkpointArgument } from './file-kind.js';
+import { checkDataDirFlag, checkDistinctOutputs, checkNotInput, checkThreadsFlag } from './flag-checks.js';
+import { prepareOutputFile, writeOutputFile } from './output-path.js';
+import { parseChoice, parseInteger, parseNonNegativeInteger, parsePositiveInteger } from './options.js';
 import { loadSplits, openBackend } from './train-command.js';
 
 interface EvalFlags {
@@ -18,8 +26,8 @@ interface EvalFlags {
   testLimit?: number;
   reliability?: string;
   entropies?: string;
-  average: 'logits' | 'probabilities';
-  seed: number;
+  average?: 'logits' | 'probabilities';
+  seed?: number;
   json: boolean;
   backend: BackendKind;
   threads?: number;
@@ -46,6 +54,41 @@ export interface EvalReport {
   readonly samplesRecalibrated: boolean;
 }
 
+/** The seed of the sampling stream when none is given. */
+const DEFAULT_SEED = 1;
+
+/**
+ * Refuses the sampling flags when nothing is sampled: `--test-samples` > 0 for a method without a weight
+ * distribution, `--average` and `--seed` unless sampled networks are evaluated (the mode draws nothing).
+ */
+function checkSamplingFlags(
+  method: string,
+  stochastic: boolean,
+  options: { testSamples: number; average?: string; seed?: number },
+): void {
+  if (options.testSamples > 0 && !stochastic) {
+    throw new ConfigError(
+      '--test-samples',
+      `no --test-samples for this run: ${method} has no weight distribution to sample (only its deterministic network is evaluated)`,
+      String(options.testSamples),
+    );
+  }
+  const sampling = stochastic && options.testSamples > 0;
+  for (const [flag, value] of [
+    ['--average', options.average],
+    ['--seed', options.seed],
+  ] as const) {
+    if (value !== undefined && !sampling) {
+      throw new ConfigError(
+        flag,
+        `no ${flag} without sampled networks (it applies to --test-samples > 0 with a method that has a weight distribution; ` +
+          `this run: ${method}${stochastic ? '' : ', no distribution'}, --test-samples ${options.testSamples})`,
+        String(value),
+      );
+    }
+  }
+}
+
 /** Evaluates a checkpoint on the test split of its (or the given) data set. */
 export async function evaluateCheckpoint(
   path: string,
@@ -54,10 +97,11 @@ export async function evaluateCheckpoint(
     dataDir?: string;
     testSamples: number;
     testLimit?: number;
-    seed: number;
+    /** Seed of the sampling stream (default 1); refused when nothing is sampled. */
+    seed?: number;
     backend: BackendKind;
     threads?: number;
-    /** How the ensemble combines sampled networks (default 'logits', as the official code). */
+    /** How the ensemble combines sampled networks (default 'logits', as the official code); refused when nothing is sampled. */
     average?: 'logits' | 'probabilities';
   },
 ): Promise<{ report: EvalReport; config: TrainConfig; test: Dataset }> {
@@ -67,6 +111,8 @@ export async function evaluateCheckpoint(
     ...(options.data !== undefined ? { data: options.data } : {}),
     ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
   };
+  checkDataDirFlag(config.data, options.dataDir);
+  const seed = options.seed ?? DEFAULT_SEED;
   const { train, test } = await loadSplits(config);
   const backend = await openBackend(options.backend, options.threads);
   try {
@@ -88,26 +134,27 @@ export async function evaluateCheckpoint(
     );
     try {
       restoreRun(run, path, checkpoint);
+      checkSamplingFlags(config.method, run.learner.stochastic, options);
       const limit = options.testLimit ?? null;
-      const mode = evaluate(run, test, { kind: 'mode', seed: options.seed, keepEntropies: true, limit });
+      const mode = evaluate(run, test, { kind: 'mode', seed, keepEntropies: true, limit });
       const stochastic = run.learner.stochastic && options.testSamples > 0;
       const samplesRecalibrated = stochastic && config.recalibrateBatchNorm === true;
-      const order = samplesRecalibrated ? shuffledIndices(train.count, new Rng(options.seed)) : null;
+      const order = samplesRecalibrated ? shuffledIndices(train.count, new Rng(seed)) : null;
       const prepareSample =
-        order === null ? undefined : (): void => run.learner.recalibrate(train, order, options.seed);
+        order === null ? undefined : (): void => run.learner.recalibrate(train, order, seed);
       const ensemble = stochastic
         ? evaluate(run, test, {
             kind: 'ensemble',
             samples: options.testSamples,
             average: options.average ?? 'logits',
-            seed: options.seed,
+            seed,
             keepEntropies: true,
             limit,
             prepareSample,
           })
         : null;
       const sample = stochastic
-        ? evaluate(run, test, { kind: 'ensemble', samples: 1, seed: options.seed, limit, prepareSample })
+        ? evaluate(run, test, { kind: 'ensemble', samples: 1, seed, limit, prepareSample })
         : null;
       return { report: { mode, ensemble, sample, samplesRecalibrated }, config, test };
     } finally {
@@ -127,23 +174,30 @@ function writeEntropies(path: string, report: EvalReport, test: Dataset): void {
     for (let i = 0; i < mode.length; i++) {
       rows.push(`${i},${test.labels[i]},${mode[i]}${ensemble !== null ? `,${ensemble[i]}` : ''}`);
     }
-    writeFileSync(path, `${rows.join('\n')}\n`);
+    writeOutputFile('--entropies', path, `${rows.join('\n')}\n`);
     return;
   }
   const labels = Array.from(test.labels.subarray(0, mode.length));
-  writeFileSync(path, `${JSON.stringify({ labels, mode, ...(ensemble !== null ? { ensemble } : {}) })}\n`);
+  writeOutputFile(
+    '--entropies',
+    path,
+    `${JSON.stringify({ labels, mode, ...(ensemble !== null ? { ensemble } : {}) })}\n`,
+  );
 }
 
 export function evalCommand(): Command {
   return new Command('eval')
     .description('evaluate a checkpoint: accuracy, NLL, ECE (15 bins), predictive entropy')
-    .argument('<checkpoint>', 'a checkpoint file written by onebit train')
+    .argument(
+      '<checkpoint>',
+      `a checkpoint file written by onebit train, or its run folder (for ${CHECKPOINT_FILE} in it)`,
+    )
     .option('--data <name>', 'data set (default: the one the run trained on)')
     .option('--data-dir <dir>', 'folder searched first for the data set files')
     .option(
       '--test-samples <T>',
-      'sampled networks to average (methods with a weight distribution)',
-      parseInteger('--test-samples'),
+      'sampled networks to average (methods with a weight distribution; refused for others)',
+      parseNonNegativeInteger('--test-samples'),
       0,
     )
     .option(
@@ -161,11 +215,15 @@ export function evalCommand(): Command {
     )
     .option(
       '--average <kind>',
-      'how the ensemble combines sampled networks: logits (official BayesBiNN/VISPA) or probabilities',
+      'how the ensemble combines sampled networks: logits (official BayesBiNN/VISPA) or probabilities ' +
+        '(default: logits; only with --test-samples > 0)',
       parseChoice('--average', ['logits', 'probabilities'] as const),
-      'logits',
     )
-    .option('--seed <n>', 'seed of the sampling stream', parseInteger('--seed'), 1)
+    .option(
+      '--seed <n>',
+      `seed of the sampling stream (default: ${DEFAULT_SEED}; only with --test-samples > 0)`,
+      parseInteger('--seed'),
+    )
     .option(
       '--backend <kind>',
       'wasm or reference',
@@ -174,7 +232,22 @@ export function evalCommand(): Command {
     )
     .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
     .option('--json', 'print one JSON object', false)
-    .action(async (path: string, flags: EvalFlags) => {
+    .action(async (given: string, flags: EvalFlags) => {
+      checkThreadsFlag(flags.backend, flags.threads);
+      const path = checkpointArgument(given, 'eval');
+      // Outputs are checked before the evaluation, so a bad path costs nothing.
+      checkDistinctOutputs([
+        ['--reliability', flags.reliability],
+        ['--entropies', flags.entropies],
+      ]);
+      for (const [flag, out] of [
+        ['--reliability', flags.reliability],
+        ['--entropies', flags.entropies],
+      ] as const) {
+        if (out === undefined) continue;
+        checkNotInput(flag, out, path, 'checkpoint');
+        prepareOutputFile(flag, out);
+      }
       const { report, config, test } = await evaluateCheckpoint(path, flags);
       if (flags.entropies !== undefined) writeEntropies(flags.entropies, report, test);
       if (flags.reliability !== undefined) {
@@ -182,7 +255,7 @@ export function evalCommand(): Command {
           mode: report.mode.bins,
           ...(report.ensemble !== null ? { ensemble: report.ensemble.bins } : {}),
         };
-        writeFileSync(flags.reliability, `${JSON.stringify(diagrams, null, 2)}\n`);
+        writeOutputFile('--reliability', flags.reliability, `${JSON.stringify(diagrams, null, 2)}\n`);
       }
       if (flags.json) {
         process.stdout.write(
@@ -196,7 +269,7 @@ export function evalCommand(): Command {
               ? {
                   ensemble: {
                     samples: flags.testSamples,
-                    average: flags.average,
+                    average: flags.average ?? 'logits',
                     ...summarize(report.ensemble),
                   },
                 }
@@ -212,8 +285,6 @@ export function evalCommand(): Command {
       if (report.sample !== null) process.stdout.write(`${line('one sampled network', report.sample)}\n`);
       if (report.ensemble !== null)
         process.stdout.write(`${line(`ensemble of ${flags.testSamples}`, report.ensemble)}\n`);
-      else if (flags.testSamples > 0)
-        process.stdout.write(`(${config.method} has no weight distribution: --test-samples ignored)\n`);
       if (report.samplesRecalibrated)
         process.stdout.write('(each sampled network with batch-norm statistics recalibrated for it)\n');
       if (flags.reliability !== undefined)

@@ -1,8 +1,13 @@
-/** `onebit model show NAME|FILE`: a model's spec as JSON, to start a custom model from, and `model list`. */
+/**
+ * `onebit model show NAME|FILE`: a model's spec as JSON, to start a custom model from, and `model list`.
+ * The builder flags (--activations, --classes, --channel-scale, --bn-affine) shape named models; with a spec
+ * file, which sets all of that itself, they are refused.
+ */
 import { Command } from 'commander';
+import { ConfigError } from '../errors.js';
 import { MODEL_NAMES, modelSpecByName } from '../nn/models.js';
 import { checkModelArgument, isSpecPath, readSpecFile } from './model-argument.js';
-import { parseChoice, parsePositiveInteger } from './options.js';
+import { optionGiven, parseChoice, parsePositiveInteger } from './options.js';
 
 interface ShowFlags {
   activations: 'real' | 'binary';
@@ -34,8 +39,24 @@ export function modelCommand(): Command {
     .option('--channel-scale', 'named models: a learnable per-channel scale after each binary layer')
     .option('--bn-affine', 'named models: learnable batch-norm scale and shift')
     .option('--json', 'print the spec on one line (default: indented)', false)
-    .action((model: string, flags: ShowFlags) => {
+    .action((model: string, flags: ShowFlags, show: Command) => {
       checkModelArgument(model);
+      if (isSpecPath(model)) {
+        for (const [key, flag] of [
+          ['activations', '--activations'],
+          ['classes', '--classes'],
+          ['channelScale', '--channel-scale'],
+          ['bnAffine', '--bn-affine'],
+        ] as const) {
+          if (optionGiven(show, key)) {
+            throw new ConfigError(
+              flag,
+              `no ${flag} with a spec file (it shapes named models; a spec sets its layers itself)`,
+              String(show.getOptionValue(key)),
+            );
+          }
+        }
+      }
       const spec = isSpecPath(model)
         ? readSpecFile(model)
         : modelSpecByName(model, {

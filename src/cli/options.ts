@@ -43,3 +43,33 @@ export function defaultCacheDir(): string {
   const xdg = process.env.XDG_CACHE_HOME;
   return join(xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.cache'), 'onebit');
 }
+
+export function parseNonNegativeInteger(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < 0)
+      throw new InvalidArgumentError(`${flag} expects an integer >= 0, got "${value}"`);
+    return n;
+  };
+}
+
+export function parsePositiveNumber(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n <= 0)
+      throw new InvalidArgumentError(`${flag} expects a number > 0, got "${value}"`);
+    return n;
+  };
+}
+
+/**
+ * Whether the user typed the option `key` (commander's attribute name, e.g. 'testSamples'), as opposed to
+ * its default: the commands refuse a typed flag that would have no effect.
+ */
+export function optionGiven(
+  command: { getOptionValueSource(key: string): string | undefined },
+  key: string,
+): boolean {
+  const source = command.getOptionValueSource(key);
+  return source !== undefined && source !== 'default' && source !== 'implied';
+}

@@ -1,15 +1,18 @@
 /**
  * `onebit predict <model.onebit>`: run an exported model with the bit-packed engine, on a data set split
- * (accuracy and images/s) or on one PNG image (class and probabilities).
+ * (accuracy and images/s) or on one PNG image (class and probabilities). The flags of the data-set mode
+ * (--split, --limit, --batch, --data-dir) are refused with --image, where they would do nothing.
  */
 import { ConfigError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { modelArgument } from './file-kind.js';
+import { checkDataDirFlag } from './flag-checks.js';
 import { DATASET_NAMES, isDatasetName, loadDataset } from '../data/dataset.js';
 import { createEngine, softmax, argmax, type Engine } from '../engine/engine.js';
 import { decodeOnebit, type OnebitModel } from '../engine/format.js';
 import { readPngImage } from '../io/image.js';
-import { defaultCacheDir, parseChoice, parsePositiveInteger } from './options.js';
+import { defaultCacheDir, optionGiven, parseChoice, parsePositiveInteger } from './options.js';
 
 interface PredictFlags {
   data?: string;
@@ -40,13 +43,21 @@ const CLASS_NAMES: Readonly<Record<string, readonly string[]>> = {
   cifar10: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
 };
 
-/** Reads and validates a .onebit file. */
-export function readModelFile(path: string): OnebitModel {
+/**
+ * Reads and validates a .onebit file; a training checkpoint or any other file is refused before the reader
+ * runs, saying what it is (file-kind.ts). `command` names the command in the advice.
+ */
+export function readModelFile(path: string, command = 'predict'): OnebitModel {
+  modelArgument(path, command);
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
   } catch (error) {
-    throw new Error(`${path}: cannot read (${error instanceof Error ? error.message : String(error)})`);
+    throw new ConfigError(
+      '<model>',
+      'a .onebit model file written by onebit export',
+      `${path}, which cannot be read (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
   return decodeOnebit(bytes, path);
 }
@@ -139,9 +150,28 @@ export function predictCommand(): Command {
       parsePositiveInteger('--threads'),
     )
     .option('--json', 'JSON output (the last line holds accuracy and imagesPerSecond)', false)
-    .action(async (path: string, flags: PredictFlags) => {
+    .action(async (path: string, flags: PredictFlags, command: Command) => {
       if ((flags.image === undefined) === (flags.data === undefined)) {
         throw new ConfigError('predict', 'exactly one of --data <name> or --image <file>', 'both or neither');
+      }
+      if (flags.image !== undefined) {
+        // One image: the data-set flags would do nothing.
+        for (const [key, flag] of [
+          ['split', '--split'],
+          ['limit', '--limit'],
+          ['batch', '--batch'],
+          ['dataDir', '--data-dir'],
+        ] as const) {
+          if (optionGiven(command, key)) {
+            throw new ConfigError(
+              flag,
+              `no ${flag} with --image (it applies to --data)`,
+              String(command.getOptionValue(key)),
+            );
+          }
+        }
+      } else {
+        checkDataDirFlag(flags.data as string, flags.dataDir);
       }
       const model = readModelFile(path);
       const engine = await createEngine(model, { threads: flags.threads, maxBatch: flags.batch });

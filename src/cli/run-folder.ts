@@ -8,6 +8,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, OnebitError } from '../errors.js';
+import { outputPathError } from './output-path.js';
 import { CHECKPOINT_FILE, METRICS_FILE, RUN_FILE } from '../train/trainer.js';
 
 export interface RunFolder {
@@ -19,26 +20,11 @@ export interface RunFolder {
   failed(error: unknown): unknown;
 }
 
-/** Turns a file-system error on an output path into a ConfigError naming the flag and the path. */
-export function outputPathError(flag: string, path: string, error: unknown): unknown {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  const why: Record<string, string> = {
-    EEXIST: 'a file is in the way (a folder is needed there)',
-    ENOTDIR: 'a part of the path is a file, not a folder',
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    EROFS: 'the file system is read-only',
-    ENOSPC: 'no space left on the device',
-  };
-  if (code === undefined || !(code in why)) return error;
-  return new ConfigError(flag, 'a folder onebit can create and write', `${path}: ${why[code]}`);
-}
-
 function makeFolder(flag: string, dir: string): void {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (error) {
-    throw outputPathError(flag, dir, error);
+    throw outputPathError(flag, dir, error, true);
   }
 }
 

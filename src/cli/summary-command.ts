@@ -1,4 +1,8 @@
-/** `onebit summary`: per-layer parameters, memory and MACs by precision, and the method's training state. */
+/**
+ * `onebit summary`: per-layer parameters, memory and MACs by precision, and the method's training state.
+ * Of a checkpoint, the model, method and options are the run's: --model, --method, --rank and --activations
+ * are refused with one, as they would change nothing.
+ */
 import { ConfigError } from '../errors.js';
 import { Command } from 'commander';
 import { defaultRunSettings } from '../methods/registry.js';
@@ -6,12 +10,14 @@ import { modelSpecByName, MODEL_NAMES } from '../nn/models.js';
 import type { ModelSpec } from '../nn/spec.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { measureTrainingMemory, summarizeModel, type ModelSummary } from '../train/summary.js';
+import { CHECKPOINT_FILE } from '../train/trainer.js';
+import { checkpointArgument } from './file-kind.js';
 import { checkModelArgument, isSpecPath, readSpecFile } from './model-argument.js';
 import { parseChoice, parseInteger } from './options.js';
 
 interface SummaryFlags {
   model?: string;
-  method: string;
+  method?: string;
   activations?: 'real' | 'binary';
   surrogate?: string;
   rank?: number;
@@ -107,9 +113,12 @@ export function renderSummary(
 export function summaryCommand(): Command {
   return new Command('summary')
     .description('per-layer parameters, memory and MACs by precision (like Larq summary)')
-    .argument('[checkpoint]', 'a checkpoint file; or give --model')
+    .argument(
+      '[checkpoint]',
+      `a checkpoint file or a run folder (for ${CHECKPOINT_FILE} in it); or give --model`,
+    )
     .option('--model <name|file>', `model (${MODEL_NAMES.join(', ')}) or a spec file (.json)`)
-    .option('--method <name>', 'training method whose state to account for', 'ste')
+    .option('--method <name>', 'training method whose state to account for (default: ste)')
     .option('--rank <K>', 'vispa: rank of the covariance factor Z (default 4)', parseInteger('--rank'))
     .option(
       '--activations <kind>',
@@ -118,8 +127,25 @@ export function summaryCommand(): Command {
     )
     .option('--json', 'print one JSON object', false)
     .action((checkpoint: string | undefined, flags: SummaryFlags) => {
+      if (checkpoint !== undefined) {
+        // A checkpoint's summary is of its run: these flags would change nothing.
+        for (const [flag, value] of [
+          ['--model', flags.model],
+          ['--method', flags.method],
+          ['--rank', flags.rank],
+          ['--activations', flags.activations],
+        ] as const) {
+          if (value !== undefined) {
+            throw new ConfigError(
+              flag,
+              `no ${flag} with a checkpoint (the summary of a checkpoint is of its run's model, method and options)`,
+              String(value),
+            );
+          }
+        }
+      }
       let model = flags.model;
-      let method = flags.method;
+      let method = flags.method ?? 'ste';
       // Float-free trains with 1-bit activations only, so its summary defaults to them.
       let activations = flags.activations ?? (method === 'float-free' ? 'binary' : 'real');
       let methodOptions: Readonly<Record<string, string | number | boolean>> =
@@ -128,7 +154,7 @@ export function summaryCommand(): Command {
       const channelScale = defaultRunSettings(method, 1).channelScale ?? false;
       let spec: ModelSpec | null = null;
       if (checkpoint !== undefined) {
-        const config = loadCheckpoint(checkpoint).meta.config;
+        const config = loadCheckpoint(checkpointArgument(checkpoint, 'summary')).meta.config;
         ({ model, method, activations, methodOptions } = config);
         spec = config.spec ?? null;
       }

@@ -21,6 +21,7 @@ import {
   type TrainConfig,
 } from '../config/train-config.js';
 import { nextRunFolder, prepareRunFolder } from './run-folder.js';
+import { checkDataDirFlag, checkThreadsFlag } from './flag-checks.js';
 import {
   METRICS_FILE,
   dataRecord,
@@ -104,16 +105,21 @@ function checkNamedModelFlags(flags: TrainFlags): void {
   }
 }
 
-/** The flag of each run setting a method can leave unused (methods/definition.ts, unusedRunSettings). */
-const RUN_SETTING_FLAGS: Record<keyof RunDefaults, [string, (f: TrainFlags) => boolean]> = {
-  learningRate: ['--lr', (f) => f.lr !== undefined],
-  schedule: ['--schedule', (f) => f.schedule !== undefined],
-  warmupEpochs: ['--warmup-epochs', (f) => f.warmupEpochs !== undefined],
-  realLearningRate: ['--real-lr', (f) => f.realLr !== undefined],
-  realOptimizer: ['--real-optimizer', (f) => f.realOptimizer !== undefined],
-  realWeightDecay: ['--weight-decay', (f) => f.weightDecay !== undefined],
-  channelScale: ['--channel-scale', (f) => f.channelScale !== undefined],
-  recalibrateBatchNorm: ['--recalibrate-bn', (f) => f.recalibrateBn !== undefined],
+/**
+ * Each run setting a method can leave unused (methods/definition.ts, unusedRunSettings): the flag as the
+ * user typed it, or null when not given.
+ */
+const RUN_SETTING_FLAGS: Record<keyof RunDefaults, (f: TrainFlags) => string | null> = {
+  learningRate: (f) => (f.lr !== undefined ? '--lr' : null),
+  schedule: (f) => (f.schedule !== undefined ? '--schedule' : null),
+  warmupEpochs: (f) => (f.warmupEpochs !== undefined ? '--warmup-epochs' : null),
+  realLearningRate: (f) => (f.realLr !== undefined ? '--real-lr' : null),
+  realOptimizer: (f) => (f.realOptimizer !== undefined ? '--real-optimizer' : null),
+  realWeightDecay: (f) => (f.weightDecay !== undefined ? '--weight-decay' : null),
+  channelScale: (f) =>
+    f.channelScale === undefined ? null : f.channelScale ? '--channel-scale' : '--no-channel-scale',
+  recalibrateBatchNorm: (f) =>
+    f.recalibrateBn === undefined ? null : f.recalibrateBn ? '--recalibrate-bn' : '--no-recalibrate-bn',
 };
 
 /** Whether a spec has real-valued parameters (what --real-lr, --real-optimizer and --weight-decay train). */
@@ -133,8 +139,8 @@ function specHasRealParameters(layers: readonly LayerSpec[]): boolean {
 function checkRunSettingFlags(flags: TrainFlags, config: TrainConfig): void {
   const unused = methodDefinition(config.method).unusedRunSettings;
   for (const setting of unused.settings) {
-    const [flag, given] = RUN_SETTING_FLAGS[setting];
-    if (given(flags)) {
+    const flag = RUN_SETTING_FLAGS[setting](flags);
+    if (flag !== null) {
       throw new ConfigError(flag, `no ${flag} with --method ${config.method}`, `${flag} (${unused.reason})`);
     }
   }
@@ -142,12 +148,9 @@ function checkRunSettingFlags(flags: TrainFlags, config: TrainConfig): void {
     config.spec !== undefined
       ? specHasRealParameters(config.spec.layers)
       : config.batchNormAffine || config.channelScale === true;
-  for (const [flag, given] of [
-    RUN_SETTING_FLAGS.realLearningRate,
-    RUN_SETTING_FLAGS.realOptimizer,
-    RUN_SETTING_FLAGS.realWeightDecay,
-  ]) {
-    if (given(flags) && !hasReal) {
+  for (const setting of ['realLearningRate', 'realOptimizer', 'realWeightDecay'] as const) {
+    const flag = RUN_SETTING_FLAGS[setting](flags);
+    if (flag !== null && !hasReal) {
       throw new ConfigError(
         flag,
         'a model with real-valued parameters for it to train (--bn-affine, --channel-scale, or a spec with dense, conv2d, prelu, channelScale or affine batchNorm layers)',
@@ -162,6 +165,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
   checkModelArgument(flags.model);
   const spec = isSpecPath(flags.model) ? readSpecFile(flags.model) : null;
   if (spec !== null) checkNamedModelFlags(flags);
+  checkDataDirFlag(flags.data, flags.dataDir);
   const config = trainConfig({
     data: flags.data,
     dataDir: flags.dataDir ?? null,
@@ -312,13 +316,7 @@ export function addTrainingFlags(command: Command): Command {
 }
 
 export async function openBackend(kind: BackendKind, threads: number | undefined): Promise<Backend> {
-  if (kind === 'reference' && threads !== undefined) {
-    throw new ConfigError(
-      '--threads',
-      '--backend wasm (the reference backend runs on one thread)',
-      `--backend ${kind}`,
-    );
-  }
+  checkThreadsFlag(kind, threads);
   return createBackend(kind === 'wasm' ? { kind, threads } : { kind, dtype: 'float32' });
 }
 

@@ -401,6 +401,16 @@ describe('loadImageFolder errors name the file, what was expected and what was f
       join(dir, 'b', '2.png'),
       /PNG: expected a readable PNG image, found /,
     );
+    // A header announcing 30000x30000 pixels (a few bytes that would inflate to gigabytes): refused unread.
+    const bomb = Uint8Array.from(good);
+    new DataView(bomb.buffer).setUint32(16, 30000);
+    new DataView(bomb.buffer).setUint32(20, 30000);
+    await writeFile(join(dir, 'b', '2.png'), bomb);
+    await rejectsFormat(
+      loadImageFolder(dir),
+      join(dir, 'b', '2.png'),
+      /size: expected 1 to 16777216 pixels \(4096x4096\), found 30000x30000 in its header/,
+    );
   });
 
   test('an image of a different size names both files', async () => {

@@ -72,6 +72,8 @@ const JUNK = new Set(['thumbs.db', 'desktop.ini', '__macosx']);
 const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 /** Signature, chunk length, "IHDR", width, height, bit depth, colour type. */
 const HEADER_BYTES = 26;
+/** Largest image a folder may hold, in pixels. */
+const MAX_IMAGE_PIXELS = 1 << 24;
 /** Files read at once: enough to hide file-system latency, few enough to stay far from the open-file limit. */
 const CONCURRENCY = 16;
 
@@ -193,11 +195,18 @@ async function readHeader(file: string): Promise<PngHeader> {
   // 0 gray, 4 gray + alpha; 2 RGB, 6 RGBA, 3 palette.
   if (![0, 2, 3, 4, 6].includes(type))
     throw new DataFormatError(file, 'colour type', '0, 2, 3, 4 or 6', String(type));
-  return {
-    width: view.getUint32(16),
-    height: view.getUint32(20),
-    colour: type === 2 || type === 3 || type === 6,
-  };
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  // Checked before pngjs allocates width * height * 4 bytes: a few kilobytes can announce gigabytes.
+  if (width < 1 || height < 1 || width * height > MAX_IMAGE_PIXELS) {
+    throw new DataFormatError(
+      file,
+      'size',
+      `1 to ${MAX_IMAGE_PIXELS} pixels (4096x4096)`,
+      `${width}x${height} in its header`,
+    );
+  }
+  return { width, height, colour: type === 2 || type === 3 || type === 6 };
 }
 
 /**

@@ -3,10 +3,33 @@
  * the model's C x H x W layout. One channel: grayscale (color images become luminance, 0.299 R + 0.587 G +
  * 0.114 B); three channels: RGB. Transparent pixels are composited over black, the background of the
  * MNIST-style data sets.
+ *
+ * Whatever the bytes, decoding ends in a decoded image or an ImageError naming the file (a fuzz test holds
+ * this): the signature and the size in the IHDR chunk are checked before pngjs runs, so a file that is not a
+ * PNG says what it starts with, and one whose header announces another size is refused before it is
+ * inflated (a few kilobytes can announce gigabytes of pixels); pngjs's own complaint is wrapped.
  */
 import { ImageError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+function hexBytes(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
+}
+
+/**
+ * The width and height in the IHDR chunk (which must come first, right after the signature), or null when
+ * the chunk is not there whole: then pngjs says what is wrong.
+ */
+function headerSize(bytes: Uint8Array): { width: number; height: number } | null {
+  if (bytes.byteLength < 24) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = String.fromCharCode(bytes[12], bytes[13], bytes[14], bytes[15]);
+  if (view.getUint32(8) !== 13 || type !== 'IHDR') return null;
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
 
 /** Decodes a PNG of exactly `shape` = [C, H, W] (C = 1 or 3) into C*H*W bytes, channel-major. */
 export function decodePngImage(
@@ -14,16 +37,30 @@ export function decodePngImage(
   shape: readonly [number, number, number],
   file = '<png>',
 ): Uint8Array {
+  const [channels, height, width] = shape;
+  if (bytes.byteLength < PNG_SIGNATURE.length || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) {
+    throw new ImageError(
+      file,
+      `not a valid PNG: expected the PNG signature ${hexBytes(Uint8Array.from(PNG_SIGNATURE))}, found ` +
+        (bytes.byteLength === 0 ? 'an empty file' : `bytes ${hexBytes(bytes.subarray(0, 8))}`),
+    );
+  }
+  const announced = headerSize(bytes);
+  if (announced !== null && (announced.width !== width || announced.height !== height)) {
+    throw new ImageError(
+      file,
+      `the model takes ${width}x${height} images, this one is ${announced.width}x${announced.height}`,
+    );
+  }
   let png: PNG;
   try {
     png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (error) {
     throw new ImageError(
       file,
-      `not a readable PNG (${error instanceof Error ? error.message : String(error)})`,
+      `not a valid PNG (pngjs: ${error instanceof Error ? error.message : String(error)})`,
     );
   }
-  const [channels, height, width] = shape;
   if (png.width !== width || png.height !== height) {
     throw new ImageError(
       file,
@@ -35,6 +72,8 @@ export function decodePngImage(
   const plane = width * height;
   const out = new Uint8Array(channels * plane);
   const rgba = png.data; // always RGBA, 8 bits per channel, after pngjs's conversion
+  if (!(rgba instanceof Uint8Array) || rgba.length < 4 * plane)
+    throw new ImageError(file, `not a valid PNG (it decodes to fewer than ${width}x${height} pixels)`);
   for (let p = 0; p < plane; p++) {
     const alpha = rgba[4 * p + 3] / 255;
     const r = rgba[4 * p] * alpha;

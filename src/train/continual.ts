@@ -24,7 +24,17 @@
  * `testSamples` sampled networks (averaged logits) for methods with a weight distribution; with
  * `recalibrateBatchNorm` the network evaluated (mode or each sample) first gets batch-norm statistics of its
  * own on the current task's data.
+ *
+ * With an output folder, after each task (once it is evaluated) the run is set to its deployed network, as
+ * the trainer does before a checkpoint (the mode; with `recalibrateBatchNorm`, batch-norm statistics
+ * recalibrated for it), and saved atomically as `task-<t>.ckpt` in the trainer's checkpoint format, so
+ * `onebit eval`, `summary` and `export` take it; its metadata adds `continual: { stream, task, tasks }`.
+ * `metrics.jsonl` gets one JSON line per epoch (`type: 'epoch'`) and one per task's evaluation
+ * (`type: 'task'`, with the checkpoint's file name). The run is set to its deployed network after every
+ * task whether or not there is an output folder, so writing one changes no result.
  */
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
@@ -32,12 +42,23 @@ import { subsetDataset } from '../data/pipeline.js';
 import { permuteDataset, permutedTasks, splitTasks } from '../data/tasks.js';
 import { validateConfig, type TrainConfig } from '../config/train-config.js';
 import { evaluate, type Evaluation } from './evaluate.js';
-import { createRun, disposeRun } from './run.js';
+import { createRun, disposeRun, runCheckpointMeta, runTensors } from './run.js';
 import { Rng } from '../tensor/rng.js';
-import { prepareData, trainEpoch } from './trainer.js';
+import { saveCheckpoint } from '../io/checkpoint.js';
+import { METRICS_FILE, prepareData, trainEpoch } from './trainer.js';
 
 export const STREAM_KINDS = ['permuted', 'split'] as const;
 export type StreamKind = (typeof STREAM_KINDS)[number];
+
+/** The checkpoint file written after task `task` (1-based) in the output folder. */
+export function taskCheckpointFile(task: number): string {
+  return `task-${task}.ckpt`;
+}
+
+/** The files a continual run writes in its output folder (an earlier run's, to replace). */
+export function isContinualOutputFile(name: string): boolean {
+  return name === METRICS_FILE || /^task-\d+\.ckpt$/.test(name);
+}
 
 export interface ContinualOptions {
   /** The run's config; `epochs` is the number of epochs per task. */
@@ -53,6 +74,8 @@ export interface ContinualOptions {
   /** Largest batch evaluation runs at (default 500; at least the training batch size). */
   readonly evaluationBatch?: number;
   readonly callbacks?: ContinualCallbacks;
+  /** Output folder: a checkpoint per task and metrics.jsonl (see the top of this file); absent: nothing is written. */
+  readonly outDir?: string | null;
 }
 
 export interface ContinualEpoch {
@@ -80,6 +103,8 @@ export interface TaskRecord {
   /** Wall time of this task's training (evaluation excluded) and of its evaluation. */
   readonly trainSeconds: number;
   readonly evaluationSeconds: number;
+  /** The checkpoint written after this task; null without an output folder. */
+  readonly checkpoint: string | null;
 }
 
 export interface ContinualResult {
@@ -129,7 +154,7 @@ export function buildStream(
   }
   if (train.classes % tasks !== 0) {
     throw new ConfigError(
-      'tasks',
+      '--tasks',
       `a divisor of the ${train.classes} classes for a split stream`,
       String(tasks),
     );
@@ -167,8 +192,10 @@ export function continualMetrics(
   return { averageAccuracy: sum / (t + 1), forgetting: t > 0 ? forgetting / t : 0 };
 }
 
+/** The checkpoint metadata of a continual run after a task (the trainer's fields, and where in the stream). */
 export async function trainContinual(options: ContinualOptions): Promise<ContinualResult> {
   const { config, backend, callbacks } = options;
+  const outDir = options.outDir ?? null;
   validateConfig(config);
   if (!(Number.isInteger(options.testSamples) && options.testSamples >= 0)) {
     throw new ConfigError('--test-samples', 'an integer >= 0', String(options.testSamples));
@@ -176,7 +203,7 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
   const { train: trainData, normalization } = prepareData(config, options.train);
   if (trainData.classes !== options.test.classes) {
     throw new ConfigError(
-      'data',
+      '--data',
       `a test set with ${trainData.classes} classes`,
       String(options.test.classes),
     );
@@ -207,9 +234,24 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
     normalization,
   );
   try {
+    if (options.testSamples > 0 && !run.learner.stochastic) {
+      throw new ConfigError(
+        '--test-samples',
+        `0 for ${config.method}, which has no weight distribution to sample (its deterministic network is tested)`,
+        String(options.testSamples),
+      );
+    }
+    const metricsPath = outDir === null ? null : join(outDir, METRICS_FILE);
+    if (outDir !== null && metricsPath !== null) {
+      mkdirSync(outDir, { recursive: true });
+      writeFileSync(metricsPath, '');
+    }
+    const appendMetrics = (line: Record<string, unknown>): void => {
+      if (metricsPath !== null) appendFileSync(metricsPath, `${JSON.stringify(line)}\n`);
+    };
     await run.learner.prepare();
     const runStepsPerTask = config.epochs * run.shape.stepsPerEpoch;
-    const ensemble = run.learner.stochastic && options.testSamples > 0;
+    const ensemble = options.testSamples > 0;
     const accuracy: number[][] = [];
     const records: TaskRecord[] = [];
     let step = 0;
@@ -242,7 +284,9 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
         trainLoss = totals.loss;
         trainAccuracy = totals.accuracy;
         order = totals.order;
-        callbacks?.onEpoch?.({ task: t, epoch, trainLoss, trainAccuracy, seconds: totals.seconds });
+        const epochRecord = { task: t, epoch, trainLoss, trainAccuracy, seconds: totals.seconds };
+        appendMetrics({ type: 'epoch', ...epochRecord, task: t + 1 });
+        callbacks?.onEpoch?.(epochRecord);
       }
       const trainSeconds = (performance.now() - taskStarted) / 1000;
       const evalStart = performance.now();
@@ -268,6 +312,21 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
       }
       accuracy.push(evaluations.map((e) => e.accuracy));
       const { averageAccuracy, forgetting } = continualMetrics(accuracy, t);
+      const evaluationSeconds = (performance.now() - evalStart) / 1000;
+      // The deployed network, as the trainer leaves it before a checkpoint: the mode (draws nothing), with
+      // batch-norm statistics of its own under --recalibrate-bn (the mode's were computed above unless the
+      // ensemble's samples replaced them). Done with or without an output folder, so results are the same.
+      run.learner.predict('mode', new Rng(config.seed));
+      if (recalibrating && ensemble) recalibrate();
+      let checkpoint: string | null = null;
+      if (outDir !== null) {
+        checkpoint = join(outDir, taskCheckpointFile(t + 1));
+        const meta = {
+          ...runCheckpointMeta(run, (t + 1) * config.epochs, step),
+          continual: { stream: options.stream, task: t + 1, tasks: stream.count },
+        };
+        saveCheckpoint(checkpoint, meta, runTensors(run));
+      }
       const record: TaskRecord = {
         task: t,
         trainExamples: current.count,
@@ -278,8 +337,24 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
         averageAccuracy,
         forgetting,
         trainSeconds,
-        evaluationSeconds: (performance.now() - evalStart) / 1000,
+        evaluationSeconds,
+        checkpoint,
       };
+      appendMetrics({
+        type: 'task',
+        task: t + 1,
+        tasks: stream.count,
+        trainExamples: record.trainExamples,
+        trainLoss,
+        trainAccuracy,
+        accuracies: record.accuracies,
+        nll: evaluations.map((e) => e.nll),
+        averageAccuracy,
+        forgetting,
+        trainSeconds,
+        evaluationSeconds,
+        checkpoint: checkpoint === null ? null : taskCheckpointFile(t + 1),
+      });
       records.push(record);
       callbacks?.onTask?.(record);
     }

@@ -16,13 +16,13 @@ import { createBackend } from '../backend/index.js';
 import { isDatasetName, loadDataset, type Dataset } from '../data/dataset.js';
 import { ConfigError } from '../errors.js';
 import { checkpointExportBytes, type ExportFormat } from '../io/export-file.js';
-import { CHECKPOINT_VERSION, type Checkpoint, type CheckpointMeta } from '../io/checkpoint.js';
+import { CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
 import { isModelName, modelSpecByName } from '../nn/models.js';
 import { parseModelSpec, type ModelSpec } from '../nn/spec.js';
 import type { TensorData } from '../tensor/tensor-data.js';
 import type { TrainConfig } from '../config/train-config.js';
 import { trainConfig } from './run-config.js';
-import type { Run } from './run.js';
+import { runCheckpointMeta, type Run } from './run.js';
 import {
   train,
   type BatchProgress,
@@ -205,17 +205,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
 
 /** Copies a live run's state into an in-memory checkpoint, its mode set as the deployed weights. */
 function snapshot(run: Run, counters: { epoch: number; step: number }): Checkpoint {
-  const scalars = run.learner.stateScalars();
-  const meta: CheckpointMeta = {
-    config: run.config,
-    inference: run.learner.inference,
-    epoch: counters.epoch,
-    step: counters.step,
-    rng: run.rng.getState(),
-    methodScalars: scalars.method,
-    optimizerScalars: scalars.optimizer,
-    normalization: run.normalization,
-  };
+  const meta = runCheckpointMeta(run, counters.epoch, counters.step);
   const tensors = new Map<string, TensorData>(
     run.learner.stateTensors().map((t) => [t.name, t.value.slice() as TensorData]),
   );

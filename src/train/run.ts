@@ -13,7 +13,7 @@ import type { ModelSpec } from '../nn/spec.js';
 import { scheduleFromConfig, type Schedule } from '../optim/schedules.js';
 import { Rng } from '../tensor/rng.js';
 import type { NamedTensor } from '../tensor/tensor-data.js';
-import { restoreTensors, type Checkpoint } from '../io/checkpoint.js';
+import { restoreTensors, type Checkpoint, type CheckpointMeta } from '../io/checkpoint.js';
 import type { TrainConfig } from '../config/train-config.js';
 
 /** Per-channel normalisation statistics, fixed at the start of a run and kept in its checkpoint. */
@@ -154,6 +154,21 @@ export function createRun(
     shape,
     normalization,
     maxBatch,
+  };
+}
+
+/** What a checkpoint of the run at `epoch` and `step` stores besides its tensors. */
+export function runCheckpointMeta(run: Run, epoch: number, step: number): CheckpointMeta {
+  const scalars = run.learner.stateScalars();
+  return {
+    config: run.config,
+    inference: run.learner.inference,
+    epoch,
+    step,
+    rng: run.rng.getState(),
+    methodScalars: scalars.method,
+    optimizerScalars: scalars.optimizer,
+    normalization: run.normalization,
   };
 }
 

@@ -16,12 +16,20 @@ import type { Dataset } from '../data/dataset.js';
 import { channelStats, subsetDataset, validationSplit } from '../data/pipeline.js';
 import { ConfigError, TrainingDivergedError } from '../errors.js';
 import { Rng } from '../tensor/rng.js';
-import { loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta } from '../io/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../io/checkpoint.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { DataSource } from '../data/dataset.js';
 import { validateConfig, type TrainConfig } from '../config/train-config.js';
 import { evaluate, type Evaluation } from './evaluate.js';
-import { createRun, disposeRun, restoreRun, runTensors, type Normalization, type Run } from './run.js';
+import {
+  createRun,
+  disposeRun,
+  restoreRun,
+  runCheckpointMeta,
+  runTensors,
+  type Normalization,
+  type Run,
+} from './run.js';
 
 export type { Normalization } from './run.js';
 
@@ -129,20 +137,6 @@ export function prepareData(
     split.validation.length > 0 ? subsetDataset(full, split.validation, `${full.name}-validation`) : null;
   const stats = channelStats(train);
   return { train, validation, normalization: { mean: stats.mean, std: stats.std } };
-}
-
-function checkpointMeta(run: Run, epoch: number, step: number): CheckpointMeta {
-  const scalars = run.learner.stateScalars();
-  return {
-    config: run.config,
-    inference: run.learner.inference,
-    epoch,
-    step,
-    rng: run.rng.getState(),
-    methodScalars: scalars.method,
-    optimizerScalars: scalars.optimizer,
-    normalization: run.normalization,
-  };
 }
 
 /**
@@ -470,7 +464,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         // The metrics line first: a kill between the two leaves a line that resume drops (it keeps the
         // lines up to the checkpoint's epoch), never a checkpointed epoch without its line.
         appendFileSync(files.metrics, `${JSON.stringify({ type: 'epoch', ...record })}\n`);
-        saveCheckpoint(files.checkpoint, checkpointMeta(run, epoch, step), runTensors(run));
+        saveCheckpoint(files.checkpoint, runCheckpointMeta(run, epoch, step), runTensors(run));
         if (lastCheckpoint === null && options.onFirstCheckpoint !== undefined && outDir !== null) {
           outDir = options.onFirstCheckpoint(outDir);
           files = paths(outDir);
