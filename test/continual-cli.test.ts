@@ -123,8 +123,18 @@ describe('onebit continual --out', () => {
     const refused = await failure([...ARGS.slice(1), '--out', out]);
     assert.ok(refused instanceof ConfigError);
     assert.equal(refused.field, '--out');
-    assert.match(refused.message, /or --overwrite .* which holds notes\.txt, task-3\.ckpt/);
+    assert.match(refused.message, /\(add --overwrite to replace the run there\), got .* which holds notes\.txt, task-3\.ckpt/);
     assert.equal(readFileSync(join(out, 'task-3.ckpt'), 'utf8'), 'an earlier run with three tasks');
+
+    // A new run that fails before its first task's checkpoint leaves the old folder exactly as it was.
+    const diverged = await runCli([
+      ...ARGS,
+      ...['--bn-affine', '--real-optimizer', 'sgd', '--real-lr', '1e38', '--out', out, '--overwrite'],
+    ]);
+    assert.equal(diverged.code, 1);
+    assert.match(diverged.stderr, /diverged.* \(the run in .*again was left as it was\)/);
+    assert.equal(readFileSync(join(out, 'task-3.ckpt'), 'utf8'), 'an earlier run with three tasks');
+    assert.equal(readFileSync(join(out, 'notes.txt'), 'utf8'), 'mine');
 
     const r = await runCli([...ARGS, '--out', out, '--overwrite']);
     assert.equal(r.code, 0, r.stderr);
@@ -152,6 +162,7 @@ describe('onebit continual refuses flags that would do nothing', () => {
     ['--epochs next to --epochs-per-task', ['--epochs', '3'], '--epochs'],
     ['a validation split (none is evaluated)', ['--validation', '0.1'], '--validation'],
     ['--overwrite without --out', ['--overwrite'], '--overwrite'],
+    ['--augment on permuted tasks', ['--augment', '--stream', 'permuted'], '--augment'],
     ['--threads with the reference backend', ['--threads', '2'], '--threads'],
     ['--data-dir for generated data', ['--data-dir', '/tmp'], '--data-dir'],
     ['--test-samples for a method without a distribution', ['--test-samples', '2'], '--test-samples'],

@@ -4,21 +4,14 @@
  * a checkpoint per task (`task-<t>.ckpt`) and `metrics.jsonl` are written there (train/continual.ts); an
  * existing folder that holds anything is refused unless `--overwrite`.
  */
-import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import { BAYES_BINN_CONTINUAL_DEFAULTS } from '../methods/bayes-binn.js';
-import {
-  isContinualOutputFile,
-  STREAM_KINDS,
-  trainContinual,
-  type StreamKind,
-  type TaskRecord,
-} from '../train/continual.js';
+import { STREAM_KINDS, trainContinual, type StreamKind, type TaskRecord } from '../train/continual.js';
 import type { TrainConfig } from '../config/train-config.js';
 import { checkDataDirFlag, checkThreadsFlag } from './flag-checks.js';
-import { prepareOutputDir } from './output-path.js';
+import { CONTINUAL_RUN_FILES, prepareRunFolder } from './run-folder.js';
 import { optionGiven, parseChoice, parseNonNegativeInteger, parsePositiveInteger } from './options.js';
 import {
   addTrainingFlags,
@@ -76,6 +69,13 @@ function checkContinualFlags(flags: ContinualFlags, command: Command): void {
       String(flags.validation),
     );
   }
+  if (flags.augment === true && flags.stream === 'permuted') {
+    throw new ConfigError(
+      '--augment',
+      "--stream split (crops and flips of a permuted task's scrambled pixels mean nothing)",
+      '--stream permuted',
+    );
+  }
   if (flags.overwrite === true && flags.out === undefined)
     throw new ConfigError('--overwrite', 'an --out folder to write over', 'no --out');
   checkThreadsFlag(flags.backend, flags.threads);
@@ -120,17 +120,15 @@ export function continualCommand(): Command {
       checkContinualFlags(flags, command);
       const { config, testSamples } = continualConfig(flags);
       checkConfig(config);
-      if (flags.out !== undefined) {
-        prepareOutputDir('--out', flags.out, { overwrite: flags.overwrite === true });
-      }
       const backend = await openBackend(flags.backend, flags.threads);
+      // As train's: an --out that holds anything is refused unless --overwrite, which swaps the new run in
+      // after its first task's checkpoint; a run that fails before it removes only what it created.
+      const folder =
+        flags.out === undefined
+          ? null
+          : prepareRunFolder(flags.out, flags.overwrite === true, CONTINUAL_RUN_FILES);
       try {
         const data = await loadSplits(config);
-        if (flags.out !== undefined) {
-          // With --overwrite, an earlier run's files go, so the folder holds this run's tasks only.
-          for (const name of readdirSync(flags.out))
-            if (isContinualOutputFile(name)) rmSync(join(flags.out, name), { force: true });
-        }
         const result = await trainContinual({
           config,
           backend,
@@ -139,7 +137,8 @@ export function continualCommand(): Command {
           stream: flags.stream,
           tasks: flags.tasks,
           testSamples,
-          outDir: flags.out ?? null,
+          outDir: folder?.trainIn ?? null,
+          ...(folder?.onFirstCheckpoint !== undefined ? { onFirstCheckpoint: folder.onFirstCheckpoint } : {}),
           callbacks: {
             onEpoch(e) {
               if (!flags.json) {
@@ -196,6 +195,8 @@ export function continualCommand(): Command {
               `checkpoints ${join(flags.out, 'task-1.ckpt')} .. task-${flags.tasks}.ckpt and metrics.jsonl in ${flags.out}\n`,
             );
         }
+      } catch (error) {
+        throw folder === null ? error : folder.failed(error);
       } finally {
         backend.dispose();
       }

@@ -193,7 +193,10 @@ export function evalCommand(): Command {
       `a checkpoint file written by onebit train, or its run folder (for ${CHECKPOINT_FILE} in it)`,
     )
     .option('--data <name>', 'data set (default: the one the run trained on)')
-    .option('--data-dir <dir>', 'folder searched first for the data set files')
+    .option(
+      '--data-dir <dir>',
+      "folder holding the data set's files (the only place looked in; default: ~/.cache/onebit, then the system copy)",
+    )
     .option(
       '--test-samples <T>',
       'sampled networks to average (methods with a weight distribution; refused for others)',

@@ -3,54 +3,9 @@
  * The onebit command line. The only code in the project that prints, reads the environment or exits;
  * it turns flags into one typed config and hands it to the library.
  */
-import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { CommanderError } from 'commander';
 import { OnebitError } from '../errors.js';
-import { benchCommand } from './bench-command.js';
-import { continualCommand } from './continual-command.js';
-import { dataCommand } from './data-command.js';
-import { demoCommand } from './demo-command.js';
-import { evalCommand } from './eval-command.js';
-import { exportCommand } from './export-command.js';
-import { modelCommand } from './model-command.js';
-import { upgradeCommand } from './upgrade-command.js';
-import { predictCommand } from './predict-command.js';
-import { summaryCommand } from './summary-command.js';
-import { trainCommand } from './train-command.js';
-
-function packageVersion(): string {
-  const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-  if (typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string') {
-    return pkg.version;
-  }
-  return 'unknown';
-}
-
-export function buildProgram(): Command {
-  const program = new Command();
-  program
-    .name('onebit')
-    .description('Train binary neural networks and run them bit-packed in WebAssembly.')
-    .version(packageVersion())
-    .option('--verbose', 'show stack traces on errors')
-    .showHelpAfterError();
-  for (const command of [
-    trainCommand(),
-    evalCommand(),
-    summaryCommand(),
-    modelCommand(),
-    demoCommand(),
-    dataCommand(),
-    continualCommand(),
-    exportCommand(),
-    upgradeCommand(),
-    predictCommand(),
-    benchCommand(),
-  ]) {
-    program.addCommand(command.exitOverride());
-  }
-  return program;
-}
+import { buildProgram } from './program.js';
 
 /** With `--json`, an error is also one JSON object on stdout, so a program reading stdout sees it. */
 function reportJsonError(argv: readonly string[], code: string, message: string): void {

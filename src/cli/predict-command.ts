@@ -139,7 +139,10 @@ export function predictCommand(): Command {
       '--data <name>',
       `data set to classify (${DATASET_NAMES.join(', ')}); prints accuracy and images/s`,
     )
-    .option('--data-dir <dir>', 'folder searched first for the data set files')
+    .option(
+      '--data-dir <dir>',
+      "folder holding the data set's files (the only place looked in; default: ~/.cache/onebit, then the system copy)",
+    )
     .option('--split <split>', 'train or test', parseChoice('--split', ['train', 'test'] as const), 'test')
     .option('--limit <n>', 'only the first n images', parsePositiveInteger('--limit'))
     .option('--image <file>', "classify one PNG image (the model's input size, e.g. 28x28 grayscale)")

@@ -1,18 +1,53 @@
 /**
- * Where `onebit train` writes a new run, and the rule that keeps old runs whole (docs/architecture.md,
- * "Runs"): a folder that holds anything is never trained into unless the user says so. `--overwrite` trains
- * in a hidden folder beside it and swaps the new run in only once its first checkpoint exists, so a new run
- * that fails early (bad data, divergence, a kill) leaves the old one exactly as it was. A run that fails
- * before its first checkpoint removes only what it created.
+ * Where `onebit train` and `onebit continual` write a new run, and the rule that keeps old runs whole
+ * (docs/architecture.md, "Runs"): a folder that holds anything is never written into unless the user says
+ * so. `--overwrite` trains in a hidden folder beside it and swaps the new run in only once its first
+ * checkpoint exists, so a new run that fails early (bad data, divergence, a kill) leaves the old one exactly
+ * as it was; files in the old folder that no run wrote are carried over. A run that fails before its first
+ * checkpoint removes only what it created.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, OnebitError } from '../errors.js';
 import { outputPathError } from './output-path.js';
 import { CHECKPOINT_FILE, METRICS_FILE, RUN_FILE } from '../train/trainer.js';
+import { isContinualOutputFile } from '../train/continual.js';
+
+/** The files a kind of run writes in its folder. */
+export interface RunFiles {
+  /** Whether the run writes a file of this name (temporaries of its atomic writes included). */
+  isRunFile(name: string): boolean;
+  /** Whether a folder's names include a checkpoint (the run then has something to keep). */
+  hasCheckpoint(names: readonly string[]): boolean;
+  /** What the user can do instead, when the folder is refused. */
+  readonly instead: string;
+}
+
+/** Whether `name` is the temporary file of an atomic write of `file` (io/atomic.ts: `.<file>.<pid>.tmp`). */
+function isTemporaryOf(name: string, file: (base: string) => boolean): boolean {
+  const m = /^\.(.+)\.\d+\.tmp$/.exec(name);
+  return m !== null && file(m[1]);
+}
+
+/** `onebit train`: run.json, checkpoint.ckpt, metrics.jsonl. */
+export const TRAIN_RUN_FILES: RunFiles = {
+  isRunFile: (name) => {
+    const ours = (base: string) => [CHECKPOINT_FILE, METRICS_FILE, RUN_FILE].includes(base);
+    return ours(name) || isTemporaryOf(name, ours);
+  },
+  hasCheckpoint: (names) => names.includes(CHECKPOINT_FILE),
+  instead: 'add --overwrite to replace the run there, or use --resume DIR to continue it',
+};
+
+/** `onebit continual`: task-<t>.ckpt and metrics.jsonl. */
+export const CONTINUAL_RUN_FILES: RunFiles = {
+  isRunFile: (name) => isContinualOutputFile(name) || isTemporaryOf(name, isContinualOutputFile),
+  hasCheckpoint: (names) => names.some((n) => /^task-\d+\.ckpt$/.test(n)),
+  instead: 'add --overwrite to replace the run there',
+};
 
 export interface RunFolder {
-  /** The folder the trainer writes into first. */
+  /** The folder the run writes into first. */
   readonly trainIn: string;
   /** For --overwrite: swaps the new run in after its first checkpoint; returns the folder to go on in. */
   readonly onFirstCheckpoint?: (trainedIn: string) => string;
@@ -28,16 +63,10 @@ function makeFolder(flag: string, dir: string): void {
   }
 }
 
-/** The files a run creates in its folder (and the temporaries of their atomic writes). */
-function isRunFile(name: string): boolean {
-  const files = [CHECKPOINT_FILE, METRICS_FILE, RUN_FILE];
-  return files.includes(name) || files.some((f) => name.startsWith(`.${f}.`) && name.endsWith('.tmp'));
-}
-
 /** Removes what a run that never wrote a checkpoint created in `dir` (and `dir` itself if it made it). */
-function removeUnfinished(dir: string, createdDir: boolean): void {
-  if (!existsSync(dir) || existsSync(join(dir, CHECKPOINT_FILE))) return;
-  for (const name of readdirSync(dir)) if (isRunFile(name)) rmSync(join(dir, name), { force: true });
+function removeUnfinished(dir: string, createdDir: boolean, files: RunFiles): void {
+  if (!existsSync(dir) || files.hasCheckpoint(readdirSync(dir))) return;
+  for (const name of readdirSync(dir)) if (files.isRunFile(name)) rmSync(join(dir, name), { force: true });
   if (createdDir && readdirSync(dir).length === 0) rmSync(dir, { recursive: true, force: true });
 }
 
@@ -51,7 +80,11 @@ export function nextRunFolder(base: string): string {
  * Checks `--out` for a new run and prepares it: a missing or empty folder is used as it is; a folder that
  * holds anything is refused unless `overwrite`; a path that is a file is refused.
  */
-export function prepareRunFolder(dir: string, overwrite: boolean): RunFolder {
+export function prepareRunFolder(
+  dir: string,
+  overwrite: boolean,
+  files: RunFiles = TRAIN_RUN_FILES,
+): RunFolder {
   let contents: string[] | null = null;
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) {
@@ -65,7 +98,7 @@ export function prepareRunFolder(dir: string, overwrite: boolean): RunFolder {
     return {
       trainIn: dir,
       failed(error) {
-        removeUnfinished(dir, createdDir);
+        removeUnfinished(dir, createdDir, files);
         return error;
       },
     };
@@ -74,7 +107,7 @@ export function prepareRunFolder(dir: string, overwrite: boolean): RunFolder {
     const shown = contents.slice(0, 3).join(', ') + (contents.length > 3 ? ', ...' : '');
     throw new ConfigError(
       '--out',
-      'a new or empty folder (add --overwrite to replace the run there, or use --resume DIR to continue it)',
+      `a new or empty folder (${files.instead})`,
       `${dir}, which holds ${shown}`,
     );
   }
@@ -84,7 +117,12 @@ export function prepareRunFolder(dir: string, overwrite: boolean): RunFolder {
   return {
     trainIn: staging,
     onFirstCheckpoint(trainedIn) {
-      // Two renames: the old run moves aside, the new one takes its name, then the old one goes.
+      // Files of the user's in the old folder join the new run; then two renames put the new run in
+      // place (the old one moves aside first) and the old run's files go.
+      for (const name of readdirSync(dir)) {
+        if (!files.isRunFile(name) && !existsSync(join(trainedIn, name)))
+          renameSync(join(dir, name), join(trainedIn, name));
+      }
       const aside = join(dirname(dir), `.${basename(dir)}.old-${process.pid}`);
       renameSync(dir, aside);
       renameSync(trainedIn, dir);

@@ -214,7 +214,10 @@ export function addTrainingFlags(command: Command): Command {
       `data set (${DATASET_NAMES.join(', ')}), or a folder of PNGs in one subfolder per class`,
       'fashion-mnist',
     )
-    .option('--data-dir <dir>', 'folder searched first for the data set files')
+    .option(
+      '--data-dir <dir>',
+      "folder holding the data set's files (the only place looked in; default: ~/.cache/onebit, then the system copy)",
+    )
     .option('--model <name|file>', `model (${MODEL_NAMES.join(', ')}) or a spec file (.json)`, 'mlp-2x2048')
     .option('--method <name>', `training method (${METHOD_NAMES.join(', ')})`, 'ste')
     .option(

@@ -76,6 +76,11 @@ export interface ContinualOptions {
   readonly callbacks?: ContinualCallbacks;
   /** Output folder: a checkpoint per task and metrics.jsonl (see the top of this file); absent: nothing is written. */
   readonly outDir?: string | null;
+  /**
+   * Called once, right after the first task's checkpoint is written, with the output folder; the run goes
+   * on in the folder it returns (the CLI's --overwrite swaps a new run in there, as train's does).
+   */
+  readonly onFirstCheckpoint?: (outDir: string) => string;
 }
 
 export interface ContinualEpoch {
@@ -195,7 +200,7 @@ export function continualMetrics(
 /** The checkpoint metadata of a continual run after a task (the trainer's fields, and where in the stream). */
 export async function trainContinual(options: ContinualOptions): Promise<ContinualResult> {
   const { config, backend, callbacks } = options;
-  const outDir = options.outDir ?? null;
+  let outDir = options.outDir ?? null;
   validateConfig(config);
   if (!(Number.isInteger(options.testSamples) && options.testSamples >= 0)) {
     throw new ConfigError('--test-samples', 'an integer >= 0', String(options.testSamples));
@@ -241,7 +246,7 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
         String(options.testSamples),
       );
     }
-    const metricsPath = outDir === null ? null : join(outDir, METRICS_FILE);
+    let metricsPath = outDir === null ? null : join(outDir, METRICS_FILE);
     if (outDir !== null && metricsPath !== null) {
       mkdirSync(outDir, { recursive: true });
       writeFileSync(metricsPath, '');
@@ -326,6 +331,11 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
           continual: { stream: options.stream, task: t + 1, tasks: stream.count },
         };
         saveCheckpoint(checkpoint, meta, runTensors(run));
+        if (t === 0 && options.onFirstCheckpoint !== undefined) {
+          outDir = options.onFirstCheckpoint(outDir);
+          metricsPath = join(outDir, METRICS_FILE);
+          checkpoint = join(outDir, taskCheckpointFile(t + 1));
+        }
       }
       const record: TaskRecord = {
         task: t,
