@@ -123,7 +123,10 @@ describe('onebit continual --out', () => {
     const refused = await failure([...ARGS.slice(1), '--out', out]);
     assert.ok(refused instanceof ConfigError);
     assert.equal(refused.field, '--out');
-    assert.match(refused.message, /\(add --overwrite to replace the run there\), got .* which holds notes\.txt, task-3\.ckpt/);
+    assert.match(
+      refused.message,
+      /\(add --overwrite to replace the run there\), got .* which holds notes\.txt, task-3\.ckpt/,
+    );
     assert.equal(readFileSync(join(out, 'task-3.ckpt'), 'utf8'), 'an earlier run with three tasks');
 
     // A new run that fails before its first task's checkpoint leaves the old folder exactly as it was.
