@@ -77,12 +77,13 @@ describe('onebit continual --out', () => {
     );
     assert.ok(plainTasks.every((t) => t.checkpoint === null));
 
-    // metrics.jsonl: epoch and task lines in order, the task lines as printed.
+    // metrics.jsonl: the data line, then epoch and task lines in order, the task lines as printed.
     const metrics = jsonLines(readFileSync(join(out, 'metrics.jsonl'), 'utf8'));
     assert.deepEqual(
       metrics.map((m) => `${String(m.type)} ${String(m.task)}`),
-      ['epoch 1', 'task 1', 'epoch 2', 'task 2'],
+      ['data undefined', 'epoch 1', 'task 1', 'epoch 2', 'task 2'],
     );
+    assert.deepEqual(metrics[0].train, { name: 'synthetic-mnist', count: 2000, files: [] });
     const metricTasks = metrics.filter((m) => m.type === 'task') as unknown as TaskLine[];
     assert.deepEqual(
       metricTasks.map((m) => [m.accuracies, m.averageAccuracy, m.forgetting, m.checkpoint]),

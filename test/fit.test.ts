@@ -3,10 +3,11 @@
  * AbortSignal, nothing written without an output folder, and the trained model exported.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ConfigError } from '../src/errors.js';
 import { createReferenceBackend } from '../src/backend/reference/index.js';
 import { syntheticDataset } from '../src/data/dataset.js';
 import { createEngine } from '../src/engine/index.js';
@@ -80,6 +81,18 @@ describe('fit', () => {
     });
     assert.equal(result.checkpointPath, join(outDir, 'checkpoint.ckpt'));
     assert.deepEqual(readdirSync(outDir).sort(), ['checkpoint.ckpt', 'metrics.jsonl', 'run.json']);
+
+    // A second run into the same folder is refused before it writes anything.
+    const before = readdirSync(outDir).map((n) => readFileSync(join(outDir, n)));
+    await assert.rejects(
+      fit({ model: spec, data, epochs: 1, outDir, backend: createReferenceBackend('float32') }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.field === 'outDir' && /holds checkpoint\.ckpt/.test(e.message),
+    );
+    assert.deepEqual(
+      readdirSync(outDir).map((n) => readFileSync(join(outDir, n))),
+      before,
+    );
   });
 
   test("an AbortSignal, or 'stop' from onBatch, ends the run after the current step without a partial epoch", async () => {

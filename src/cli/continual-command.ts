@@ -19,6 +19,7 @@ import {
   configFromFlags,
   loadSplits,
   openBackend,
+  printDataSources,
   type TrainFlags,
 } from './train-command.js';
 
@@ -129,6 +130,7 @@ export function continualCommand(): Command {
           : prepareRunFolder(flags.out, flags.overwrite === true, CONTINUAL_RUN_FILES);
       try {
         const data = await loadSplits(config);
+        printDataSources(data.train, data.test, flags.json);
         const result = await trainContinual({
           config,
           backend,

@@ -432,7 +432,8 @@ export function checkConfig(config: TrainConfig): void {
   resolveMethodConfig(config.method, config.methodOptions);
 }
 
-function printDataSources(train: Dataset, test: Dataset, json: boolean): void {
+/** Prints which files a run loaded (path and SHA-256), as its metrics record them. */
+export function printDataSources(train: Dataset, test: Dataset, json: boolean): void {
   const files = (d: Dataset) => d.sources ?? [];
   if (json) {
     process.stdout.write(`${JSON.stringify(dataRecord(train, test))}\n`);

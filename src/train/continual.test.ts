@@ -217,10 +217,13 @@ describe('onebit continual', () => {
     ];
     const { code, stdout, stderr } = await runCli(args);
     assert.equal(code, 0, stderr);
-    const lines = stdout
+    const all = stdout
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
+    // First the data line (generated data: no files), then the tasks and the result.
+    assert.equal(all[0].type, 'data');
+    const lines = all.slice(1);
     assert.equal(lines.length, 6);
     lines.slice(0, 5).forEach((l, t) => {
       assert.equal(l.type, 'task');

@@ -45,7 +45,7 @@ import { evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun, runCheckpointMeta, runTensors } from './run.js';
 import { Rng } from '../tensor/rng.js';
 import { saveCheckpoint } from '../io/checkpoint.js';
-import { METRICS_FILE, prepareData, trainEpoch } from './trainer.js';
+import { METRICS_FILE, dataRecord, prepareData, trainEpoch } from './trainer.js';
 
 export const STREAM_KINDS = ['permuted', 'split'] as const;
 export type StreamKind = (typeof STREAM_KINDS)[number];
@@ -254,6 +254,8 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
     const appendMetrics = (line: Record<string, unknown>): void => {
       if (metricsPath !== null) appendFileSync(metricsPath, `${JSON.stringify(line)}\n`);
     };
+    // Which files the tasks are made from, as train records them.
+    appendMetrics(dataRecord(options.train, options.test));
     await run.learner.prepare();
     const runStepsPerTask = config.epochs * run.shape.stepsPerEpoch;
     const ensemble = options.testSamples > 0;

@@ -348,6 +348,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let files = paths(outDir);
 
   const saved = options.resume === true && outDir !== null ? readSavedRun(outDir) : null;
+  if (options.resume !== true && outDir !== null && existsSync(outDir)) {
+    // A new run never writes over another one (the CLI's --overwrite trains in a new folder and swaps).
+    const taken = readdirSync(outDir).filter((n) => [CHECKPOINT_FILE, METRICS_FILE, RUN_FILE].includes(n));
+    if (taken.length > 0) {
+      throw new ConfigError(
+        'outDir',
+        'a folder without a run in it (resume that run, or choose another folder)',
+        `${outDir}, which holds ${taken.join(', ')}`,
+      );
+    }
+  }
   let config = saved?.config ?? options.config;
   if (saved !== null && options.epochs !== undefined) {
     if (options.epochs < saved.epoch) {
