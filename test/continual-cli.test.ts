@@ -160,6 +160,15 @@ describe('onebit continual --out', () => {
   });
 });
 
+describe('onebit continual on a non-TTY', () => {
+  test('prints progress lines every --progress-every seconds while a task trains', async () => {
+    const r = await runCli([...ARGS.filter((a) => a !== '--json'), '--progress-every', '0.001']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stderr.split('\n').filter((l) => /^epoch 1\/1 {2}batch \d+\/\d+ {2}loss /.test(l));
+    assert.ok(lines.length >= 2, r.stderr);
+  });
+});
+
 describe('onebit continual refuses flags that would do nothing', () => {
   const base = ARGS.slice(1).filter((a) => a !== '--json');
   for (const [name, args, flag] of [

@@ -327,7 +327,7 @@ describe('flags that would do nothing are refused', () => {
     [
       '--progress-every 0',
       ['--progress-every', '0'],
-      /^onebit: --progress-every: expected a positive number/m,
+      /--progress-every expects a number > 0/m,
     ],
     ['--overwrite without --out', ['--overwrite'], /^onebit: --overwrite: expected an --out folder/m],
   ];

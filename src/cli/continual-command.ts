@@ -12,7 +12,13 @@ import { STREAM_KINDS, trainContinual, type StreamKind, type TaskRecord } from '
 import type { TrainConfig } from '../config/train-config.js';
 import { checkDataDirFlag, checkThreadsFlag } from './flag-checks.js';
 import { CONTINUAL_RUN_FILES, prepareRunFolder } from './run-folder.js';
-import { optionGiven, parseChoice, parseNonNegativeInteger, parsePositiveInteger } from './options.js';
+import {
+  optionGiven,
+  parseChoice,
+  parseNonNegativeInteger,
+  parsePositiveInteger,
+  parsePositiveNumber,
+} from './options.js';
 import {
   addTrainingFlags,
   checkConfig,
@@ -20,6 +26,8 @@ import {
   loadSplits,
   openBackend,
   printDataSources,
+  progressReporter,
+  DEFAULT_PROGRESS_SECONDS,
   type TrainFlags,
 } from './train-command.js';
 
@@ -29,6 +37,7 @@ interface ContinualFlags extends TrainFlags {
   epochsPerTask?: number;
   testSamples?: number;
   overwrite?: boolean;
+  progressEvery?: number;
 }
 
 /**
@@ -116,6 +125,11 @@ export function continualCommand(): Command {
       parseNonNegativeInteger('--test-samples'),
     )
     .option('--out <dir>', 'output folder: a checkpoint per task (task-1.ckpt, ...) and metrics.jsonl')
+    .option(
+      '--progress-every <seconds>',
+      `when stderr is not a terminal, a progress line this often (default: ${DEFAULT_PROGRESS_SECONDS})`,
+      parsePositiveNumber('--progress-every'),
+    )
     .option('--overwrite', "write into an --out folder that holds files (an earlier run's are replaced)")
     .action(async (flags: ContinualFlags, command: Command) => {
       checkContinualFlags(flags, command);
@@ -131,6 +145,7 @@ export function continualCommand(): Command {
       try {
         const data = await loadSplits(config);
         printDataSources(data.train, data.test, flags.json);
+        const progress = progressReporter(flags.progressEvery ?? DEFAULT_PROGRESS_SECONDS);
         const result = await trainContinual({
           config,
           backend,
@@ -142,7 +157,9 @@ export function continualCommand(): Command {
           outDir: folder?.trainIn ?? null,
           ...(folder?.onFirstCheckpoint !== undefined ? { onFirstCheckpoint: folder.onFirstCheckpoint } : {}),
           callbacks: {
+            onBatch: progress.onBatch,
             onEpoch(e) {
+              progress.stop();
               if (!flags.json) {
                 process.stderr.write(
                   `  task ${e.task + 1} epoch ${e.epoch}/${config.epochs}  loss ${e.trainLoss.toFixed(4)}  train acc ${e.trainAccuracy.toFixed(4)}  (${e.seconds.toFixed(1)} s)\n`,

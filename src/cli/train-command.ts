@@ -32,7 +32,14 @@ import {
   type TrainResult,
 } from '../train/trainer.js';
 import { methodFlagOptions, methodOptionsFromFlags, methodRunDefaultsHelp } from './method-flags.js';
-import { defaultCacheDir, parseChoice, parseInteger, parseNumber, parsePositiveInteger } from './options.js';
+import {
+  defaultCacheDir,
+  parseChoice,
+  parseInteger,
+  parseNumber,
+  parsePositiveInteger,
+  parsePositiveNumber,
+} from './options.js';
 
 export interface TrainFlags {
   data: string;
@@ -354,7 +361,7 @@ function formatEpoch(r: EpochRecord, epochs: number): string {
  * Progress while an epoch runs: on a terminal, a bar with ETA, loss, accuracy and samples/s; elsewhere (a
  * log file, CI), one plain line on stderr every `everySeconds`, so a long epoch is never silent.
  */
-function progressReporter(everySeconds: number): { onBatch(p: BatchProgress): void; stop(): void } {
+export function progressReporter(everySeconds: number): { onBatch(p: BatchProgress): void; stop(): void } {
   if (!process.stderr.isTTY) {
     let last = performance.now();
     return {
@@ -607,16 +614,10 @@ export function trainCommand(): Command {
     .option(
       '--progress-every <seconds>',
       `when stderr is not a terminal, a progress line this often (default: ${DEFAULT_PROGRESS_SECONDS})`,
-      parseNumber('--progress-every'),
+      parsePositiveNumber('--progress-every'),
     )
     .action(async (flags: TrainCommandFlags, cmd: Command) => {
       const given = givenFlags(cmd);
-      if (flags.progressEvery !== undefined && !(flags.progressEvery > 0))
-        throw new ConfigError(
-          '--progress-every',
-          'a positive number of seconds',
-          String(flags.progressEvery),
-        );
       const common = {
         json: flags.json,
         backend: flags.backend,

@@ -45,7 +45,7 @@ import { evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun, runCheckpointMeta, runTensors } from './run.js';
 import { Rng } from '../tensor/rng.js';
 import { saveCheckpoint } from '../io/checkpoint.js';
-import { METRICS_FILE, dataRecord, prepareData, trainEpoch } from './trainer.js';
+import { METRICS_FILE, dataRecord, prepareData, trainEpoch, type BatchProgress } from './trainer.js';
 
 export const STREAM_KINDS = ['permuted', 'split'] as const;
 export type StreamKind = (typeof STREAM_KINDS)[number];
@@ -122,6 +122,8 @@ export interface ContinualResult {
 }
 
 export interface ContinualCallbacks {
+  /** After each step, as train's (the epoch and its batches are the current task's). */
+  onBatch?(progress: BatchProgress): void;
   onEpoch?(record: ContinualEpoch): void;
   onTask?(record: TaskRecord): void;
 }
@@ -257,6 +259,8 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
     // Which files the tasks are made from, as train records them.
     appendMetrics(dataRecord(options.train, options.test));
     await run.learner.prepare();
+    // The last task checkpoint written, for the message if a later task diverges.
+    let lastCheckpoint: string | null = null;
     const runStepsPerTask = config.epochs * run.shape.stepsPerEpoch;
     const ensemble = options.testSamples > 0;
     const accuracy: number[][] = [];
@@ -285,7 +289,8 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
           // The task's progress mapped onto the run's schedule: the schedule restarts every task and ends
           // with it, whatever the task's size.
           scheduleStep: (s) => Math.floor(((s - taskStart) * runStepsPerTask) / taskSteps),
-          lastCheckpoint: null,
+          ...(callbacks?.onBatch !== undefined ? { onBatch: callbacks.onBatch } : {}),
+          lastCheckpoint,
         });
         step += totals.steps;
         trainLoss = totals.loss;
@@ -339,6 +344,7 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
           checkpoint = join(outDir, taskCheckpointFile(t + 1));
         }
       }
+      lastCheckpoint = checkpoint ?? lastCheckpoint;
       const record: TaskRecord = {
         task: t,
         trainExamples: current.count,
