@@ -27,11 +27,13 @@ import {
   crc32c,
   decodeTensorFile,
   encodeTensorFile,
+  DTYPE_BYTES,
   writeTensorFile,
   type NamedTensor,
+  type TensorDType,
 } from '../src/io/tensor-file.js';
 import { batchNorm, binaryDense, flatten, hardtanh, sequential } from '../src/nn/spec.js';
-import { createRun, disposeRun, runTensors } from '../src/train/run.js';
+import { createRun, disposeRun, runCheckpointMeta, runTensors } from '../src/train/run.js';
 import { trainConfig } from '../src/train/run-config.js';
 import { runCli } from './cli.js';
 
@@ -53,17 +55,7 @@ function tinyRunState(): { meta: CheckpointMeta; tensors: NamedTensor[] } {
     10,
   );
   try {
-    const scalars = run.learner.stateScalars();
-    const meta: CheckpointMeta = {
-      config: run.config,
-      inference: run.learner.inference,
-      epoch: 1,
-      step: 1,
-      rng: run.rng.getState(),
-      methodScalars: scalars.method,
-      optimizerScalars: scalars.optimizer,
-      normalization: run.normalization,
-    };
+    const meta = runCheckpointMeta(run, 1, 1);
     // Copies: the run's arrays are released with it.
     const tensors = runTensors(run).map(({ name, value }) => ({ name, value: value.slice() }));
     return { meta, tensors };
@@ -89,16 +81,6 @@ function layout(bytes: Uint8Array): {
   ) as ReturnType<typeof layout>['json'];
   return { json, headerStart, dataStart: headerStart + length };
 }
-
-const BYTES: Record<string, number> = {
-  float32: 4,
-  float64: 8,
-  int32: 4,
-  uint32: 4,
-  int16: 2,
-  int8: 1,
-  uint8: 1,
-};
 
 /** The checkpoint with its header replaced by `json` (same data section) and the header checksum recomputed. */
 function withHeader(bytes: Uint8Array, json: unknown): Uint8Array {
@@ -158,7 +140,10 @@ describe('checkpoint checksums', () => {
       const start = dataStart + entry.offset;
       assert.equal(
         entry.crc32c,
-        CRC32C.buf(bytes.subarray(start, start + entry.length * BYTES[entry.dtype]), 0) >>> 0,
+        CRC32C.buf(
+          bytes.subarray(start, start + entry.length * DTYPE_BYTES[entry.dtype as TensorDType]),
+          0,
+        ) >>> 0,
       );
     }
     const loaded = loadCheckpoint(path);
@@ -174,7 +159,7 @@ describe('checkpoint checksums', () => {
     assert.ok(json.tensors.length >= 8, `${json.tensors.length} tensors`);
     let checked = 0;
     for (const entry of json.tensors) {
-      const bytes = entry.length * BYTES[entry.dtype];
+      const bytes = entry.length * DTYPE_BYTES[entry.dtype as TensorDType];
       if (bytes === 0) continue;
       for (const at of [0, bytes >> 1, bytes - 1]) {
         const damaged = good.slice();

@@ -31,8 +31,8 @@ import {
   encodeCheckpoint,
   type CheckpointMeta,
 } from '../src/io/checkpoint.js';
-import { encodeTensorFile, type NamedTensor } from '../src/io/tensor-file.js';
-import { createRun, disposeRun, runTensors } from '../src/train/run.js';
+import { DTYPE_BYTES, encodeTensorFile, type NamedTensor } from '../src/io/tensor-file.js';
+import { createRun, disposeRun, runCheckpointMeta, runTensors } from '../src/train/run.js';
 import { trainConfig } from '../src/train/run-config.js';
 import { Rng } from '../src/tensor/rng.js';
 import { TINY_SPEC } from './learners.js';
@@ -178,34 +178,14 @@ function tinyCheckpointState(): { meta: CheckpointMeta; tensors: NamedTensor[] }
     8,
   );
   try {
-    const scalars = run.learner.stateScalars();
     return {
-      meta: {
-        config: run.config,
-        inference: run.learner.inference,
-        epoch: 1,
-        step: 1,
-        rng: run.rng.getState(),
-        methodScalars: scalars.method,
-        optimizerScalars: scalars.optimizer,
-        normalization: run.normalization,
-      },
+      meta: runCheckpointMeta(run, 1, 1),
       tensors: runTensors(run).map(({ name, value }) => ({ name, value: value.slice() })),
     };
   } finally {
     disposeRun(run);
   }
 }
-
-const DTYPE_BYTES: Record<string, number> = {
-  float32: 4,
-  float64: 8,
-  int32: 4,
-  uint32: 4,
-  int16: 2,
-  int8: 1,
-  uint8: 1,
-};
 
 function crc(bytes: Uint8Array): number {
   return CRC32C.buf(bytes, 0) >>> 0;
@@ -251,7 +231,7 @@ function reseal(bytes: Uint8Array): Uint8Array {
     if (typeof entry !== 'object' || entry === null) continue;
     const { offset, length: count, dtype } = entry;
     if (typeof offset !== 'number' || typeof count !== 'number' || typeof dtype !== 'string') continue;
-    const end = offset + count * (DTYPE_BYTES[dtype] ?? 0);
+    const end = offset + count * ((DTYPE_BYTES as Readonly<Record<string, number | undefined>>)[dtype] ?? 0);
     if (Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(end) && end <= data.length)
       entry.crc32c = crc(data.subarray(offset, end));
   }

@@ -28,7 +28,8 @@ import type { NamedTensor, TensorData, TensorDType } from '../tensor/tensor-data
 
 export type { NamedTensor, TensorData, TensorDType } from '../tensor/tensor-data.js';
 
-const BYTES: Record<TensorDType, number> = {
+/** Bytes per element of each tensor dtype. */
+export const DTYPE_BYTES: Readonly<Record<TensorDType, number>> = {
   float32: 4,
   float64: 8,
   int32: 4,
@@ -156,7 +157,7 @@ function isEntry(x: unknown, checked: boolean): x is TensorEntry {
   return (
     typeof e.name === 'string' &&
     typeof e.dtype === 'string' &&
-    Object.hasOwn(BYTES, e.dtype) &&
+    Object.hasOwn(DTYPE_BYTES, e.dtype) &&
     Number.isSafeInteger(e.length) &&
     (e.length as number) >= 0 &&
     Number.isSafeInteger(e.offset) &&
@@ -259,7 +260,7 @@ export function decodeTensorFile(
         `malformed tensor entry ${text.length > 200 ? `${text.slice(0, 197)}...` : text}`,
       );
     }
-    const byteLength = entry.length * BYTES[entry.dtype];
+    const byteLength = entry.length * DTYPE_BYTES[entry.dtype];
     if (entry.offset % ALIGN !== 0 || entry.offset + byteLength > dataBytes) {
       throw new TensorFileError(
         path,
@@ -273,14 +274,14 @@ export function decodeTensorFile(
   const sorted = [...entries].sort((a, b) => a.offset - b.offset);
   for (let i = 1; i < sorted.length; i++) {
     const prev = sorted[i - 1];
-    if (prev.offset + prev.length * BYTES[prev.dtype] > sorted[i].offset) {
+    if (prev.offset + prev.length * DTYPE_BYTES[prev.dtype] > sorted[i].offset) {
       throw new TensorFileError(path, `tensors "${prev.name}" and "${sorted[i].name}" overlap`);
     }
   }
   const tensors = new Map<string, TensorData>();
   for (const entry of entries) {
     const start = dataStart + entry.offset;
-    const stored = bytes.subarray(start, start + entry.length * BYTES[entry.dtype]);
+    const stored = bytes.subarray(start, start + entry.length * DTYPE_BYTES[entry.dtype]);
     if (checked) {
       const computed = crc32c(stored);
       if (computed !== entry.crc32c) {
