@@ -1,8 +1,7 @@
 /**
  * The flags the flag inventory (docs/cli-flags.md) found no test for, each shown to take effect: every
- * method flag changes what its method computes in a few training steps; every training flag of
- * `onebit continual` reaches the config its run is built from (or is refused, naming it); and the program's
- * own flags, the output flags of model, summary, data fetch, upgrade and bench, and train's --backend on
+ * method flag changes what its method computes in a few training steps (test/training-flags.test.ts shows
+ * every training flag of train and continual reaches the config, or is refused); and the program's own flags, the output flags of model, summary, data fetch, upgrade and bench, and train's --backend on
  * resume change what the command does. In-process where a command's action is synchronous or fails early;
  * through the CLI (a handful of short runs) where it must print or write files.
  */
@@ -14,7 +13,6 @@ import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { CommanderError, type Command } from 'commander';
 import { createReferenceBackend } from '../src/backend/reference/index.js';
-import { continualCommand, continualConfig } from '../src/cli/continual-command.js';
 import { dataCommand } from '../src/cli/data-command.js';
 import { modelCommand } from '../src/cli/model-command.js';
 import { buildProgram } from '../src/cli/program.js';
@@ -22,52 +20,21 @@ import { summaryCommand } from '../src/cli/summary-command.js';
 import { checkConfig, configFromFlags, trainCommand, type TrainFlags } from '../src/cli/train-command.js';
 import { syntheticDataset } from '../src/data/dataset.js';
 import { DATASET_SOURCES } from '../src/data/fetch.js';
-import { ConfigError, FetchError } from '../src/errors.js';
+import { FetchError } from '../src/errors.js';
 import { CHECKPOINT_MAGIC, CHECKPOINT_VERSION, loadCheckpoint } from '../src/io/checkpoint.js';
 import { writeTensorFile } from '../src/io/tensor-file.js';
-import { isValidValue, type OptionDeclaration } from '../src/methods/options.js';
 import { METHODS } from '../src/methods/registry.js';
 import { MODEL_NAMES } from '../src/nn/models.js';
 import { Rng } from '../src/tensor/rng.js';
 import { createRun, disposeRun } from '../src/train/run.js';
 import { runCli } from './cli.js';
+import { methodBase, methodFlagValue, parseFlags } from './flags.js';
 
 let dir = '';
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'onebit-flag-effects-'));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A valid value of a method flag other than its default, as command-line words. */
-function another(d: OptionDeclaration): string[] {
-  if (d.kind === 'boolean') return [d.flag];
-  if (d.kind === 'choice') {
-    const value = d.choices.find((c) => c !== d.default);
-    assert.ok(value !== undefined, `${d.flag} has a second choice`);
-    return [d.flag, value];
-  }
-  const value = [d.default + 1, d.default / 2, d.default - 1, 0.5, 1, 0].find(
-    (v) => v !== d.default && isValidValue(d, v),
-  );
-  assert.ok(value !== undefined, `${d.flag}: a second valid value`);
-  return [d.flag, String(value)];
-}
-
-/** Words that make a valid run of `method` (float-free needs 1-bit activations). */
-function methodBase(method: string): string[] {
-  return ['--method', method, ...(method === 'float-free' ? ['--activations', 'binary'] : [])];
-}
-
-/** The parsed flags of `onebit <command> <args>`, without running its action. */
-async function parsed<F>(command: Command, args: readonly string[]): Promise<F> {
-  let flags: F | null = null;
-  command.action((f: F) => {
-    flags = f;
-  });
-  await command.parseAsync([...args], { from: 'user' });
-  assert.ok(flags !== null);
-  return flags;
-}
 
 /**
  * Where a flag's generic other value shows nothing within a few steps, the words that make its effect
@@ -93,7 +60,7 @@ const stepOrder = Uint32Array.from({ length: STEPS * BATCH }, (_, i) => i);
  * synthetic data: every state tensor, the learner's scalars and the test-time logits of the mode.
  */
 async function afterSteps(args: readonly string[]): Promise<string> {
-  const flags = await parsed<TrainFlags>(trainCommand(), [
+  const flags = await parseFlags<TrainFlags>(trainCommand(), [
     ...['--data', 'synthetic-mnist', '--model', 'mlp-100', '--epochs', '1', '--seed', '3'],
     ...args,
   ]);
@@ -132,146 +99,18 @@ describe('method flags change what the method computes', () => {
       const base = methodBase(method.name);
       const plain = await afterSteps(base);
       for (const d of method.options) {
-        const { context = [], value = another(d) } = METHOD_FLAG_CASES[d.flag] ?? {};
+        const { context = [], value = methodFlagValue(d) } = METHOD_FLAG_CASES[d.flag] ?? {};
         const baseline = context.length === 0 ? plain : await afterSteps([...base, ...context]);
         const given = await afterSteps([...base, ...context, ...value]);
-        assert.notEqual(given, baseline, `${method.name} ${[...context, ...value].join(' ')} changed nothing`);
+        assert.notEqual(
+          given,
+          baseline,
+          `${method.name} ${[...context, ...value].join(' ')} changed nothing`,
+        );
         checked++;
       }
     }
     assert.equal(checked, METHODS.flatMap((m) => m.options).length);
-  });
-});
-
-type ContinualFlags = Parameters<typeof continualConfig>[0];
-
-/** What continual makes of the flags: its checked config and test samples, or the ConfigError refusing them. */
-async function continualOutcome(args: readonly string[]): Promise<string | ConfigError> {
-  try {
-    const { config, testSamples } = continualConfig(await parsed<ContinualFlags>(continualCommand(), args));
-    checkConfig(config);
-    return JSON.stringify({ config, testSamples });
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-}
-
-/**
- * Continual's flags that do not shape the config, each with the test that shows what it does (in
- * test/continual-cli.test.ts unless said): --validation, whose only value it takes is 0, is refused by the
- * command before the config is built; --test-samples by the run for methods without a distribution (and
- * src/train/continual.test.ts shows the default it replaces).
- */
-const CONTINUAL_NOT_IN_CONFIG = new Set([
-  'out',
-  'overwrite',
-  'json',
-  'threads',
-  'backend',
-  'stream',
-  'tasks',
-  'validation',
-  'testSamples',
-]);
-
-/** Values other than continual's defaults (its model is mlp-100); a second where a method's own may equal the first. */
-const CONTINUAL_VALUES: Record<string, string[][]> = {
-  data: [['--data', 'synthetic-mnist']],
-  dataDir: [['--data-dir', '/somewhere']],
-  model: [['--model', 'mlp-2x2048']],
-  method: [['--method', 'bop']],
-  activations: [['--activations', 'binary']],
-  epochs: [['--epochs', '7']],
-  epochsPerTask: [['--epochs-per-task', '2']],
-  batchSize: [['--batch-size', '64']],
-  lr: [
-    ['--lr', '0.01'],
-    ['--lr', '0.02'],
-  ],
-  realLr: [
-    ['--real-lr', '0.02'],
-    ['--real-lr', '0.03'],
-  ],
-  realOptimizer: [
-    ['--real-optimizer', 'sgd'],
-    ['--real-optimizer', 'adam'],
-  ],
-  weightDecay: [
-    ['--weight-decay', '0.001'],
-    ['--weight-decay', '0.002'],
-  ],
-  schedule: [
-    ['--schedule', 'constant'],
-    ['--schedule', 'cosine'],
-  ],
-  warmupEpochs: [
-    ['--warmup-epochs', '1'],
-    ['--warmup-epochs', '2'],
-  ],
-  seed: [['--seed', '5']],
-  trainLimit: [['--train-limit', '100']],
-  testLimit: [['--test-limit', '100']],
-  bnAffine: [['--bn-affine']],
-  channelScale: [['--channel-scale'], ['--no-channel-scale']],
-  recalibrateBn: [['--recalibrate-bn'], ['--no-recalibrate-bn']],
-  augment: [['--augment']],
-};
-
-describe('every training flag of onebit continual takes effect or is refused', () => {
-  test('continual: run-level flags change the config or are refused naming them, for every method', async () => {
-    const methodFlags = new Set<string>(METHODS.flatMap((m) => m.options.map((o) => o.flag)));
-    const keys = [
-      ...new Set(
-        continualCommand()
-          .options.filter((o) => o.long !== undefined && !methodFlags.has(o.long))
-          .map((o) => o.attributeName())
-          .filter((k) => !CONTINUAL_NOT_IN_CONFIG.has(k)),
-      ),
-    ];
-    // A new flag of continual needs a value here (or a place in CONTINUAL_NOT_IN_CONFIG).
-    assert.deepEqual(keys.filter((k) => !(k in CONTINUAL_VALUES)).sort(), []);
-    let changed = 0;
-    for (const method of METHODS.map((m) => m.name)) {
-      const base = methodBase(method);
-      const baseline = await continualOutcome(base);
-      assert.equal(typeof baseline, 'string', `${method}: the baseline is refused: ${String(baseline)}`);
-      for (const key of keys) {
-        if (key === 'method' || (key === 'activations' && method === 'float-free')) continue;
-        let effect: 'changed' | 'refused' | null = null;
-        for (const words of CONTINUAL_VALUES[key]) {
-          const result = await continualOutcome([...base, ...words]);
-          if (result instanceof ConfigError) {
-            assert.equal(result.field, words[0], `${method} ${words.join(' ')}: refused naming ${result.field}`);
-            effect ??= 'refused';
-          } else if (result !== baseline) {
-            effect = 'changed';
-          }
-        }
-        assert.ok(effect !== null, `${method} ${key}: no value changed anything in the config`);
-        if (effect === 'changed') changed++;
-      }
-    }
-    assert.ok(changed > 50, `changed ${changed}`);
-  });
-
-  test("continual: each method's own flags change its options; another method's are refused", async () => {
-    for (const definition of METHODS) {
-      const base = methodBase(definition.name);
-      const baseline = await continualOutcome(base);
-      for (const declaration of definition.options) {
-        const words = another(declaration);
-        const mine = await continualOutcome([...base, ...words]);
-        assert.equal(typeof mine, 'string', `${definition.name} ${words.join(' ')}: ${String(mine)}`);
-        assert.notEqual(mine, baseline, `${definition.name} ${words.join(' ')} changed nothing`);
-        for (const other of METHODS) {
-          if (other.options.some((o) => o.flag === declaration.flag)) continue;
-          const foreign = await continualOutcome([...methodBase(other.name), ...words]);
-          assert.ok(foreign instanceof ConfigError, `${other.name} accepted ${words.join(' ')}`);
-          assert.equal(foreign.field, declaration.flag);
-        }
-      }
-    }
   });
 });
 
@@ -319,7 +158,8 @@ describe('program flags', () => {
   test('--help lists every command and the program flags', () => {
     const { out, code } = programOutput(['--help']);
     assert.equal(code, 'commander.helpDisplayed');
-    for (const command of buildProgram().commands) assert.match(out, new RegExp(`^  ${command.name()}\\b`, 'm'));
+    for (const command of buildProgram().commands)
+      assert.match(out, new RegExp(`^  ${command.name()}\\b`, 'm'));
     for (const flag of ['--verbose', '--version', '--help']) assert.ok(out.includes(flag), flag);
   });
 
@@ -382,7 +222,10 @@ describe('model and summary flags', () => {
     assert.equal(binary.activations, 'binary');
     assert.notDeepEqual(binary.activationBytesPerExample, ste.activationBytesPerExample);
     // Without --json: the table as text.
-    assert.throws(() => JSON.parse(printed(t, summaryCommand(), ['--model', 'mlp-100'])) as unknown, SyntaxError);
+    assert.throws(
+      () => JSON.parse(printed(t, summaryCommand(), ['--model', 'mlp-100'])) as unknown,
+      SyntaxError,
+    );
   });
 });
 
@@ -405,7 +248,9 @@ describe('data fetch flags', () => {
     const command = dataCommand();
     command.commands.forEach((c) => c.exitOverride().configureOutput({ writeErr: () => undefined }));
     const error = await command
-      .parseAsync(['fetch', 'cifar10', '--cache-dir', cache, '--force', '--base-url', mirror], { from: 'user' })
+      .parseAsync(['fetch', 'cifar10', '--cache-dir', cache, '--force', '--base-url', mirror], {
+        from: 'user',
+      })
       .then(
         () => null,
         (e: unknown) => e,
@@ -428,7 +273,10 @@ describe('flags of commands that read a trained run', () => {
   });
 
   test('train --resume: the backend the run started on, unless --backend says another (with a note)', async () => {
-    assert.equal((JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')) as { backend: string }).backend, 'reference');
+    assert.equal(
+      (JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')) as { backend: string }).backend,
+      'reference',
+    );
     const [recorded, other] = await Promise.all([
       runCli(['train', '--resume', run, '--json']),
       runCli(['train', '--resume', run, '--backend', 'wasm', '--json']),
@@ -436,7 +284,10 @@ describe('flags of commands that read a trained run', () => {
     assert.equal(recorded.code, 0, recorded.stderr);
     assert.equal(other.code, 0, other.stderr);
     assert.doesNotMatch(recorded.stderr, /note: /);
-    assert.match(other.stderr, /note: .* started on the reference backend; resuming on wasm gives other numbers/);
+    assert.match(
+      other.stderr,
+      /note: .* started on the reference backend; resuming on wasm gives other numbers/,
+    );
   });
 
   test('upgrade --out writes the upgraded checkpoint there (the old file stays); --json prints one object', async () => {

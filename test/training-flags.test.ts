@@ -1,42 +1,42 @@
 /**
- * No silent flag, for the training commands: every flag of `onebit train` that shapes the run, given a value
- * other than its default, either changes the TrainConfig the run is built from or is refused with a
- * ConfigError naming it. The flags are read from the command itself, so a new flag is covered (or fails
- * here) without editing this file; method flags are given with the method that declares them.
+ * No silent flag, for the training commands (`onebit train` and `onebit continual`): every flag that shapes
+ * the run, given a value other than its default, either changes the config the run is built from or is
+ * refused with a ConfigError naming it, for every method. The flags are read from the commands themselves,
+ * so a new flag is covered (or fails here) without editing this file; method flags are given with the
+ * method that declares them, and refused by every other method. What each config field then does is the
+ * business of the trainer's and the methods' own tests (docs/cli-flags.md lists them).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Command } from 'commander';
+import { methodBase, methodFlagValue, parseFlags } from './flags.js';
+import { continualCommand, continualConfig } from '../src/cli/continual-command.js';
+import { checkConfig, configFromFlags, trainCommand, type TrainFlags } from '../src/cli/train-command.js';
 import { ConfigError } from '../src/errors.js';
 import { METHODS } from '../src/methods/registry.js';
-import type { OptionDeclaration } from '../src/methods/options.js';
-import { checkConfig, configFromFlags, trainCommand, type TrainFlags } from '../src/cli/train-command.js';
 
-/**
- * Flags that do not shape the run's config, with the test that shows what each does instead (the flag
- * inventory in the closing note lists them all).
- */
-const NOT_IN_CONFIG = new Set([
-  'out', // test/run-safety.test.ts: run folders
-  'overwrite', // test/run-safety.test.ts: run folders
-  'resume', // test/run-safety.test.ts: resume with intent; test/kill-resume.faults.ts
-  'json', // test/train.test.ts: JSON contract; test/run-safety.test.ts: JSON errors
-  'threads', // test/run-safety.test.ts: refused with the reference backend; backend tests
-  'backend', // test/backend-models.test.ts and resume's recorded backend
-  'progressEvery', // test/run-safety.test.ts: non-TTY progress lines
-]);
+/** Runs `make` and returns what it made of the flags as JSON, or the ConfigError that refuses them. */
+function outcomeOf(make: () => unknown): string | ConfigError {
+  try {
+    return JSON.stringify(make());
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+}
 
-/**
- * Values other than the default for each run-level flag (as typed on the command line); where a method's
- * own default may equal the first, the second differs from it.
- */
+/** Values other than the defaults of the run-level flags (as typed); a second where a method's own default may equal the first. */
 const RUN_LEVEL_VALUES: Record<string, string[][]> = {
   data: [['--data', 'synthetic-mnist']],
   dataDir: [['--data-dir', '/somewhere']],
-  model: [['--model', 'mlp-100']],
+  model: [
+    ['--model', 'mlp-100'],
+    ['--model', 'mlp-2x2048'],
+  ],
   method: [['--method', 'bop']],
   activations: [['--activations', 'binary']],
   epochs: [['--epochs', '7']],
+  epochsPerTask: [['--epochs-per-task', '2']],
   batchSize: [['--batch-size', '64']],
   lr: [
     ['--lr', '0.01'],
@@ -72,119 +72,129 @@ const RUN_LEVEL_VALUES: Record<string, string[][]> = {
   augment: [['--augment']],
 };
 
-/** The parsed flags of `onebit train <args>`, without running it. */
-async function parseTrain(args: readonly string[]): Promise<TrainFlags> {
-  const command: Command = trainCommand();
-  let parsed: TrainFlags | null = null;
-  command.action((flags: TrainFlags) => {
-    parsed = flags;
-  });
-  await command.parseAsync([...args], { from: 'user' });
-  assert.ok(parsed !== null);
-  return parsed;
+interface TrainingCommand {
+  readonly name: string;
+  command(): Command;
+  /** The checked config (and whatever else the command derives from its flags) for `args`. */
+  outcome(args: readonly string[]): Promise<string | ConfigError>;
+  /**
+   * Flags that do not shape the config, each with the test that shows what it does instead
+   * (docs/cli-flags.md cites them).
+   */
+  readonly notInConfig: ReadonlySet<string>;
 }
 
-/** What the flags make of the run: its checked config, or the ConfigError that refuses them. */
-async function outcome(args: readonly string[]): Promise<string | ConfigError> {
-  try {
-    const config = configFromFlags(await parseTrain(args));
-    checkConfig(config); // what train runs before anything else: method options resolved, names known
-    return JSON.stringify(config);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-}
+const COMMANDS: readonly TrainingCommand[] = [
+  {
+    name: 'train',
+    command: trainCommand,
+    async outcome(args) {
+      const flags = await parseFlags<TrainFlags>(trainCommand(), args);
+      return outcomeOf(() => {
+        const config = configFromFlags(flags);
+        checkConfig(config); // what train runs before anything else: method options resolved, names known
+        return config;
+      });
+    },
+    // test/run-safety.test.ts (run folders, resume, JSON errors, --threads refused with reference, progress
+    // lines), test/train.test.ts (the JSON contract), test/kill-resume.faults.ts.
+    notInConfig: new Set(['out', 'overwrite', 'resume', 'json', 'threads', 'backend', 'progressEvery']),
+  },
+  {
+    name: 'continual',
+    command: continualCommand,
+    async outcome(args) {
+      const flags = await parseFlags<Parameters<typeof continualConfig>[0]>(continualCommand(), args);
+      return outcomeOf(() => {
+        const { config, testSamples } = continualConfig(flags);
+        checkConfig(config);
+        return { config, testSamples };
+      });
+    },
+    // test/continual-cli.test.ts: --out/--overwrite, --stream/--tasks (the task lines), --validation (refused
+    // unless 0, before the config), --test-samples (refused without a distribution), progress lines.
+    notInConfig: new Set([
+      'out',
+      'overwrite',
+      'json',
+      'threads',
+      'backend',
+      'stream',
+      'tasks',
+      'validation',
+      'testSamples',
+      'progressEvery',
+    ]),
+  },
+];
 
-/** A value for a method's flag other than its default, as command-line words. */
-function methodFlagValue(d: OptionDeclaration): string[] {
-  switch (d.kind) {
-    case 'boolean':
-      return [d.flag];
-    case 'choice':
-      return [d.flag, d.choices.find((c) => c !== d.default) ?? d.default];
-    case 'number':
-    case 'integer': {
-      const range = d.range !== undefined && 'min' in d.range ? d.range : undefined;
-      const min = range?.min ?? -Infinity;
-      const max = range?.max ?? Infinity;
-      const candidates = [d.default * 2, d.default + 1, d.default - 1, d.default / 2, min, max];
-      const ok = candidates.find(
-        (v) => v !== d.default && v >= min && v <= max && (d.kind === 'number' || Number.isInteger(v)),
-      );
-      assert.ok(ok !== undefined, `no test value for ${d.flag}`);
-      return [d.flag, String(ok)];
-    }
-  }
-}
+for (const c of COMMANDS) {
+  describe(`every flag of onebit ${c.name} takes effect or is refused`, () => {
+    test(`${c.name}: run-level flags change the config or are refused with a ConfigError naming them, for every method`, async () => {
+      const methodFlags = new Set<string>(METHODS.flatMap((m) => m.options.map((o) => o.flag)));
+      // One entry per attribute: --channel-scale and --no-channel-scale set the same one.
+      const runLevel = [
+        ...new Set(
+          c
+            .command()
+            .options.filter((o) => o.long !== undefined && !methodFlags.has(o.long))
+            .map((o) => o.attributeName())
+            .filter((k) => !c.notInConfig.has(k)),
+        ),
+      ];
+      // Every run-level flag has a test value here: a new flag must be added to the table.
+      assert.deepEqual(runLevel.filter((k) => !(k in RUN_LEVEL_VALUES)).sort(), []);
+      let changed = 0;
+      let refused = 0;
+      for (const method of METHODS.map((m) => m.name)) {
+        const base = methodBase(method);
+        const baseline = await c.outcome(base);
+        assert.equal(typeof baseline, 'string', `${method}: the baseline is refused: ${String(baseline)}`);
+        for (const key of runLevel) {
+          if (key === 'method' || (key === 'activations' && method === 'float-free')) continue;
+          // The flag takes effect if some value changes the config (a value may equal the method's default).
+          let effect: 'changed' | 'refused' | null = null;
+          for (const words of RUN_LEVEL_VALUES[key]) {
+            const result = await c.outcome([...base, ...words]);
+            if (result instanceof ConfigError) {
+              assert.equal(
+                result.field,
+                words[0],
+                `${method} ${words.join(' ')}: refused naming ${result.field}`,
+              );
+              effect ??= 'refused';
+            } else if (result !== baseline) {
+              effect = 'changed';
+            }
+          }
+          assert.ok(effect !== null, `${method} ${key}: no value changed anything in the config`);
+          if (effect === 'changed') changed++;
+          else refused++;
+        }
+      }
+      // Both outcomes occur (float-free refuses the learning-rate flags; the others take them).
+      assert.ok(changed > 50 && refused > 5, `changed ${changed}, refused ${refused}`);
+    });
 
-/** Base words that make a valid run for `method` (float-free needs 1-bit activations). */
-function baseFor(method: string): string[] {
-  return ['--method', method, ...(method === 'float-free' ? ['--activations', 'binary'] : [])];
-}
-
-describe('every flag of onebit train takes effect or is refused', () => {
-  test('run-level flags change the config or are refused with a ConfigError naming them, for every method', async () => {
-    const command = trainCommand();
-    const methodFlags = new Set<string>(METHODS.flatMap((m) => m.options.map((o) => o.flag)));
-    // One entry per attribute: --channel-scale and --no-channel-scale set the same one.
-    const runLevel = [
-      ...new Set(
-        command.options
-          .filter((o) => o.long !== undefined && !methodFlags.has(o.long))
-          .map((o) => o.attributeName())
-          .filter((k) => !NOT_IN_CONFIG.has(k)),
-      ),
-    ];
-    // Every run-level flag has a test value here: a new flag must be added to the table.
-    assert.deepEqual(runLevel.filter((k) => !(k in RUN_LEVEL_VALUES)).sort(), []);
-    let changed = 0;
-    let refused = 0;
-    for (const method of METHODS.map((m) => m.name)) {
-      const base = baseFor(method);
-      const baseline = await outcome(base);
-      assert.equal(typeof baseline, 'string', `${method}: the baseline is refused: ${String(baseline)}`);
-      for (const key of runLevel) {
-        if (key === 'method' || (key === 'activations' && method === 'float-free')) continue;
-        // The flag takes effect if some value changes the config (a value may equal the method's default).
-        let effect: 'changed' | 'refused' | null = null;
-        for (const words of RUN_LEVEL_VALUES[key]) {
-          const result = await outcome([...base, ...words]);
-          if (result instanceof ConfigError) {
-            assert.equal(
-              result.field,
-              words[0],
-              `${method} ${words.join(' ')}: refused naming ${result.field}`,
-            );
-            effect ??= 'refused';
-          } else if (result !== baseline) {
-            effect = 'changed';
+    test(`${c.name}: each method's own flags change its options; another method's flags are refused`, async () => {
+      for (const definition of METHODS) {
+        const base = methodBase(definition.name);
+        const baseline = await c.outcome(base);
+        for (const declaration of definition.options) {
+          const words = methodFlagValue(declaration);
+          const mine = await c.outcome([...base, ...words]);
+          // A value that would do nothing with the method's defaults is refused, naming the flag (for
+          // example --surrogate clipped-identity while the latent clip is on).
+          if (mine instanceof ConfigError) assert.equal(mine.field, declaration.flag);
+          else assert.notEqual(mine, baseline, `${definition.name} ${words.join(' ')} changed nothing`);
+          for (const other of METHODS) {
+            if (other.options.some((o) => o.flag === declaration.flag)) continue;
+            const foreign = await c.outcome([...methodBase(other.name), ...words]);
+            assert.ok(foreign instanceof ConfigError, `${other.name} accepted ${words.join(' ')}`);
+            assert.equal(foreign.field, declaration.flag);
           }
         }
-        assert.ok(effect !== null, `${method} ${key}: no value changed anything in the config`);
-        if (effect === 'changed') changed++;
-        else refused++;
       }
-    }
-    // Both outcomes occur (float-free refuses the learning-rate flags; the others take them).
-    assert.ok(changed > 50 && refused > 5, `changed ${changed}, refused ${refused}`);
+    });
   });
-
-  test("each method's own flags change its options; another method's flags are refused", async () => {
-    for (const definition of METHODS) {
-      const baseline = await outcome(baseFor(definition.name));
-      for (const declaration of definition.options) {
-        const words = methodFlagValue(declaration);
-        const mine = await outcome([...baseFor(definition.name), ...words]);
-        // A value may break a cross-option constraint (e.g. a float-free shift sum); then it is refused.
-        if (mine instanceof ConfigError) assert.match(mine.message, /^--/);
-        else assert.notEqual(mine, baseline, `${definition.name} ${words.join(' ')} changed nothing`);
-        for (const other of METHODS) {
-          if (other.options.some((o) => o.flag === declaration.flag)) continue;
-          const foreign = await outcome([...baseFor(other.name), ...words]);
-          assert.ok(foreign instanceof ConfigError, `${other.name} accepted ${words.join(' ')}`);
-        }
-      }
-    }
-  });
-});
+}

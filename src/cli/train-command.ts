@@ -436,7 +436,7 @@ export function checkConfig(config: TrainConfig): void {
   validateConfig(config);
   checkDataArgument(config.data);
   if (config.spec === undefined) checkModelArgument(config.model);
-  resolveMethodConfig(config.method, config.methodOptions);
+  resolveMethodConfig(config.method, config.methodOptions, { schedule: config.schedule });
 }
 
 /** Prints which files a run loaded (path and SHA-256), as its metrics record them. */

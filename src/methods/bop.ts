@@ -21,6 +21,7 @@
 import type { Backend, FloatArray } from '../backend/backend.js';
 import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { Parameter } from '../nn/layer.js';
+import { ConfigError } from '../errors.js';
 import { defineMethod } from './definition.js';
 import type { BinaryMethod, MethodContext, MethodStep } from './method.js';
 
@@ -68,6 +69,16 @@ export const BOP = defineMethod({
       help: "hyperparameters that follow the learning-rate schedule's shape",
     },
   ],
+  checkRun(v, run) {
+    // The schedule's shape is lr_t / lr, which a constant schedule keeps at 1.
+    if (v.bopSchedule !== 'none' && run.schedule === 'constant') {
+      throw new ConfigError(
+        '--bop-schedule',
+        `none with --schedule constant (${v.bopSchedule} follows the learning-rate schedule's shape, which is flat)`,
+        v.bopSchedule,
+      );
+    }
+  },
   create: (v) => new BopMethod({ threshold: v.bopThreshold, gamma: v.bopGamma, schedule: v.bopSchedule }),
 });
 

@@ -47,10 +47,20 @@ interface DeclarationBase<N extends string, Ds extends readonly OptionDeclaratio
   /** Constraints between options (each option's own range is checked before); throws ConfigError. */
   check?(values: DeclaredValues<Ds>): void;
   /**
+   * Constraints between options and the run's settings (an option that would do nothing under them is
+   * refused); throws ConfigError.
+   */
+  checkRun?(values: DeclaredValues<Ds>, run: RunView): void;
+  /**
    * Run settings this method never reads, with why: a user who sets one is told instead of ignored
    * (float-free has no learning rate, schedule or real-valued optimizer).
    */
   readonly unusedRunSettings?: UnusedRunSettings;
+}
+
+/** The run settings a method's options may depend on. */
+export interface RunView {
+  readonly schedule: ScheduleKind;
 }
 
 /** Run settings (TrainConfig fields) a method does not read, and the reason shown to the user. */
@@ -86,7 +96,11 @@ export interface MethodDefinition<N extends string = string> extends DeclaredOpt
    * Fills defaults and validates `given` (a config's methodOptions), including the cross-option check;
    * `methods` names the owner of an option given to the wrong method.
    */
-  resolve(given: Readonly<Record<string, unknown>>, methods?: readonly DeclaredOptions[]): OptionValues;
+  resolve(
+    given: Readonly<Record<string, unknown>>,
+    methods?: readonly DeclaredOptions[],
+    run?: RunView,
+  ): OptionValues;
   /** The method bound to the model of `setup`, from resolved options (`resolve`'s result). */
   createLearner(values: OptionValues, setup: LearnerSetup): Learner;
 }
@@ -106,9 +120,10 @@ export function defineMethod<const N extends string, const Ds extends readonly O
     runDefaults: (epochs) => declaration.runDefaults?.(epochs) ?? {},
     runDefaultsHelp: declaration.runDefaultsHelp ?? {},
     unusedRunSettings: declaration.unusedRunSettings ?? { settings: [], reason: '' },
-    resolve(given, methods) {
+    resolve(given, methods, run) {
       const values = resolveMethodOptions(options, given, { method: name, methods });
       declaration.check?.(typed(values));
+      if (run !== undefined) declaration.checkRun?.(typed(values), run);
       return values;
     },
     createLearner(values, setup) {

@@ -5,7 +5,7 @@
 import { ConfigError } from '../errors.js';
 import type { Learner, LearnerSetup } from './learner.js';
 import type { OptionValues } from './options.js';
-import type { MethodDefinition, RunDefaults } from './definition.js';
+import type { MethodDefinition, RunDefaults, RunView } from './definition.js';
 import { BAYES_BINN } from './bayes-binn.js';
 import { BOP } from './bop.js';
 import { FLOAT_FREE } from './float-free.js';
@@ -34,13 +34,15 @@ export function methodDefinition(name: string): MethodDefinition {
 
 /**
  * Validates a config's method and methodOptions: defaults filled in, every value checked (ConfigError naming
- * the flag), options of other methods refused. Returns the complete options.
+ * the flag), options of other methods refused, and with `run`, options that would do nothing under the
+ * run's settings refused. Returns the complete options.
  */
 export function resolveMethodConfig(
   name: string,
   options: Readonly<Record<string, number | string | boolean>>,
+  run?: RunView,
 ): OptionValues {
-  return methodDefinition(name).resolve(options, METHODS);
+  return methodDefinition(name).resolve(options, METHODS, run);
 }
 
 /** The named method bound to the model of `setup` (methods/learner.ts), its options validated as above. */

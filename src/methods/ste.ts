@@ -15,6 +15,7 @@
 import type { Backend, FloatArray } from '../backend/backend.js';
 import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { Parameter } from '../nn/layer.js';
+import { ConfigError } from '../errors.js';
 import { defineMethod } from './definition.js';
 import type { BinaryMethod, MethodStep } from './method.js';
 
@@ -55,6 +56,16 @@ export const STE = defineMethod({
       help: 'let latent weights leave [-1, 1] (they are clipped after each update by default)',
     },
   ],
+  check(v) {
+    // Clipped after every update, latent weights never leave [-1, 1]: the clipped surrogate is the identity.
+    if (v.surrogate === 'clipped-identity' && v.clipLatent) {
+      throw new ConfigError(
+        '--surrogate',
+        'clipped-identity only with --no-clip-latent (clipped latent weights stay in [-1, 1], where it equals the identity)',
+        'clipped-identity',
+      );
+    }
+  },
   create: (v) => new SteMethod({ ...STE_DEFAULTS, surrogate: v.surrogate, clipLatent: v.clipLatent }),
 });
 

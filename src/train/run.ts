@@ -7,7 +7,7 @@ import type { Backend } from '../backend/backend.js';
 import { Normalizer } from '../data/pipeline.js';
 import { ConfigError } from '../errors.js';
 import type { Learner } from '../methods/learner.js';
-import { createLearner } from '../methods/registry.js';
+import { createLearner, resolveMethodConfig } from '../methods/registry.js';
 import { modelSpecByName } from '../nn/models.js';
 import type { ModelSpec } from '../nn/spec.js';
 import { scheduleFromConfig, type Schedule } from '../optim/schedules.js';
@@ -125,6 +125,8 @@ export function createRun(
         ? { warmupSteps: Math.round(config.warmupEpochs * shape.stepsPerEpoch) }
         : {}),
     });
+  // Options that would do nothing under this run's settings are refused here too (the library's path).
+  resolveMethodConfig(config.method, config.methodOptions, { schedule: config.schedule });
   const learner = createLearner(config.method, config.methodOptions, {
     spec,
     backend,
