@@ -324,11 +324,7 @@ describe('flags that would do nothing are refused', () => {
       ['--augment', '--method', 'float-free', '--activations', 'binary'],
       /^onebit: --augment: /m,
     ],
-    [
-      '--progress-every 0',
-      ['--progress-every', '0'],
-      /--progress-every expects a number > 0/m,
-    ],
+    ['--progress-every 0', ['--progress-every', '0'], /--progress-every expects a number > 0/m],
     ['--overwrite without --out', ['--overwrite'], /^onebit: --overwrite: expected an --out folder/m],
   ];
   for (const [title, extra, message] of cases) {
