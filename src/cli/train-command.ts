@@ -26,6 +26,8 @@ import {
   METRICS_FILE,
   dataRecord,
   readSavedRun,
+  recordedBackend,
+  RUN_FILE,
   train,
   type BatchProgress,
   type EpochRecord,
@@ -627,7 +629,7 @@ export function trainCommand(): Command {
       if (flags.resume !== undefined) {
         checkResumeFlags(given);
         // The backend the run started on, unless told otherwise: another one gives other numbers.
-        const recorded = readSavedRun(flags.resume).backend;
+        const recorded = recordedBackend(join(flags.resume, RUN_FILE));
         const backend = given.has('backend') ? flags.backend : (recorded ?? flags.backend);
         if (recorded !== null && backend !== recorded) {
           process.stderr.write(

@@ -193,8 +193,8 @@ export interface SavedRun {
   readonly backend: Backend['name'] | null;
 }
 
-/** The backend recorded in a run folder's run.json, or null. */
-function recordedBackend(runPath: string): Backend['name'] | null {
+/** The backend recorded in a run folder's run.json (`runPath`), or null. */
+export function recordedBackend(runPath: string): Backend['name'] | null {
   try {
     const parsed = JSON.parse(readFileSync(runPath, 'utf8')) as { backend?: unknown } | null;
     return parsed?.backend === 'wasm' || parsed?.backend === 'reference' ? parsed.backend : null;
