@@ -272,6 +272,24 @@ describe('flags of commands that read a trained run', () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
+  test('calibrate --data-dir is refused for generated data', async () => {
+    const r = await runCli(['calibrate', run, '--data-dir', dir]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^onebit: --data-dir: expected no --data-dir unless the data is one of/);
+  });
+
+  test('calibrate --threads is refused with the reference backend', async () => {
+    const r = await runCli(['calibrate', run, '--backend', 'reference', '--threads', '2']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^onebit: --threads: expected no --threads with --backend reference/);
+  });
+
+  test('calibrate --average is refused without samples', async () => {
+    const r = await runCli(['calibrate', run, '--average', 'probabilities']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^onebit: --average: expected no --average without --test-samples > 0/);
+  });
+
   test('train --resume: the backend the run started on, unless --backend says another (with a note)', async () => {
     assert.equal(
       (JSON.parse(readFileSync(join(run, 'run.json'), 'utf8')) as { backend: string }).backend,

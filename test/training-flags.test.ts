@@ -70,6 +70,7 @@ const RUN_LEVEL_VALUES: Record<string, string[][]> = {
   channelScale: [['--channel-scale'], ['--no-channel-scale']],
   recalibrateBn: [['--recalibrate-bn'], ['--no-recalibrate-bn']],
   augment: [['--augment']],
+  calibrate: [['--no-calibrate']],
 };
 
 interface TrainingCommand {

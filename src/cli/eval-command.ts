@@ -33,12 +33,33 @@ interface EvalFlags {
   threads?: number;
 }
 
-function summarize(e: Evaluation): Record<string, number> {
-  return { accuracy: e.accuracy, nll: e.nll, ece: e.ece, meanEntropy: e.meanEntropy, count: e.count };
+/** The metrics of an evaluation; with a temperature, also the same predictions at temperature 1. */
+function summarize(e: Evaluation): Record<string, unknown> {
+  return {
+    accuracy: e.accuracy,
+    nll: e.nll,
+    ece: e.ece,
+    meanEntropy: e.meanEntropy,
+    count: e.count,
+    temperature: e.temperature,
+    ...(e.uncalibrated !== null
+      ? {
+          uncalibrated: {
+            nll: e.uncalibrated.nll,
+            ece: e.uncalibrated.ece,
+            meanEntropy: e.uncalibrated.meanEntropy,
+          },
+        }
+      : {}),
+  };
 }
 
 function line(label: string, e: Evaluation): string {
-  return `${label.padEnd(22)} accuracy ${e.accuracy.toFixed(4)}  NLL ${e.nll.toFixed(4)}  ECE ${e.ece.toFixed(4)}  mean entropy ${e.meanEntropy.toFixed(4)}`;
+  const before =
+    e.uncalibrated === null
+      ? ''
+      : `  (temperature ${e.temperature.toFixed(3)}; at 1: NLL ${e.uncalibrated.nll.toFixed(4)}  ECE ${e.uncalibrated.ece.toFixed(4)})`;
+  return `${label.padEnd(22)} accuracy ${e.accuracy.toFixed(4)}  NLL ${e.nll.toFixed(4)}  ECE ${e.ece.toFixed(4)}  mean entropy ${e.meanEntropy.toFixed(4)}${before}`;
 }
 
 export interface EvalReport {
@@ -136,7 +157,23 @@ export async function evaluateCheckpoint(
       restoreRun(run, path, checkpoint);
       checkSamplingFlags(config.method, run.learner.stochastic, options);
       const limit = options.testLimit ?? null;
-      const mode = evaluate(run, test, { kind: 'mode', seed, keepEntropies: true, limit });
+      // The temperatures the run was calibrated with (train/calibration.ts): the mode's always; the
+      // ensemble's only for the number of samples and the averaging it was fitted for.
+      const calibration = checkpoint.meta.calibration;
+      const average = options.average ?? 'logits';
+      const ensembleCalibration =
+        calibration?.ensemble !== undefined &&
+        calibration.ensemble.samples === options.testSamples &&
+        calibration.ensemble.average === average
+          ? calibration.ensemble
+          : undefined;
+      const mode = evaluate(run, test, {
+        kind: 'mode',
+        seed,
+        keepEntropies: true,
+        limit,
+        temperature: calibration?.mode.temperature ?? 1,
+      });
       const stochastic = run.learner.stochastic && options.testSamples > 0;
       const samplesRecalibrated = stochastic && config.recalibrateBatchNorm === true;
       const order = samplesRecalibrated ? shuffledIndices(train.count, new Rng(seed)) : null;
@@ -146,11 +183,12 @@ export async function evaluateCheckpoint(
         ? evaluate(run, test, {
             kind: 'ensemble',
             samples: options.testSamples,
-            average: options.average ?? 'logits',
+            average,
             seed,
             keepEntropies: true,
             limit,
             prepareSample,
+            temperature: ensembleCalibration?.temperature ?? 1,
           })
         : null;
       const sample = stochastic
@@ -254,9 +292,14 @@ export function evalCommand(): Command {
       const { report, config, test } = await evaluateCheckpoint(path, flags);
       if (flags.entropies !== undefined) writeEntropies(flags.entropies, report, test);
       if (flags.reliability !== undefined) {
+        // The diagrams as predicted (calibrated where the run is), and at temperature 1 beside them.
         const diagrams = {
           mode: report.mode.bins,
+          ...(report.mode.uncalibrated !== null ? { modeUncalibrated: report.mode.uncalibrated.bins } : {}),
           ...(report.ensemble !== null ? { ensemble: report.ensemble.bins } : {}),
+          ...(report.ensemble?.uncalibrated != null
+            ? { ensembleUncalibrated: report.ensemble.uncalibrated.bins }
+            : {}),
         };
         writeOutputFile('--reliability', flags.reliability, `${JSON.stringify(diagrams, null, 2)}\n`);
       }

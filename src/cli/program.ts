@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { benchCommand } from './bench-command.js';
+import { calibrateCommand } from './calibrate-command.js';
 import { continualCommand } from './continual-command.js';
 import { dataCommand } from './data-command.js';
 import { demoCommand } from './demo-command.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   for (const command of [
     trainCommand(),
     evalCommand(),
+    calibrateCommand(),
     summaryCommand(),
     modelCommand(),
     demoCommand(),

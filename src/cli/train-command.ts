@@ -68,6 +68,8 @@ export interface TrainFlags {
   channelScale?: boolean;
   recalibrateBn?: boolean;
   augment?: boolean;
+  /** false with --no-calibrate. */
+  calibrate?: boolean;
   out?: string;
   resume?: string;
   json: boolean;
@@ -199,8 +201,9 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     batchNormAffine: flags.bnAffine,
     channelScale: flags.channelScale,
     recalibrateBatchNorm: flags.recalibrateBn,
-    // Stored only when on, so configs of runs without it stay as they were.
+    // Stored only when on (off), so configs of runs without them stay as they were.
     ...(flags.augment === true ? { augment: true } : {}),
+    ...(flags.calibrate === false ? { calibrate: false } : {}),
   });
   checkRunSettingFlags(flags, config);
   if (flags.warmupEpochs !== undefined && config.schedule !== 'warmup-cosine') {
@@ -516,6 +519,15 @@ export async function runTrain(inv: TrainInvocation): Promise<TrainResult> {
           testAccuracy: result.test.accuracy,
           testNll: result.test.nll,
           testEce: result.test.ece,
+          temperature: result.test.temperature,
+          ...(result.test.uncalibrated !== null
+            ? {
+                uncalibrated: {
+                  testNll: result.test.uncalibrated.nll,
+                  testEce: result.test.uncalibrated.ece,
+                },
+              }
+            : {}),
           samplesPerSecond: result.samplesPerSecond,
           checkpoint: result.checkpoint,
           config: { ...config, epochs: target },
@@ -525,6 +537,12 @@ export async function runTrain(inv: TrainInvocation): Promise<TrainResult> {
       process.stdout.write(
         `test accuracy ${result.test.accuracy.toFixed(4)}  NLL ${result.test.nll.toFixed(4)}  ECE ${result.test.ece.toFixed(4)}` +
           `  (${result.test.count} examples)\n` +
+          (result.test.uncalibrated !== null
+            ? `calibrated: temperature ${result.test.temperature.toFixed(3)} fitted on the validation split; ` +
+              `at temperature 1, NLL ${result.test.uncalibrated.nll.toFixed(4)}  ECE ${result.test.uncalibrated.ece.toFixed(4)}\n`
+            : config.calibrate !== false
+              ? 'not calibrated: no validation split (--validation 0)\n'
+              : '') +
           (result.epochs.length > 0 ? `training ${Math.round(result.samplesPerSecond)} samples/s; ` : '') +
           `checkpoint ${result.checkpoint}\n`,
       );
@@ -604,6 +622,10 @@ export function trainCommand(): Command {
   const command = new Command('train').description('train a binary neural network');
   addTrainingFlags(command)
     .option('--out <dir>', 'output folder (checkpoint, metrics.jsonl); refused if it holds anything')
+    .option(
+      '--no-calibrate',
+      'keep temperature 1 (by default the temperature is fitted on the validation split when training ends)',
+    )
     .option(
       '--overwrite',
       'replace the run in --out (the old run stays whole until the new one has written its first checkpoint)',

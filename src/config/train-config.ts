@@ -60,6 +60,11 @@ export interface TrainConfig {
    * generator (data/pipeline.ts). Optional so that configs stored before it existed still load; absent = false.
    */
   readonly augment?: boolean;
+  /**
+   * Fit the deployed network's temperature on the validation split when training ends (train/calibration.ts).
+   * Optional so that configs stored before it existed still load; absent = true.
+   */
+  readonly calibrate?: boolean;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'model' | 'method'> = {

@@ -50,6 +50,69 @@ export interface CheckpointMeta {
   readonly optimizerScalars: Record<string, number>;
   /** Per-channel input normalisation fixed at the start of the run. */
   readonly normalization: { readonly mean: readonly number[]; readonly std: readonly number[] };
+  /**
+   * The temperatures of the test-time predictions (train/calibration.ts), fitted on the validation split
+   * once training ends or by `onebit calibrate`; absent: temperature 1.
+   */
+  readonly calibration?: Calibration;
+}
+
+/** One fitted temperature and what it did to the held-out NLL. */
+export interface TemperatureRecord {
+  readonly temperature: number;
+  readonly nllBefore: number;
+  readonly nllAfter: number;
+  /** Held-out examples it was fitted on. */
+  readonly examples: number;
+}
+
+/** A checkpoint's temperatures: the deterministic network's, and an ensemble's (stochastic methods). */
+export interface Calibration {
+  readonly mode: TemperatureRecord;
+  /** Of the averaged prediction of `samples` sampled networks, combined by `average`. */
+  readonly ensemble?: TemperatureRecord & {
+    readonly samples: number;
+    readonly average: 'logits' | 'probabilities';
+  };
+}
+
+/** Checks a stored calibration (every temperature a positive finite number). */
+function checkCalibration(path: string, value: unknown): void {
+  const record = (v: unknown, where: string): void => {
+    const r = v as Record<string, unknown> | null;
+    const ok =
+      typeof r === 'object' &&
+      r !== null &&
+      typeof r.temperature === 'number' &&
+      Number.isFinite(r.temperature) &&
+      r.temperature > 0 &&
+      ['nllBefore', 'nllAfter', 'examples'].every((k) => typeof r[k] === 'number');
+    if (!ok) {
+      throw new TensorFileError(
+        path,
+        `checkpoint field "${where}": expected { temperature > 0, nllBefore, nllAfter, examples }, found ${JSON.stringify(v)}`,
+      );
+    }
+  };
+  if (typeof value !== 'object' || value === null)
+    throw new TensorFileError(
+      path,
+      `checkpoint field "calibration": expected an object, found ${JSON.stringify(value)}`,
+    );
+  const c = value as Record<string, unknown>;
+  record(c.mode, 'calibration.mode');
+  if (c.ensemble !== undefined) {
+    record(c.ensemble, 'calibration.ensemble');
+    const e = c.ensemble as Record<string, unknown>;
+    if (
+      !(Number.isInteger(e.samples) && (e.samples as number) > 0) ||
+      (e.average !== 'logits' && e.average !== 'probabilities')
+    )
+      throw new TensorFileError(
+        path,
+        `checkpoint field "calibration.ensemble": expected samples > 0 and average logits or probabilities`,
+      );
+  }
 }
 
 export interface Checkpoint {
@@ -183,6 +246,7 @@ function checkpointOf(file: TensorFile, path: string): Checkpoint {
   if (!numbers(norm.mean) || !numbers(norm.std)) {
     throw new TensorFileError(path, 'checkpoint field "normalization": expected mean and std number lists');
   }
+  if (meta.calibration !== undefined) checkCalibration(path, meta.calibration);
   if (file.version === 1) {
     const spec = versionOneSpec(path, config, file.tensors);
     const inference = config.method === 'float-free' ? 'float-free' : 'stale';

@@ -5,7 +5,7 @@
  */
 import type { Dataset } from '../data/dataset.js';
 import { Rng } from '../tensor/rng.js';
-import { MetricsAccumulator, softmaxRows, type ClassificationMetrics } from './metrics.js';
+import { MetricsAccumulator, PROBABILITY_FLOOR, softmaxRows, type ClassificationMetrics } from './metrics.js';
 import type { Run } from './run.js';
 
 export interface EvaluationOptions {
@@ -30,10 +30,26 @@ export interface EvaluationOptions {
    * batch-norm statistics were recalibrated for its deterministic network recalibrates them for the sample.
    */
   readonly prepareSample?: () => void;
+  /**
+   * Temperature of the predicted probabilities, softmax(s / T) of the scores s (calibration.ts); default 1.
+   * Accuracy does not depend on it.
+   */
+  readonly temperature?: number;
+  /** Keep the per-example scores (what a temperature is fitted on) in the result. */
+  readonly keepScores?: boolean;
 }
 
 export interface Evaluation extends ClassificationMetrics {
   readonly entropies: readonly number[] | null;
+  /** The temperature the metrics above were computed at. */
+  readonly temperature: number;
+  /** The same predictions at temperature 1, when the temperature is another. */
+  readonly uncalibrated: ClassificationMetrics | null;
+  /**
+   * With keepScores: count x classes scores whose softmax is the prediction at temperature 1 (the mean
+   * logits, or the log of the mean probabilities), and the labels they belong to.
+   */
+  readonly scores: { readonly values: Float64Array; readonly labels: Uint8Array } | null;
 }
 
 export function evaluate(run: Run, data: Dataset, options: EvaluationOptions): Evaluation {
@@ -63,9 +79,32 @@ export function evaluate(run: Run, data: Dataset, options: EvaluationOptions): E
     }
   }
   if (samples > 1) for (let i = 0; i < sums.length; i++) sums[i] /= samples;
-  // Averaged probabilities are already a distribution; averaged logits go through the softmax.
-  if (!averageProbabilities) softmaxRows(sums, sums, count, classes);
-  const metrics = new MetricsAccumulator(classes, 15, options.keepEntropies ?? false);
-  metrics.add(sums, data.labels.subarray(0, count), count);
-  return { ...metrics.result(), entropies: metrics.entropies };
+  const labels = data.labels.subarray(0, count);
+  const temperature = options.temperature ?? 1;
+  // The scores: mean logits, or the log of the mean probabilities (what a temperature divides).
+  const scores = averageProbabilities ? sums.map((p) => Math.log(Math.max(p, PROBABILITY_FLOOR))) : sums;
+  const metricsAt = (t: number, keepEntropies: boolean) => {
+    const probabilities = new Float64Array(count * classes);
+    // At T = 1, averaged probabilities are the prediction as they are; anything else goes through softmax.
+    if (t === 1 && averageProbabilities) probabilities.set(sums);
+    else if (t === 1) softmaxRows(scores, probabilities, count, classes);
+    else
+      softmaxRows(
+        scores.map((s) => s / t),
+        probabilities,
+        count,
+        classes,
+      );
+    const metrics = new MetricsAccumulator(classes, 15, keepEntropies);
+    metrics.add(probabilities, labels, count);
+    return { ...metrics.result(), entropies: metrics.entropies };
+  };
+  const calibrated = metricsAt(temperature, options.keepEntropies ?? false);
+  return {
+    ...calibrated,
+    temperature,
+    uncalibrated: temperature === 1 ? null : metricsAt(1, false),
+    scores:
+      options.keepScores === true ? { values: Float64Array.from(scores), labels: labels.slice() } : null,
+  };
 }

@@ -16,7 +16,7 @@ import { createBackend } from '../backend/index.js';
 import { isDatasetName, loadDataset, type Dataset } from '../data/dataset.js';
 import { ConfigError } from '../errors.js';
 import { checkpointExportBytes, type ExportFormat } from '../io/export-file.js';
-import { CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
+import { CHECKPOINT_VERSION, type Calibration, type Checkpoint } from '../io/checkpoint.js';
 import { isModelName, modelSpecByName } from '../nn/models.js';
 import { parseModelSpec, type ModelSpec } from '../nn/spec.js';
 import type { TensorData } from '../tensor/tensor-data.js';
@@ -191,8 +191,8 @@ export async function fit(options: FitOptions): Promise<FitResult> {
       resume: options.resume ?? false,
       signal: options.signal,
       callbacks: { onBatch: options.onBatch, onEpoch },
-      keep(live: Run, counters: { epoch: number; step: number }) {
-        kept = snapshot(live, counters);
+      keep(live, counters, calibration) {
+        kept = snapshot(live, counters, calibration);
       },
     });
     if (kept === null) throw new Error('fit: the run ended without a model');
@@ -204,8 +204,15 @@ export async function fit(options: FitOptions): Promise<FitResult> {
 }
 
 /** Copies a live run's state into an in-memory checkpoint, its mode set as the deployed weights. */
-function snapshot(run: Run, counters: { epoch: number; step: number }): Checkpoint {
-  const meta = runCheckpointMeta(run, counters.epoch, counters.step);
+function snapshot(
+  run: Run,
+  counters: { epoch: number; step: number },
+  calibration: Calibration | null,
+): Checkpoint {
+  const meta = {
+    ...runCheckpointMeta(run, counters.epoch, counters.step),
+    ...(calibration !== null ? { calibration } : {}),
+  };
   const tensors = new Map<string, TensorData>(
     run.learner.stateTensors().map((t) => [t.name, t.value.slice() as TensorData]),
   );

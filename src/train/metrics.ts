@@ -28,7 +28,7 @@ export interface ClassificationMetrics {
 }
 
 /** Probabilities below this are clamped before the log, so one confident mistake gives a finite NLL. */
-const PROBABILITY_FLOOR = 1e-12;
+export const PROBABILITY_FLOOR = 1e-12;
 
 /**
  * Accumulates metrics batch by batch, so evaluation needs no buffer over the whole data set except the

@@ -16,7 +16,14 @@ import type { Dataset } from '../data/dataset.js';
 import { channelStats, subsetDataset, validationSplit } from '../data/pipeline.js';
 import { ConfigError, TrainingDivergedError } from '../errors.js';
 import { Rng } from '../tensor/rng.js';
-import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../io/checkpoint.js';
+import {
+  loadCheckpoint,
+  saveCheckpoint,
+  type Calibration,
+  type Checkpoint,
+  type TemperatureRecord,
+} from '../io/checkpoint.js';
+import { fitTemperature } from './calibration.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { DataSource } from '../data/dataset.js';
 import { validateConfig, type TrainConfig } from '../config/train-config.js';
@@ -74,6 +81,8 @@ export interface TrainResult {
   readonly samplesPerSecond: number;
   /** The checkpoint written last; null without an output folder. */
   readonly checkpoint: string | null;
+  /** The temperature fitted on the validation split once training ended (null: none, or --no-calibrate). */
+  readonly calibration: Calibration | null;
   /** Why training ended before its last epoch: a callback asked to stop, or the signal aborted. */
   readonly stopped: 'early-stopping' | 'aborted' | null;
 }
@@ -119,7 +128,11 @@ export interface TrainOptions {
    * Called with the live run (its learner set to the mode) once training ends, before it is disposed, with
    * the epochs and steps done: the fit API keeps the model.
    */
-  readonly keep?: (run: Run, counters: { readonly epoch: number; readonly step: number }) => void;
+  readonly keep?: (
+    run: Run,
+    counters: { readonly epoch: number; readonly step: number },
+    calibration: Calibration | null,
+  ) => void;
 }
 
 /** Splits off the validation set and fixes the normalisation from the training part. */
@@ -161,6 +174,22 @@ function truncateMetrics(path: string, epoch: number): void {
       return typeof record.epoch === 'number' && record.epoch <= epoch;
     });
   writeFileAtomic(path, [new TextEncoder().encode(kept.map((l) => `${l}\n`).join(''))]);
+}
+
+/**
+ * Fits the temperature of the run's deterministic network on held-out data (calibration.ts). The learner
+ * is set to its mode, which draws nothing.
+ */
+export function calibrateMode(run: Run, heldOut: Dataset, seed: number): TemperatureRecord {
+  const held = evaluate(run, heldOut, { kind: 'mode', seed, keepScores: true });
+  if (held.scores === null) throw new Error('calibrateMode: evaluate kept no scores');
+  const fit = fitTemperature(held.scores.values, held.scores.labels, held.count, run.spec.classes);
+  return {
+    temperature: fit.temperature,
+    nllBefore: fit.nllBefore,
+    nllAfter: fit.nllAfter,
+    examples: held.count,
+  };
 }
 
 /** Temporary files of atomic writes that a killed run left behind (atomic.ts names them `.<file>.<pid>.tmp`). */
@@ -434,6 +463,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let trainingSeconds = 0;
     let lastCheckpoint: string | null = saved?.checkpoint != null && files !== null ? files.checkpoint : null;
     let stopped: TrainResult['stopped'] = null;
+    let partialEpoch = false;
 
     for (let epoch = startEpoch + 1; epoch <= config.epochs && stopped === null; epoch++) {
       const totals = await trainEpoch(run, trainData, {
@@ -450,7 +480,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       trainingSeconds += totals.seconds;
       stopped = totals.stopped;
       // An epoch stopped part-way is not an epoch: no record, no checkpoint (the last full epoch's stays).
-      if (totals.seen < trainData.count) break;
+      if (totals.seen < trainData.count) {
+        partialEpoch = true;
+        break;
+      }
       // The deployed network: the mode (draws nothing, so the run's stream stays as is).
       run.learner.predict('mode', new Rng(config.seed));
       if (config.recalibrateBatchNorm === true) {
@@ -485,13 +518,35 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       records.push(record);
       if (callbacks?.onEpoch?.(record, run) === 'stop') stopped ??= 'early-stopping';
     }
-    const test = evaluate(run, options.test, { kind: 'mode', seed: config.seed, limit: config.testLimit });
-    options.keep?.(run, { epoch: records.at(-1)?.epoch ?? startEpoch, step });
+    const epochsDone = records.at(-1)?.epoch ?? startEpoch;
+    // Temperature scaling of the deployed network on the validation split (calibration.ts); the final
+    // checkpoint is written again with it, unless training stopped part-way through an epoch (then the live
+    // weights are not the checkpoint's).
+    let calibration: Calibration | null = null;
+    if (config.calibrate !== false && validation !== null) {
+      calibration = { mode: calibrateMode(run, validation, config.seed) };
+      if (files !== null && !partialEpoch && epochsDone > 0) {
+        saveCheckpoint(
+          files.checkpoint,
+          { ...runCheckpointMeta(run, epochsDone, step), calibration },
+          runTensors(run),
+        );
+        lastCheckpoint = files.checkpoint;
+      }
+    }
+    const test = evaluate(run, options.test, {
+      kind: 'mode',
+      seed: config.seed,
+      limit: config.testLimit,
+      temperature: calibration?.mode.temperature ?? 1,
+    });
+    options.keep?.(run, { epoch: epochsDone, step }, calibration);
     return {
       epochs: records,
       test,
       samplesPerSecond: trainingSeconds > 0 ? trainedSamples / trainingSeconds : 0,
       checkpoint: lastCheckpoint,
+      calibration,
       stopped,
     };
   } finally {
