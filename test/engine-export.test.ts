@@ -575,3 +575,81 @@ describe('export from spec and tensors', () => {
     assert.deepEqual(upgradeCheckpoint(upgraded, upgraded, backend), { upgraded: false });
   });
 });
+
+describe('calibration through export', { timeout: 600_000 }, () => {
+  test("the .onebit and ONNX exports carry the checkpoint's temperature; their probabilities are the calibrated ones", async () => {
+    // The binary run (trained without a validation split) with a temperature, as calibrate would store it.
+    const checkpoint = loadCheckpoint(checkpoints.binary);
+    const temperature = 0.45;
+    const calibrated = join(dir, 'calibrated.ckpt');
+    const record = { temperature, nllBefore: 1, nllAfter: 0.9, examples: 100 };
+    saveCheckpoint(
+      calibrated,
+      { ...checkpoint.meta, calibration: { mode: record } },
+      [...checkpoint.tensors].map(([name, value]) => ({ name, value })),
+    );
+    const source = openForExport(calibrated, backend);
+    try {
+      assert.equal(source.temperature, temperature);
+      const model = decodeOnebit(encodeOnebit(buildOnebitModel(source)));
+      assert.equal(model.temperature, temperature);
+      const n = 500;
+      const data = {
+        ...testSet,
+        images: testSet.images.subarray(0, n * 784),
+        labels: testSet.labels.subarray(0, n),
+        count: n,
+      };
+      // The calibrated checkpoint's probabilities: softmax(logits / T) of the training model.
+      const reference = trainingForward(source, data);
+      const engine = await createEngine(model, { threads: 1 });
+      try {
+        assert.equal(engine.temperature, temperature);
+        const probabilities = engine.probabilities(data.images, n);
+        let worst = 0;
+        for (let i = 0; i < n; i++) {
+          const expected = softmax(reference.logits, i * 10, 10, temperature);
+          for (let c = 0; c < 10; c++)
+            worst = Math.max(worst, Math.abs(probabilities[i * 10 + c] - expected[c]));
+        }
+        assert.ok(worst < 1e-6, `engine probabilities differ from the calibrated ones by ${worst}`);
+
+        // ONNX: "probabilities" = Softmax(logits / T), as onnxruntime computes it.
+        const net = describeNetwork(source);
+        assert.equal(net.temperature, temperature);
+        const session = await ort.InferenceSession.create(encodeOnnx(net), {
+          intraOpNumThreads: 1,
+          logSeverityLevel: 3,
+        });
+        const { mean, std } = source.normalization;
+        const x = Float32Array.from(data.images, (v) => (v / 255 - mean[0]) / std[0]);
+        const out = await session.run({ input: new ort.Tensor('float32', x, [n, 1, 28, 28]) });
+        const onnx = out.probabilities.data as Float32Array;
+        let onnxWorst = 0;
+        for (let i = 0; i < n * 10; i++)
+          onnxWorst = Math.max(onnxWorst, Math.abs(onnx[i] - probabilities[i]));
+        assert.ok(onnxWorst < 1e-4, `onnxruntime probabilities differ by ${onnxWorst}`);
+      } finally {
+        engine.dispose();
+      }
+    } finally {
+      source.dispose();
+    }
+  });
+
+  test('a .onebit header temperature must be a positive finite number', () => {
+    const source = openForExport(checkpoints.binary, backend);
+    try {
+      for (const bad of [0, -1, Number.POSITIVE_INFINITY]) {
+        // The encoder reads back what it wrote, so the reader's check refuses it there already.
+        assert.throws(
+          () => encodeOnebit({ ...buildOnebitModel(source), temperature: bad }),
+          (e: unknown) =>
+            e instanceof Error && /header\.temperature: expected a finite number > 0/.test(e.message),
+        );
+      }
+    } finally {
+      source.dispose();
+    }
+  });
+});

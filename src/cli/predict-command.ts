@@ -113,7 +113,8 @@ function predictImage(engine: Engine, file: string, json: boolean): void {
   const model = engine.model;
   const pixels = readPngImage(file, model.input.shape);
   const logits = engine.logits(pixels, 1);
-  const p = softmax(logits, 0, model.classes);
+  // At the model's temperature (calibrated when it was trained).
+  const p = softmax(logits, 0, model.classes, model.temperature ?? 1);
   const best = argmax(logits, 0, model.classes);
   if (json) {
     process.stdout.write(

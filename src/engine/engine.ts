@@ -99,6 +99,10 @@ export interface Engine {
   logitsNormalized(inputs: Float32Array, count?: number): Float32Array;
   /** The predicted class of each raw image. */
   classify(images: Uint8Array, count?: number): Int32Array;
+  /** The model's temperature (1 when it has none): probabilities are softmax(logits / temperature). */
+  readonly temperature: number;
+  /** Class probabilities [count, classes] of raw images, at the model's temperature. */
+  probabilities(images: Uint8Array, count?: number): Float64Array;
   /** Every dense layer's output for raw images (count <= maxBatch), for inspection and tests. */
   trace(images: Uint8Array, count?: number): LayerTrace[];
   /** Bytes of wasm memory the engine holds. */
@@ -258,6 +262,7 @@ export async function createEngine(
   inFloatsView.fill(0);
   const last = placed[placed.length - 1];
   const classes = model.classes;
+  const temperature = model.temperature ?? 1;
   const logitView = new Float32Array(buf, last.out, (maxBatch * last.outStride) / 4);
 
   // Normalisation: per-channel lookup table for the float path, and x = a v + c for the byte kernel.
@@ -422,6 +427,14 @@ export async function createEngine(
       }
       return out;
     },
+    temperature,
+    probabilities(images, count) {
+      const logits = engine.logits(images, count);
+      const n = logits.length / classes;
+      const out = new Float64Array(logits.length);
+      for (let i = 0; i < n; i++) out.set(softmax(logits, i * classes, classes, temperature), i * classes);
+      return out;
+    },
     classify(images, count) {
       const logits = engine.logits(images, count);
       const n = logits.length / classes;
@@ -483,14 +496,14 @@ export function argmax(values: ArrayLike<number>, offset: number, n: number): nu
   return best;
 }
 
-/** Softmax of `n` logits from `offset`, in float64. */
-export function softmax(values: ArrayLike<number>, offset: number, n: number): Float64Array {
+/** Softmax of `n` logits from `offset` divided by `temperature`, in float64. */
+export function softmax(values: ArrayLike<number>, offset: number, n: number, temperature = 1): Float64Array {
   const out = new Float64Array(n);
   let max = -Infinity;
-  for (let j = 0; j < n; j++) max = Math.max(max, values[offset + j]);
+  for (let j = 0; j < n; j++) max = Math.max(max, values[offset + j] / temperature);
   let sum = 0;
   for (let j = 0; j < n; j++) {
-    out[j] = Math.exp(values[offset + j] - max);
+    out[j] = Math.exp(values[offset + j] / temperature - max);
     sum += out[j];
   }
   for (let j = 0; j < n; j++) out[j] /= sum;

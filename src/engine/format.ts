@@ -30,7 +30,8 @@
  *                                "activation": "none" | "relu" | "hardtanh" } }, ... ],
  *     "tensors": [ { "name": "...", "dtype": "uint32" | "int32" | "float32" | "int8",
  *                    "shape": [...], "offset": o, "byteLength": b, "crc32c": c }, ... ],
- *     "metadata": { free-form strings, numbers and booleans: model, method, activations, ... }
+ *     "metadata": { free-form strings, numbers and booleans: model, method, activations, ... },
+ *     "temperature": T    (optional, > 0: the probabilities are softmax(logits / T); absent: 1)
  *   }
  *
  * Bit convention ("bits"): a row of K signs takes words(K) = ceil(K / 128) * 4 uint32 words (rows padded
@@ -137,6 +138,11 @@ export interface OnebitModel {
   readonly classes: number;
   readonly layers: readonly OnebitLayer[];
   readonly metadata: Readonly<Record<string, MetadataValue>>;
+  /**
+   * Temperature of the model's probabilities, softmax(logits / T), fitted when the model was trained
+   * (calibration); absent: 1. The logits, and so the predicted class, do not depend on it.
+   */
+  readonly temperature?: number;
 }
 
 type TensorDType = 'uint32' | 'int32' | 'float32' | 'int8';
@@ -224,6 +230,7 @@ export function encodeOnebit(model: OnebitModel): Uint8Array {
     layers,
     tensors: entries,
     metadata: model.metadata,
+    ...(model.temperature !== undefined ? { temperature: model.temperature } : {}),
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const dataStart = alignUp(PREFIX_BYTES + json.byteLength, DATA_ALIGN);
@@ -596,6 +603,14 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
   });
   const classes = r.integer(header.classes, 'header.classes', 1, LIMITS.classes);
 
+  let temperature: number | undefined;
+  if (header.temperature !== undefined) {
+    const t = header.temperature;
+    if (typeof t !== 'number' || !Number.isFinite(t) || !(t > 0))
+      r.fail('bad-header', 'header.temperature', `expected a finite number > 0, found ${describe(t)}`);
+    temperature = t;
+  }
+
   // Metadata.
   const metadata: Record<string, MetadataValue> = {};
   if (header.metadata !== undefined) {
@@ -752,7 +767,13 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
     }
   };
   const layers = plans.map((finish) => finish(read));
-  return { input: { shape, mean, std }, classes, layers, metadata };
+  return {
+    input: { shape, mean, std },
+    classes,
+    layers,
+    metadata,
+    ...(temperature !== undefined ? { temperature } : {}),
+  };
 }
 
 /** Padding bits (columns inFeatures.. of each packed row) must be zero: the XNOR trick relies on it. */

@@ -76,10 +76,17 @@ export function checkpointSafetensors(
   return onebitSafetensors(tensors, source.spec, source.normalization, header);
 }
 
-/** The safetensors string metadata of a checkpoint's export: its config and counters. */
+/** The safetensors string metadata of a checkpoint's export: its config, counters and temperatures. */
 function checkpointHeader(checkpoint: Checkpoint): Record<string, string> {
-  const { config, epoch, step } = checkpoint.meta;
-  return { config: JSON.stringify(config), epoch: String(epoch), step: String(step) };
+  const { config, epoch, step, calibration } = checkpoint.meta;
+  return {
+    config: JSON.stringify(config),
+    epoch: String(epoch),
+    step: String(step),
+    ...(calibration !== undefined
+      ? { temperature: String(calibration.mode.temperature), calibration: JSON.stringify(calibration) }
+      : {}),
+  };
 }
 
 /**

@@ -70,6 +70,8 @@ export interface ExportInput {
   readonly name: string;
   /** Free-form facts stored in the exported file (producer, method, epoch, ...). */
   readonly metadata?: MetadataRecord;
+  /** Temperature of the exported probabilities, softmax(logits / T) (train/calibration.ts); default 1. */
+  readonly temperature?: number;
   /**
    * The images' [C, H, W] when the spec's input is flat ([features]); default [1, 1, features] with one
    * normalisation channel.
@@ -94,6 +96,8 @@ export interface ExportSource {
   /** Every tensor given (the safetensors export writes them all). */
   readonly tensors: ReadonlyMap<string, TensorData>;
   readonly metadata: MetadataRecord;
+  /** Temperature of the probabilities (1: none). */
+  readonly temperature: number;
   /** Frees the model's buffers. */
   dispose(): void;
 }
@@ -188,6 +192,7 @@ export function exportSource(input: ExportInput, backend: Backend): ExportSource
     normalization: input.normalization,
     tensors,
     metadata: { producer: 'onebit', ...input.metadata },
+    temperature: input.temperature ?? 1,
     dispose: () => model.dispose(),
   };
 }
@@ -232,6 +237,7 @@ export function checkpointExportSource(path: string, checkpoint: Checkpoint, bac
       normalization: meta.normalization,
       name: path,
       metadata: checkpointMetadata(checkpoint),
+      temperature: meta.calibration?.mode.temperature ?? 1,
       ...(dataShape !== undefined ? { imageShape: dataShape } : {}),
     },
     backend,
@@ -301,6 +307,8 @@ export interface NetworkDescription {
   readonly normalization: ExportNormalization;
   readonly ops: readonly NetworkOp[];
   readonly metadata: MetadataRecord;
+  /** Temperature of the probabilities output (1: none). */
+  readonly temperature: number;
 }
 
 /** One top-level layer of the source: its spec, its built layer, and its tensors by local name. */
@@ -518,6 +526,7 @@ export function describeNetwork(source: ExportSource): NetworkDescription {
     normalization: source.normalization,
     ops,
     metadata: source.metadata,
+    temperature: source.temperature,
   };
 }
 
@@ -808,5 +817,6 @@ export function buildOnebitModel(source: ExportSource): OnebitModel {
     classes: source.classes,
     layers: out,
     metadata: source.metadata,
+    ...(source.temperature !== 1 ? { temperature: source.temperature } : {}),
   };
 }

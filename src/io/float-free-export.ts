@@ -133,6 +133,9 @@ export function floatFreeOnebitModel(path: string, checkpoint: Checkpoint): Oneb
       data: config.data,
       epoch: checkpoint.meta.epoch,
     },
+    ...(checkpoint.meta.calibration !== undefined
+      ? { temperature: checkpoint.meta.calibration.mode.temperature }
+      : {}),
   };
 }
 
@@ -186,6 +189,7 @@ export function onebitModelNetwork(
     normalization,
     ops,
     metadata,
+    temperature: model.temperature ?? 1,
   };
 }
 

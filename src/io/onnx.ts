@@ -297,8 +297,24 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
       }
     }
   }
-  // The last node's output is the graph output "logits".
+  // The last node's output is the graph output "logits"; "probabilities" is softmax(logits / T), the
+  // calibrated prediction (T = 1 when the checkpoint has no temperature).
   nodes[nodes.length - 1].output = ['logits'];
+  inits.push(floatTensor('temperature', [], [net.temperature]));
+  nodes.push({
+    input: ['logits', 'temperature'],
+    output: ['scaled_logits'],
+    name: 'scaled_logits',
+    opType: 'Div',
+    attribute: [],
+  });
+  nodes.push({
+    input: ['scaled_logits'],
+    output: ['probabilities'],
+    name: 'probabilities',
+    opType: 'Softmax',
+    attribute: [{ name: 'axis', type: 2, i: 1 }],
+  });
   const model = {
     irVersion: IR_VERSION,
     opsetImport: [{ domain: '', version: OPSET }],
@@ -311,7 +327,7 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
       node: nodes,
       initializer: inits,
       input: [valueInfo('input', ['N', c, h, w])],
-      output: [valueInfo('logits', ['N', features])],
+      output: [valueInfo('logits', ['N', features]), valueInfo('probabilities', ['N', features])],
     },
     metadataProps: [
       { key: 'normalization', value: JSON.stringify(net.normalization) },
