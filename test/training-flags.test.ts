@@ -71,6 +71,7 @@ const RUN_LEVEL_VALUES: Record<string, string[][]> = {
   recalibrateBn: [['--recalibrate-bn'], ['--no-recalibrate-bn']],
   augment: [['--augment']],
   calibrate: [['--no-calibrate']],
+  classes: [['--classes', '0-4']],
 };
 
 interface TrainingCommand {

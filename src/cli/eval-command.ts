@@ -4,8 +4,9 @@
  * distribution) are refused, as are outputs that cannot be written, before anything is evaluated.
  */
 import { Command } from 'commander';
-import type { Dataset } from '../data/dataset.js';
-import { shuffledIndices } from '../data/pipeline.js';
+import { createDataset, type Dataset } from '../data/dataset.js';
+import { classSubset, shuffledIndices, subsetDataset } from '../data/pipeline.js';
+import { auroc, selectivePrediction } from '../train/uncertainty.js';
 import { ConfigError } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { type BackendKind, type TrainConfig } from '../config/train-config.js';
@@ -17,7 +18,7 @@ import { checkpointArgument } from './file-kind.js';
 import { checkDataDirFlag, checkDistinctOutputs, checkNotInput, checkThreadsFlag } from './flag-checks.js';
 import { prepareOutputFile, writeOutputFile } from './output-path.js';
 import { parseChoice, parseInteger, parseNonNegativeInteger, parsePositiveInteger } from './options.js';
-import { loadSplits, openBackend } from './train-command.js';
+import { loadAllClasses, loadSplits, openBackend } from './train-command.js';
 
 interface EvalFlags {
   data?: string;
@@ -29,6 +30,7 @@ interface EvalFlags {
   average?: 'logits' | 'probabilities';
   seed?: number;
   json: boolean;
+  ood: boolean;
   backend: BackendKind;
   threads?: number;
 }
@@ -51,7 +53,20 @@ function summarize(e: Evaluation): Record<string, unknown> {
           },
         }
       : {}),
+    ...(e.confidences !== null && e.outcomes !== null && e.count > 0
+      ? { selective: selectivePrediction(e.confidences, e.outcomes) }
+      : {}),
   };
+}
+
+/** Selective prediction in a line: accuracy at each coverage, and the area under the curve. */
+function selectiveLine(e: Evaluation): string {
+  if (e.confidences === null || e.outcomes === null || e.count === 0) return '';
+  const s = selectivePrediction(e.confidences, e.outcomes);
+  const at = Object.entries(s.accuracyAtCoverage)
+    .map(([c, a]) => `${Math.round(Number(c) * 100)}% ${a.toFixed(4)}`)
+    .join('  ');
+  return `${''.padEnd(22)} accuracy at coverage ${at}  AUC ${s.auc.toFixed(4)}`;
 }
 
 function line(label: string, e: Evaluation): string {
@@ -73,6 +88,49 @@ export interface EvalReport {
    * the training set, as it would be deployed.
    */
   readonly samplesRecalibrated: boolean;
+  /** With --ood: how well the predictive entropy and the top probability tell each set from the test set. */
+  readonly ood: Readonly<Record<string, OodScores>> | null;
+}
+
+/** AUROC of the predictive entropy and of minus the top probability, for the mode and the ensemble. */
+interface OodScores {
+  readonly count: number;
+  readonly mode: { readonly entropy: number; readonly maxProbability: number };
+  readonly ensemble: { readonly entropy: number; readonly maxProbability: number } | null;
+}
+
+/** The AUROCs of an out-of-distribution evaluation against the in-distribution one. */
+function oodAurocs(inside: Evaluation, outside: Evaluation): { entropy: number; maxProbability: number } {
+  const minus = (v: readonly number[] | null) => (v ?? []).map((x) => -x);
+  return {
+    entropy: auroc(inside.entropies ?? [], outside.entropies ?? []),
+    maxProbability: auroc(minus(inside.confidences), minus(outside.confidences)),
+  };
+}
+
+/**
+ * The out-of-distribution sets of --ood, each as many images as the test set evaluated (inputs only; their
+ * labels mean nothing): the test images inverted (255 - v), seeded uniform noise, and, for a run trained
+ * on some classes (--classes), the test images of the classes held out.
+ */
+function oodSets(test: Dataset, heldOut: Dataset | null, seed: number): Record<string, Dataset> {
+  const labelsOf = (n: number) => new Uint8Array(n);
+  const inverted = createDataset({
+    name: `${test.name}-inverted`,
+    images: test.images.map((v) => 255 - v),
+    labels: labelsOf(test.count),
+    shape: test.shape,
+    classes: test.classes,
+  });
+  const rng = new Rng(seed);
+  const noise = createDataset({
+    name: 'uniform-noise',
+    images: Uint8Array.from(test.images, () => rng.int(256)),
+    labels: labelsOf(test.count),
+    shape: test.shape,
+    classes: test.classes,
+  });
+  return { inverted, noise, ...(heldOut !== null ? { heldOutClasses: heldOut } : {}) };
 }
 
 /** The seed of the sampling stream when none is given. */
@@ -124,6 +182,8 @@ export async function evaluateCheckpoint(
     threads?: number;
     /** How the ensemble combines sampled networks (default 'logits', as the official code); refused when nothing is sampled. */
     average?: 'logits' | 'probabilities';
+    /** Also evaluate out-of-distribution inputs (oodSets). */
+    ood?: boolean;
   },
 ): Promise<{ report: EvalReport; config: TrainConfig; test: Dataset }> {
   const checkpoint = loadCheckpoint(path);
@@ -194,7 +254,53 @@ export async function evaluateCheckpoint(
       const sample = stochastic
         ? evaluate(run, test, { kind: 'ensemble', samples: 1, seed, limit, prepareSample })
         : null;
-      return { report: { mode, ensemble, sample, samplesRecalibrated }, config, test };
+      let ood: Record<string, OodScores> | null = null;
+      if (options.ood === true) {
+        // Held-out classes: the test images of the classes the run did not train on (--classes).
+        let heldOut: Dataset | null = null;
+        const trained = config.classes;
+        if (trained !== undefined) {
+          const all = (await loadAllClasses(config)).test;
+          const rest = Array.from({ length: all.classes }, (_, c) => c).filter((c) => !trained.includes(c));
+          if (rest.length > 0) heldOut = classSubset(all, rest);
+        }
+        ood = {};
+        const limited =
+          limit === null
+            ? test
+            : subsetDataset(
+                test,
+                Array.from({ length: Math.min(limit, test.count) }, (_, i) => i),
+              );
+        for (const [name, set] of Object.entries(oodSets(limited, heldOut, seed))) {
+          const outMode = evaluate(run, set, {
+            kind: 'mode',
+            seed,
+            keepEntropies: true,
+            limit,
+            temperature: calibration?.mode.temperature ?? 1,
+          });
+          const outEnsemble =
+            ensemble === null
+              ? null
+              : evaluate(run, set, {
+                  kind: 'ensemble',
+                  samples: options.testSamples,
+                  average,
+                  seed,
+                  keepEntropies: true,
+                  limit,
+                  prepareSample,
+                  temperature: ensembleCalibration?.temperature ?? 1,
+                });
+          ood[name] = {
+            count: outMode.count,
+            mode: oodAurocs(mode, outMode),
+            ensemble: ensemble === null || outEnsemble === null ? null : oodAurocs(ensemble, outEnsemble),
+          };
+        }
+      }
+      return { report: { mode, ensemble, sample, samplesRecalibrated, ood }, config, test };
     } finally {
       disposeRun(run);
     }
@@ -272,6 +378,11 @@ export function evalCommand(): Command {
       'wasm',
     )
     .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
+    .option(
+      '--ood',
+      'out-of-distribution detection: AUROC of the entropy and of the top probability on inverted and noise images, and on the classes held out by train --classes',
+      false,
+    )
     .option('--json', 'print one JSON object', false)
     .action(async (given: string, flags: EvalFlags) => {
       checkThreadsFlag(flags.backend, flags.threads);
@@ -322,15 +433,27 @@ export function evalCommand(): Command {
               : {}),
             ...(report.sample !== null ? { sample: summarize(report.sample) } : {}),
             ...(report.sample !== null ? { samplesRecalibrated: report.samplesRecalibrated } : {}),
+            ...(report.ood !== null ? { ood: report.ood } : {}),
           })}\n`,
         );
         return;
       }
       process.stdout.write(`${config.method} on ${config.data} (${report.mode.count} test examples)\n`);
-      process.stdout.write(`${line('mode (deterministic)', report.mode)}\n`);
+      process.stdout.write(`${line('mode (deterministic)', report.mode)}\n${selectiveLine(report.mode)}\n`);
       if (report.sample !== null) process.stdout.write(`${line('one sampled network', report.sample)}\n`);
       if (report.ensemble !== null)
-        process.stdout.write(`${line(`ensemble of ${flags.testSamples}`, report.ensemble)}\n`);
+        process.stdout.write(
+          `${line(`ensemble of ${flags.testSamples}`, report.ensemble)}\n${selectiveLine(report.ensemble)}\n`,
+        );
+      for (const [name, o] of Object.entries(report.ood ?? {})) {
+        const pair = (a: { entropy: number; maxProbability: number }) =>
+          `entropy ${a.entropy.toFixed(4)}  top probability ${a.maxProbability.toFixed(4)}`;
+        process.stdout.write(
+          `OOD ${name} (${o.count} images), AUROC: mode ${pair(o.mode)}` +
+            (o.ensemble !== null ? `; ensemble ${pair(o.ensemble)}` : '') +
+            '\n',
+        );
+      }
       if (report.samplesRecalibrated)
         process.stdout.write('(each sampled network with batch-norm statistics recalibrated for it)\n');
       if (flags.reliability !== undefined)

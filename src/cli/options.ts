@@ -73,3 +73,21 @@ export function optionGiven(
   const source = command.getOptionValueSource(key);
   return source !== undefined && source !== 'default' && source !== 'implied';
 }
+
+/** A list of class indices: `0-4`, `0,2,4` or `0-2,7` (ranges inclusive), in the order written. */
+export function parseClassList(flag: string): (value: string) => number[] {
+  return (value) => {
+    const classes: number[] = [];
+    for (const part of value.split(',')) {
+      const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+      if (m === null)
+        throw new InvalidArgumentError(`${flag} expects class indices like 0-4 or 0,2,4, got "${value}"`);
+      const from = Number(m[1]);
+      const to = m[2] === undefined ? from : Number(m[2]);
+      if (to < from) throw new InvalidArgumentError(`${flag}: the range ${part.trim()} runs backwards`);
+      if (to - from > 65535) throw new InvalidArgumentError(`${flag}: the range ${part.trim()} is too long`);
+      for (let c = from; c <= to; c++) classes.push(c);
+    }
+    return classes;
+  };
+}

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { createBackend } from '../backend/index.js';
 import type { Backend } from '../backend/backend.js';
+import { classSubset } from '../data/pipeline.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, type DataSource, type Dataset } from '../data/dataset.js';
 import { METHOD_NAMES, methodDefinition, resolveMethodConfig } from '../methods/registry.js';
 import type { RunDefaults } from '../methods/definition.js';
@@ -41,6 +42,7 @@ import {
   parseNumber,
   parsePositiveInteger,
   parsePositiveNumber,
+  parseClassList,
 } from './options.js';
 
 export interface TrainFlags {
@@ -70,6 +72,8 @@ export interface TrainFlags {
   augment?: boolean;
   /** false with --no-calibrate. */
   calibrate?: boolean;
+  /** --classes: the class indices kept. */
+  classes?: number[];
   out?: string;
   resume?: string;
   json: boolean;
@@ -204,6 +208,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     // Stored only when on (off), so configs of runs without them stay as they were.
     ...(flags.augment === true ? { augment: true } : {}),
     ...(flags.calibrate === false ? { calibrate: false } : {}),
+    ...(flags.classes !== undefined ? { classes: flags.classes } : {}),
   });
   checkRunSettingFlags(flags, config);
   if (flags.warmupEpochs !== undefined && config.schedule !== 'warmup-cosine') {
@@ -335,7 +340,27 @@ export async function openBackend(kind: BackendKind, threads: number | undefined
   return createBackend(kind === 'wasm' ? { kind, threads } : { kind, dtype: 'float32' });
 }
 
+/**
+ * The training and test sets of a config: its data set (or image folder), restricted to `config.classes`
+ * when it names some (relabelled 0..k-1; a class the data does not have is refused).
+ */
 export async function loadSplits(config: TrainConfig): Promise<{ train: Dataset; test: Dataset }> {
+  const all = await loadAllClasses(config);
+  const classes = config.classes;
+  if (classes === undefined) return all;
+  const missing = classes.filter((c) => c >= all.train.classes);
+  if (missing.length > 0) {
+    throw new ConfigError(
+      '--classes',
+      `class indices below ${all.train.classes} (the classes of ${config.data})`,
+      classes.join(','),
+    );
+  }
+  return { train: classSubset(all.train, classes), test: classSubset(all.test, classes) };
+}
+
+/** Every class of the config's data (what --classes chooses from; eval --ood holds the rest out). */
+export async function loadAllClasses(config: TrainConfig): Promise<{ train: Dataset; test: Dataset }> {
   if (isImageFolder(config.data)) {
     const folder = await loadImageFolder(config.data, { seed: config.seed });
     const { classNames } = folder;
@@ -622,6 +647,11 @@ export function trainCommand(): Command {
   const command = new Command('train').description('train a binary neural network');
   addTrainingFlags(command)
     .option('--out <dir>', 'output folder (checkpoint, metrics.jsonl); refused if it holds anything')
+    .option(
+      '--classes <list>',
+      'train and test on these classes only (e.g. 0-4 or 0,2,4), relabelled 0..k-1; the others are held out for eval --ood',
+      parseClassList('--classes'),
+    )
     .option(
       '--no-calibrate',
       'keep temperature 1 (by default the temperature is fitted on the validation split when training ends)',

@@ -65,6 +65,11 @@ export interface TrainConfig {
    * Optional so that configs stored before it existed still load; absent = true.
    */
   readonly calibrate?: boolean;
+  /**
+   * Train (and test) on these classes of the data set only, relabelled 0..k-1 in this order (the others are
+   * held out, for out-of-distribution evaluation). Absent: every class.
+   */
+  readonly classes?: readonly number[];
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'data' | 'model' | 'method'> = {
@@ -126,6 +131,16 @@ export function validateConfig(config: TrainConfig): void {
       'a method that trains on normalised images (float-free reads the raw pixels; augmentation is not built into its integer step)',
       '--method float-free',
     );
+  }
+  if (config.classes !== undefined) {
+    const seen = new Set<number>();
+    for (const c of config.classes) {
+      if (!Number.isInteger(c) || c < 0 || seen.has(c))
+        throw new ConfigError('--classes', 'distinct class indices >= 0', JSON.stringify(config.classes));
+      seen.add(c);
+    }
+    if (seen.size < 2)
+      throw new ConfigError('--classes', 'at least two classes', JSON.stringify(config.classes));
   }
   if (config.trainLimit !== null) positiveInteger('--train-limit', config.trainLimit);
   if (config.testLimit !== null) positiveInteger('--test-limit', config.testLimit);

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { Rng } from '../tensor/rng.js';
 import { createDataset, syntheticDataset, type Dataset } from './dataset.js';
 import {
+  classSubset,
   batchCount,
   batches,
   channelStats,
@@ -67,6 +68,15 @@ describe('order and validation split', () => {
     assert.deepEqual(Array.from(sub.images), [7, 7, 7, 7, 2, 2, 2, 2]);
     assert.deepEqual(Array.from(sub.labels), [7, 2]);
     assert.throws(() => subsetDataset(ds, [10]), RangeError);
+  });
+
+  test('classSubset keeps the chosen classes, relabelled in the order given, with their names', () => {
+    const ds = { ...indexDataset(10, [1, 2, 2]), classNames: 'abcdefghij'.split('') };
+    const sub = classSubset(ds, [7, 2, 5]);
+    assert.equal(sub.classes, 3);
+    assert.deepEqual(Array.from(sub.labels), [1, 2, 0]); // items 2, 5, 7 in data order
+    assert.deepEqual(Array.from(sub.images), [2, 2, 2, 2, 5, 5, 5, 5, 7, 7, 7, 7]);
+    assert.deepEqual(sub.classNames, ['h', 'c', 'f']);
   });
 });
 

@@ -45,6 +45,32 @@ export function validationSplit(
   return { train, validation };
 }
 
+/**
+ * The items of the given classes only, relabelled 0..k-1 in the order given (class names follow); the
+ * classes left out are what an out-of-distribution test holds back.
+ */
+export function classSubset(ds: Dataset, classes: readonly number[]): Dataset {
+  const remap = new Int16Array(ds.classes).fill(-1);
+  classes.forEach((c, i) => (remap[c] = i));
+  const indices: number[] = [];
+  for (let i = 0; i < ds.count; i++) if (remap[ds.labels[i]] >= 0) indices.push(i);
+  const subset = subsetDataset(ds, indices, ds.name);
+  const labels = Uint8Array.from(subset.labels, (l) => remap[l]);
+  return {
+    ...createDataset({
+      name: ds.name,
+      images: subset.images,
+      labels,
+      shape: ds.shape,
+      classes: classes.length,
+    }),
+    ...(ds.classNames !== undefined
+      ? { classNames: classes.map((c) => ds.classNames?.[c] ?? String(c)) }
+      : {}),
+    ...(ds.sources !== undefined ? { sources: ds.sources } : {}),
+  };
+}
+
 /** A new data set holding copies of the given items, in the given order. */
 export function subsetDataset(ds: Dataset, indices: ArrayLike<number>, name = ds.name): Dataset {
   const itemSize = ds.shape[0] * ds.shape[1] * ds.shape[2];

@@ -40,7 +40,10 @@ export interface EvaluationOptions {
 }
 
 export interface Evaluation extends ClassificationMetrics {
+  /** With keepEntropies: per example, the predictive entropy, the top probability and whether it was right. */
   readonly entropies: readonly number[] | null;
+  readonly confidences: readonly number[] | null;
+  readonly outcomes: readonly boolean[] | null;
   /** The temperature the metrics above were computed at. */
   readonly temperature: number;
   /** The same predictions at temperature 1, when the temperature is another. */
@@ -97,7 +100,12 @@ export function evaluate(run: Run, data: Dataset, options: EvaluationOptions): E
       );
     const metrics = new MetricsAccumulator(classes, 15, keepEntropies);
     metrics.add(probabilities, labels, count);
-    return { ...metrics.result(), entropies: metrics.entropies };
+    return {
+      ...metrics.result(),
+      entropies: metrics.entropies,
+      confidences: metrics.confidences,
+      outcomes: metrics.outcomes,
+    };
   };
   const calibrated = metricsAt(temperature, options.keepEntropies ?? false);
   return {

@@ -44,6 +44,9 @@ export class MetricsAccumulator {
   private readonly binCorrect: Float64Array;
   /** Per-example predictive entropy, in the order examples were added (when requested). */
   readonly entropies: number[] | null;
+  /** Per-example top probability and whether the top class was right (with the entropies). */
+  readonly confidences: number[] | null;
+  readonly outcomes: boolean[] | null;
 
   constructor(
     readonly classes: number,
@@ -54,6 +57,8 @@ export class MetricsAccumulator {
     this.binConfidence = new Float64Array(numBins);
     this.binCorrect = new Float64Array(numBins);
     this.entropies = keepEntropies ? [] : null;
+    this.confidences = keepEntropies ? [] : null;
+    this.outcomes = keepEntropies ? [] : null;
   }
 
   /** Adds `batch` rows of probabilities (row-major, `classes` per row) with their labels. */
@@ -78,6 +83,8 @@ export class MetricsAccumulator {
       this.nllSum -= Math.log(Math.max(probabilities[row + label], PROBABILITY_FLOOR));
       this.entropySum += entropy;
       this.entropies?.push(entropy);
+      this.confidences?.push(bestP);
+      this.outcomes?.push(hit === 1);
       // Bin b holds confidences in (b/B, (b+1)/B]; a confidence of exactly 0 cannot occur for a max.
       const bin = Math.min(this.numBins - 1, Math.max(0, Math.ceil(bestP * this.numBins) - 1));
       this.binCount[bin] += 1;
