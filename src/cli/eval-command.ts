@@ -227,30 +227,31 @@ export async function evaluateCheckpoint(
         calibration.ensemble.average === average
           ? calibration.ensemble
           : undefined;
-      const mode = evaluate(run, test, {
-        kind: 'mode',
-        seed,
-        keepEntropies: true,
-        limit,
-        temperature: calibration?.mode.temperature ?? 1,
-      });
       const stochastic = run.learner.stochastic && options.testSamples > 0;
       const samplesRecalibrated = stochastic && config.recalibrateBatchNorm === true;
       const order = samplesRecalibrated ? shuffledIndices(train.count, new Rng(seed)) : null;
       const prepareSample =
         order === null ? undefined : (): void => run.learner.recalibrate(train, order, seed);
-      const ensemble = stochastic
-        ? evaluate(run, test, {
-            kind: 'ensemble',
-            samples: options.testSamples,
-            average,
-            seed,
-            keepEntropies: true,
-            limit,
-            prepareSample,
-            temperature: ensembleCalibration?.temperature ?? 1,
-          })
-        : null;
+      // The mode's and the ensemble's evaluation, on the test set and on each out-of-distribution set.
+      const modeOptions = {
+        kind: 'mode',
+        seed,
+        keepEntropies: true,
+        limit,
+        temperature: calibration?.mode.temperature ?? 1,
+      } as const;
+      const ensembleOptions = {
+        kind: 'ensemble',
+        samples: options.testSamples,
+        average,
+        seed,
+        keepEntropies: true,
+        limit,
+        prepareSample,
+        temperature: ensembleCalibration?.temperature ?? 1,
+      } as const;
+      const mode = evaluate(run, test, modeOptions);
+      const ensemble = stochastic ? evaluate(run, test, ensembleOptions) : null;
       const sample = stochastic
         ? evaluate(run, test, { kind: 'ensemble', samples: 1, seed, limit, prepareSample })
         : null;
@@ -273,26 +274,8 @@ export async function evaluateCheckpoint(
                 Array.from({ length: Math.min(limit, test.count) }, (_, i) => i),
               );
         for (const [name, set] of Object.entries(oodSets(limited, heldOut, seed))) {
-          const outMode = evaluate(run, set, {
-            kind: 'mode',
-            seed,
-            keepEntropies: true,
-            limit,
-            temperature: calibration?.mode.temperature ?? 1,
-          });
-          const outEnsemble =
-            ensemble === null
-              ? null
-              : evaluate(run, set, {
-                  kind: 'ensemble',
-                  samples: options.testSamples,
-                  average,
-                  seed,
-                  keepEntropies: true,
-                  limit,
-                  prepareSample,
-                  temperature: ensembleCalibration?.temperature ?? 1,
-                });
+          const outMode = evaluate(run, set, modeOptions);
+          const outEnsemble = ensemble === null ? null : evaluate(run, set, ensembleOptions);
           ood[name] = {
             count: outMode.count,
             mode: oodAurocs(mode, outMode),
