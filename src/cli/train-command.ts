@@ -372,11 +372,15 @@ export async function loadAllClasses(config: TrainConfig): Promise<{ train: Data
     cacheDir: defaultCacheDir(),
     ...(config.dataDir !== null ? { dataDir: config.dataDir } : {}),
   };
-  const [trainSet, testSet] = await Promise.all([
+  // Both splits load at once; when both fail, the training split's error is the one reported (whichever
+  // failed first in time would make the message depend on the race).
+  const [trainSet, testSet] = await Promise.allSettled([
     loadDataset(config.data, { ...common, split: 'train' }),
     loadDataset(config.data, { ...common, split: 'test' }),
   ]);
-  return { train: trainSet, test: testSet };
+  if (trainSet.status === 'rejected') throw trainSet.reason;
+  if (testSet.status === 'rejected') throw testSet.reason;
+  return { train: trainSet.value, test: testSet.value };
 }
 
 function formatEpoch(r: EpochRecord, epochs: number): string {
