@@ -132,6 +132,10 @@ describe('vispa on the command line (synthetic data, reference backend)', () => 
       [result.testAccuracy, result.testNll, result.testEce],
     );
     assert.ok(report.sample !== undefined, 'one sampled network');
+    // Sample against mode: they differ at least where one is right and the other wrong, at most where not both right.
+    const d = (report.sample as Metrics & { disagreementWithMode: number }).disagreementWithMode;
+    const [a, b] = [report.mode.accuracy, report.sample.accuracy];
+    assert.ok(d >= Math.abs(a - b) - 1e-12 && d <= 1 - a + (1 - b) + 1e-12, `disagreement ${d}`);
     assert.ok(report.ensemble !== undefined, 'an ensemble');
     assert.equal(report.ensemble.samples, samples);
     for (const [name, m] of [

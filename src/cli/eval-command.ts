@@ -59,6 +59,16 @@ function summarize(e: Evaluation): Record<string, unknown> {
   };
 }
 
+/** The share of examples on which two evaluations predict different classes. */
+function disagreement(a: Evaluation, b: Evaluation): number {
+  const pa = a.predictions ?? [];
+  const pb = b.predictions ?? [];
+  if (pa.length === 0 || pa.length !== pb.length) return 0;
+  let differ = 0;
+  for (let i = 0; i < pa.length; i++) if (pa[i] !== pb[i]) differ++;
+  return differ / pa.length;
+}
+
 /** Selective prediction in a line: accuracy at each coverage, and the area under the curve. */
 function selectiveLine(e: Evaluation): string {
   if (e.confidences === null || e.outcomes === null || e.count === 0) return '';
@@ -253,7 +263,14 @@ export async function evaluateCheckpoint(
       const mode = evaluate(run, test, modeOptions);
       const ensemble = stochastic ? evaluate(run, test, ensembleOptions) : null;
       const sample = stochastic
-        ? evaluate(run, test, { kind: 'ensemble', samples: 1, seed, limit, prepareSample })
+        ? evaluate(run, test, {
+            kind: 'ensemble',
+            samples: 1,
+            seed,
+            limit,
+            prepareSample,
+            keepEntropies: true,
+          })
         : null;
       let ood: Record<string, OodScores> | null = null;
       if (options.ood === true) {
@@ -414,7 +431,14 @@ export function evalCommand(): Command {
                   },
                 }
               : {}),
-            ...(report.sample !== null ? { sample: summarize(report.sample) } : {}),
+            ...(report.sample !== null
+              ? {
+                  sample: {
+                    ...summarize(report.sample),
+                    disagreementWithMode: disagreement(report.sample, report.mode),
+                  },
+                }
+              : {}),
             ...(report.sample !== null ? { samplesRecalibrated: report.samplesRecalibrated } : {}),
             ...(report.ood !== null ? { ood: report.ood } : {}),
           })}\n`,
@@ -423,7 +447,11 @@ export function evalCommand(): Command {
       }
       process.stdout.write(`${config.method} on ${config.data} (${report.mode.count} test examples)\n`);
       process.stdout.write(`${line('mode (deterministic)', report.mode)}\n${selectiveLine(report.mode)}\n`);
-      if (report.sample !== null) process.stdout.write(`${line('one sampled network', report.sample)}\n`);
+      if (report.sample !== null)
+        process.stdout.write(
+          `${line('one sampled network', report.sample)}\n` +
+            `${''.padEnd(22)} predicts another class than the mode on ${(100 * disagreement(report.sample, report.mode)).toFixed(2)}% of the examples\n`,
+        );
       if (report.ensemble !== null)
         process.stdout.write(
           `${line(`ensemble of ${flags.testSamples}`, report.ensemble)}\n${selectiveLine(report.ensemble)}\n`,

@@ -44,6 +44,7 @@ export interface Evaluation extends ClassificationMetrics {
   readonly entropies: readonly number[] | null;
   readonly confidences: readonly number[] | null;
   readonly outcomes: readonly boolean[] | null;
+  readonly predictions: readonly number[] | null;
   /** The temperature the metrics above were computed at. */
   readonly temperature: number;
   /** The same predictions at temperature 1, when the temperature is another. */
@@ -105,6 +106,7 @@ export function evaluate(run: Run, data: Dataset, options: EvaluationOptions): E
       entropies: metrics.entropies,
       confidences: metrics.confidences,
       outcomes: metrics.outcomes,
+      predictions: metrics.predictions,
     };
   };
   const calibrated = metricsAt(temperature, options.keepEntropies ?? false);

@@ -47,6 +47,8 @@ export class MetricsAccumulator {
   /** Per-example top probability and whether the top class was right (with the entropies). */
   readonly confidences: number[] | null;
   readonly outcomes: boolean[] | null;
+  /** Per-example predicted class (with the entropies). */
+  readonly predictions: number[] | null;
 
   constructor(
     readonly classes: number,
@@ -59,6 +61,7 @@ export class MetricsAccumulator {
     this.entropies = keepEntropies ? [] : null;
     this.confidences = keepEntropies ? [] : null;
     this.outcomes = keepEntropies ? [] : null;
+    this.predictions = keepEntropies ? [] : null;
   }
 
   /** Adds `batch` rows of probabilities (row-major, `classes` per row) with their labels. */
@@ -85,6 +88,7 @@ export class MetricsAccumulator {
       this.entropies?.push(entropy);
       this.confidences?.push(bestP);
       this.outcomes?.push(hit === 1);
+      this.predictions?.push(best);
       // Bin b holds confidences in (b/B, (b+1)/B]; a confidence of exactly 0 cannot occur for a max.
       const bin = Math.min(this.numBins - 1, Math.max(0, Math.ceil(bestP * this.numBins) - 1));
       this.binCount[bin] += 1;
