@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, OnebitError } from '../errors.js';
 import { outputPathError } from './output-path.js';
-import { CHECKPOINT_FILE, METRICS_FILE, RUN_FILE } from '../train/trainer.js';
+import { CHECKPOINT_FILE, RUN_FILES } from '../train/trainer.js';
+import { atomicWriteTarget } from '../io/atomic.js';
 import { isContinualOutputFile } from '../train/continual.js';
 
 /** The files a kind of run writes in its folder. */
@@ -23,16 +24,16 @@ export interface RunFiles {
   readonly instead: string;
 }
 
-/** Whether `name` is the temporary file of an atomic write of `file` (io/atomic.ts: `.<file>.<pid>.tmp`). */
-function isTemporaryOf(name: string, file: (base: string) => boolean): boolean {
-  const m = /^\.(.+)\.\d+\.tmp$/.exec(name);
-  return m !== null && file(m[1]);
+/** Whether `name` is the temporary file of an atomic write of a file `isFile` accepts (io/atomic.ts). */
+function isTemporaryOf(name: string, isFile: (base: string) => boolean): boolean {
+  const target = atomicWriteTarget(name);
+  return target !== null && isFile(target);
 }
 
 /** `onebit train`: run.json, checkpoint.ckpt, metrics.jsonl. */
 export const TRAIN_RUN_FILES: RunFiles = {
   isRunFile: (name) => {
-    const ours = (base: string) => [CHECKPOINT_FILE, METRICS_FILE, RUN_FILE].includes(base);
+    const ours = (base: string) => RUN_FILES.includes(base);
     return ours(name) || isTemporaryOf(name, ours);
   },
   hasCheckpoint: (names) => names.includes(CHECKPOINT_FILE),

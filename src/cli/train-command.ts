@@ -12,7 +12,7 @@ import type { RunDefaults } from '../methods/definition.js';
 import type { LayerSpec } from '../nn/spec.js';
 import { trainConfig } from '../train/run-config.js';
 import { loadImageFolder } from '../data/image-folder.js';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { checkModelArgument, isSpecPath, readSpecFile } from './model-argument.js';
 import { MODEL_NAMES } from '../nn/models.js';
 import {
@@ -26,7 +26,10 @@ import { checkDataDirFlag, checkThreadsFlag } from './flag-checks.js';
 import {
   METRICS_FILE,
   dataRecord,
+  readMetrics,
   readSavedRun,
+  resumedConfig,
+  type SavedRun,
   recordedBackend,
   RUN_FILE,
   train,
@@ -43,6 +46,7 @@ import {
   parsePositiveInteger,
   parsePositiveNumber,
   parseClassList,
+  optionGiven,
 } from './options.js';
 
 export interface TrainFlags {
@@ -492,24 +496,19 @@ export function printDataSources(train: Dataset, test: Dataset, json: boolean): 
 /** Runs training and prints as the flags ask; returns the result for commands that go on (demo). */
 export async function runTrain(inv: TrainInvocation): Promise<TrainResult> {
   let config: TrainConfig;
-  let savedEpoch = 0;
+  // A resumed run keeps the config it was started with (read once, here, and handed to the trainer); its
+  // folder says which data it needs.
+  let saved: SavedRun | null = null;
   if (inv.resume || inv.config === null) {
-    // A resumed run keeps the config it was started with; its folder says which data it needs.
-    const saved = readSavedRun(inv.outDir);
-    config = { ...saved.config, ...(inv.dataDir !== undefined ? { dataDir: inv.dataDir } : {}) };
-    savedEpoch = saved.epoch;
-    if (inv.epochs !== undefined && inv.epochs < saved.epoch) {
-      throw new ConfigError(
-        '--epochs',
-        `at least the ${saved.epoch} epochs the run has done`,
-        String(inv.epochs),
-      );
-    }
+    saved = readSavedRun(inv.outDir);
+    config = resumedConfig(saved, inv.epochs);
+    if (inv.dataDir !== undefined) config = { ...config, dataDir: inv.dataDir };
   } else {
     config = inv.config;
     checkConfig(config);
   }
-  const target = inv.resume ? (inv.epochs ?? config.epochs) : config.epochs;
+  const savedEpoch = saved?.epoch ?? 0;
+  const target = config.epochs;
   const backend = await openBackend(inv.backend, inv.threads);
   const folder = inv.resume ? null : prepareRunFolder(inv.outDir, inv.overwrite === true);
   try {
@@ -529,6 +528,7 @@ export async function runTrain(inv: TrainInvocation): Promise<TrainResult> {
       test: data.test,
       outDir: folder?.trainIn ?? inv.outDir,
       resume: inv.resume,
+      ...(saved !== null ? { saved } : {}),
       ...(inv.resume && inv.epochs !== undefined ? { epochs: inv.epochs } : {}),
       ...(folder?.onFirstCheckpoint !== undefined ? { onFirstCheckpoint: folder.onFirstCheckpoint } : {}),
       callbacks: {
@@ -559,7 +559,7 @@ export async function runTrain(inv: TrainInvocation): Promise<TrainResult> {
             : {}),
           samplesPerSecond: result.samplesPerSecond,
           checkpoint: result.checkpoint,
-          config: { ...config, epochs: target },
+          config,
         })}\n`,
       );
     } else {
@@ -593,7 +593,7 @@ function givenFlags(command: Command): Map<string, string> {
   const given = new Map<string, string>();
   for (const option of command.options) {
     const key = option.attributeName();
-    if (command.getOptionValueSource(key) === 'cli') given.set(key, option.long ?? key);
+    if (optionGiven(command, key)) given.set(key, option.long ?? key);
   }
   return given;
 }
@@ -612,20 +612,8 @@ function checkResumeFlags(given: Map<string, string>): void {
 
 /** On resume, the data must be the files the run recorded (metrics.jsonl's first data line). */
 function checkRecordedData(outDir: string, train: Dataset, test: Dataset): void {
-  const path = join(outDir, METRICS_FILE);
-  if (!existsSync(path)) return;
-  const first = readFileSync(path, 'utf8')
-    .split('\n')
-    .map((line) => {
-      try {
-        return JSON.parse(line) as unknown;
-      } catch {
-        return null;
-      }
-    })
-    .find((r): r is { type: 'data'; train: { files: DataSource[] }; test: { files: DataSource[] } } => {
-      return typeof r === 'object' && r !== null && (r as { type?: unknown }).type === 'data';
-    });
+  const first = readMetrics(join(outDir, METRICS_FILE)).find((r) => r.type === 'data') as
+    ReturnType<typeof dataRecord> | undefined;
   if (first === undefined) return;
   for (const [split, now, then] of [
     ['training', train.sources ?? [], first.train.files],

@@ -24,7 +24,7 @@ import {
   type TemperatureRecord,
 } from '../io/checkpoint.js';
 import { fitTemperature } from './calibration.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { atomicWriteTarget, writeFileAtomic } from '../io/atomic.js';
 import type { DataSource } from '../data/dataset.js';
 import { validateConfig, type TrainConfig } from '../config/train-config.js';
 import { evaluate, type Evaluation } from './evaluate.js';
@@ -44,6 +44,8 @@ export const CHECKPOINT_FILE = 'checkpoint.ckpt';
 export const METRICS_FILE = 'metrics.jsonl';
 /** The run's config, written when a run starts, so a run killed before its first checkpoint can resume. */
 export const RUN_FILE = 'run.json';
+/** Every file a run writes in its folder. */
+export const RUN_FILES: readonly string[] = [CHECKPOINT_FILE, METRICS_FILE, RUN_FILE];
 
 export interface BatchProgress {
   readonly epoch: number;
@@ -118,6 +120,8 @@ export interface TrainOptions {
    * the folder it returns (the CLI's --overwrite trains in a new folder and swaps it in here).
    */
   readonly onFirstCheckpoint?: (outDir: string) => string;
+  /** With `resume`: the run folder as readSavedRun read it already (read here when absent). */
+  readonly saved?: SavedRun;
   readonly callbacks?: TrainCallbacks;
   /**
    * Stops training (after the current step) when aborted; the checkpoint of the last full epoch stays as it
@@ -153,27 +157,35 @@ export function prepareData(
 }
 
 /**
+ * The records of a metrics file, in order; a line a kill tore (not a JSON object) is left out. Every line
+ * was written by JSON.stringify, so writing a record back gives the same line.
+ */
+export function readMetrics(path: string): Record<string, unknown>[] {
+  if (!existsSync(path)) return [];
+  const records: Record<string, unknown>[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      const parsed: unknown = JSON.parse(line);
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed))
+        records.push(parsed as Record<string, unknown>);
+    } catch {
+      // a line torn by a kill
+    }
+  }
+  return records;
+}
+
+/**
  * Keeps the metrics lines of epochs up to `epoch` and the data lines (a killed run may have written one more
  * epoch); rewritten atomically, so a crash here loses nothing.
  */
 function truncateMetrics(path: string, epoch: number): void {
   if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .filter((line) => {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        return false; // a line torn by a kill
-      }
-      if (typeof parsed !== 'object' || parsed === null) return false;
-      const record = parsed as { type?: unknown; epoch?: unknown };
-      if (record.type === 'data') return true;
-      return typeof record.epoch === 'number' && record.epoch <= epoch;
-    });
-  writeFileAtomic(path, [new TextEncoder().encode(kept.map((l) => `${l}\n`).join(''))]);
+  const kept = readMetrics(path).filter(
+    (r) => r.type === 'data' || (typeof r.epoch === 'number' && r.epoch <= epoch),
+  );
+  writeFileAtomic(path, [new TextEncoder().encode(kept.map((r) => `${JSON.stringify(r)}\n`).join(''))]);
 }
 
 /**
@@ -192,12 +204,11 @@ export function calibrateMode(run: Run, heldOut: Dataset, seed: number): Tempera
   };
 }
 
-/** Temporary files of atomic writes that a killed run left behind (atomic.ts names them `.<file>.<pid>.tmp`). */
+/** Temporary files of atomic writes of the run's files that a killed run left behind. */
 function removeStaleTemporaries(outDir: string): void {
-  const ours = new Set([CHECKPOINT_FILE, METRICS_FILE, RUN_FILE]);
   for (const name of readdirSync(outDir)) {
-    const m = /^\.(.+)\.\d+\.tmp$/.exec(name);
-    if (m !== null && ours.has(m[1])) rmSync(join(outDir, name), { force: true });
+    const target = atomicWriteTarget(name);
+    if (target !== null && RUN_FILES.includes(target)) rmSync(join(outDir, name), { force: true });
   }
 }
 
@@ -230,6 +241,18 @@ export function recordedBackend(runPath: string): Backend['name'] | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The config a resumed run goes on with: the saved one, extended to `epochs` when given (fewer epochs than
+ * the run has done are refused).
+ */
+export function resumedConfig(saved: SavedRun, epochs?: number): TrainConfig {
+  if (epochs === undefined) return saved.config;
+  if (epochs < saved.epoch) {
+    throw new ConfigError('--epochs', `at least the ${saved.epoch} epochs the run has done`, String(epochs));
+  }
+  return { ...saved.config, epochs };
 }
 
 /** Reads a run folder for resuming: its checkpoint, else the run.json written when it started. */
@@ -376,10 +399,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         };
   let files = paths(outDir);
 
-  const saved = options.resume === true && outDir !== null ? readSavedRun(outDir) : null;
+  const saved = options.resume === true && outDir !== null ? (options.saved ?? readSavedRun(outDir)) : null;
   if (options.resume !== true && outDir !== null && existsSync(outDir)) {
     // A new run never writes over another one (the CLI's --overwrite trains in a new folder and swaps).
-    const taken = readdirSync(outDir).filter((n) => [CHECKPOINT_FILE, METRICS_FILE, RUN_FILE].includes(n));
+    const taken = readdirSync(outDir).filter((n) => RUN_FILES.includes(n));
     if (taken.length > 0) {
       throw new ConfigError(
         'outDir',
@@ -388,17 +411,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       );
     }
   }
-  let config = saved?.config ?? options.config;
-  if (saved !== null && options.epochs !== undefined) {
-    if (options.epochs < saved.epoch) {
-      throw new ConfigError(
-        '--epochs',
-        `at least the ${saved.epoch} epochs the run in ${outDir ?? ''} has done`,
-        String(options.epochs),
-      );
-    }
-    config = { ...config, epochs: options.epochs };
-  }
+  const config = saved !== null ? resumedConfig(saved, options.epochs) : options.config;
   validateConfig(config);
   const prepared = prepareData(config, options.train);
   const { train: trainData, validation } = prepared;
@@ -451,11 +464,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         writeFileAtomic(files.metrics, []);
       }
       const record = dataRecord(options.train, options.test, saved === null ? null : startEpoch);
-      appendFileSync(
-        files.metrics,
-        `${JSON.stringify(record)}
-`,
-      );
+      appendFileSync(files.metrics, `${JSON.stringify(record)}\n`);
     }
     await run.learner.prepare();
     const records: EpochRecord[] = [];
