@@ -5,12 +5,12 @@
  */
 import { Command } from 'commander';
 import { createDataset, type Dataset } from '../data/dataset.js';
-import { classSubset, shuffledIndices, subsetDataset } from '../data/pipeline.js';
+import { classSubset, subsetDataset } from '../data/pipeline.js';
 import { auroc, selectivePrediction } from '../train/uncertainty.js';
 import { ConfigError } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { type BackendKind, type TrainConfig } from '../config/train-config.js';
-import { evaluate, type Evaluation } from '../train/evaluate.js';
+import { evaluate, sampleRecalibration, type Evaluation } from '../train/evaluate.js';
 import { checkSpecFitsData, createRun, disposeRun, restoreRun } from '../train/run.js';
 import { CHECKPOINT_FILE } from '../train/trainer.js';
 import { Rng } from '../tensor/rng.js';
@@ -238,10 +238,8 @@ export async function evaluateCheckpoint(
           ? calibration.ensemble
           : undefined;
       const stochastic = run.learner.stochastic && options.testSamples > 0;
-      const samplesRecalibrated = stochastic && config.recalibrateBatchNorm === true;
-      const order = samplesRecalibrated ? shuffledIndices(train.count, new Rng(seed)) : null;
-      const prepareSample =
-        order === null ? undefined : (): void => run.learner.recalibrate(train, order, seed);
+      const prepareSample = stochastic ? sampleRecalibration(run, train, seed) : undefined;
+      const samplesRecalibrated = prepareSample !== undefined;
       // The mode's and the ensemble's evaluation, on the test set and on each out-of-distribution set.
       const modeOptions = {
         kind: 'mode',

@@ -12,7 +12,7 @@ import { ConfigError, OnebitError } from '../errors.js';
 import { outputPathError } from './output-path.js';
 import { CHECKPOINT_FILE, RUN_FILES } from '../train/trainer.js';
 import { atomicWriteTarget } from '../io/atomic.js';
-import { isContinualOutputFile } from '../train/continual.js';
+import { isContinualOutputFile, isTaskCheckpointFile } from '../train/continual.js';
 
 /** The files a kind of run writes in its folder. */
 export interface RunFiles {
@@ -43,7 +43,7 @@ export const TRAIN_RUN_FILES: RunFiles = {
 /** `onebit continual`: task-<t>.ckpt and metrics.jsonl. */
 export const CONTINUAL_RUN_FILES: RunFiles = {
   isRunFile: (name) => isContinualOutputFile(name) || isTemporaryOf(name, isContinualOutputFile),
-  hasCheckpoint: (names) => names.some((n) => /^task-\d+\.ckpt$/.test(n)),
+  hasCheckpoint: (names) => names.some(isTaskCheckpointFile),
   instead: 'add --overwrite to replace the run there',
 };
 

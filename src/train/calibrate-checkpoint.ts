@@ -6,14 +6,11 @@
  */
 import type { Backend } from '../backend/backend.js';
 import type { Dataset } from '../data/dataset.js';
-import { shuffledIndices } from '../data/pipeline.js';
 import { ConfigError } from '../errors.js';
 import { loadCheckpoint, saveCheckpoint, type Calibration } from '../io/checkpoint.js';
-import { Rng } from '../tensor/rng.js';
-import { fitTemperature } from './calibration.js';
-import { evaluate } from './evaluate.js';
+import { sampleRecalibration } from './evaluate.js';
 import { createRun, disposeRun, restoreRun } from './run.js';
-import { calibrateMode, prepareData } from './trainer.js';
+import { calibrateOn, prepareData } from './trainer.js';
 
 export interface CalibrateOptions {
   readonly backend: Backend;
@@ -65,33 +62,21 @@ export function calibrateCheckpoint(path: string, out: string, options: Calibrat
         String(options.samples),
       );
     }
-    const mode = calibrateMode(run, validation, options.seed);
+    const mode = calibrateOn(run, validation, { kind: 'mode', seed: options.seed });
     let calibration: Calibration = { mode };
     if (options.samples > 0) {
       // As eval does: a run whose statistics were recalibrated for its mode recalibrates them per sample.
-      const order =
-        config.recalibrateBatchNorm === true
-          ? shuffledIndices(options.train.count, new Rng(options.seed))
-          : null;
-      const held = evaluate(run, validation, {
+      const ensemble = calibrateOn(run, validation, {
         kind: 'ensemble',
         samples: options.samples,
         average: options.average,
         seed: options.seed,
-        keepScores: true,
-        ...(order !== null
-          ? { prepareSample: () => run.learner.recalibrate(options.train, order, options.seed) }
-          : {}),
+        prepareSample: sampleRecalibration(run, options.train, options.seed),
       });
-      if (held.scores === null) throw new Error('calibrateCheckpoint: evaluate kept no scores');
-      const fit = fitTemperature(held.scores.values, held.scores.labels, held.count, run.spec.classes);
       calibration = {
         mode,
         ensemble: {
-          temperature: fit.temperature,
-          nllBefore: fit.nllBefore,
-          nllAfter: fit.nllAfter,
-          examples: held.count,
+          ...ensemble,
           samples: options.samples,
           average: options.average,
         },

@@ -55,9 +55,14 @@ export function taskCheckpointFile(task: number): string {
   return `task-${task}.ckpt`;
 }
 
+/** Whether `name` is a task checkpoint's file name (taskCheckpointFile). */
+export function isTaskCheckpointFile(name: string): boolean {
+  return /^task-\d+\.ckpt$/.test(name);
+}
+
 /** The files a continual run writes in its output folder (an earlier run's, to replace). */
 export function isContinualOutputFile(name: string): boolean {
-  return name === METRICS_FILE || /^task-\d+\.ckpt$/.test(name);
+  return name === METRICS_FILE || isTaskCheckpointFile(name);
 }
 
 export interface ContinualOptions {
@@ -199,7 +204,6 @@ export function continualMetrics(
   return { averageAccuracy: sum / (t + 1), forgetting: t > 0 ? forgetting / t : 0 };
 }
 
-/** The checkpoint metadata of a continual run after a task (the trainer's fields, and where in the stream). */
 export async function trainContinual(options: ContinualOptions): Promise<ContinualResult> {
   const { config, backend, callbacks } = options;
   let outDir = options.outDir ?? null;

@@ -4,6 +4,7 @@
  * evaluation code do.
  */
 import type { Dataset } from '../data/dataset.js';
+import { shuffledIndices } from '../data/pipeline.js';
 import { Rng } from '../tensor/rng.js';
 import { MetricsAccumulator, PROBABILITY_FLOOR, softmaxRows, type ClassificationMetrics } from './metrics.js';
 import type { Run } from './run.js';
@@ -54,6 +55,17 @@ export interface Evaluation extends ClassificationMetrics {
    * logits, or the log of the mean probabilities), and the labels they belong to.
    */
   readonly scores: { readonly values: Float64Array; readonly labels: Uint8Array } | null;
+}
+
+/**
+ * The `prepareSample` of an ensemble over a run that recalibrates its batch-norm statistics for its
+ * deterministic network (`recalibrateBatchNorm`): each sampled network gets statistics of its own, from the
+ * training set in a seeded order, as it would be deployed. Undefined for other runs.
+ */
+export function sampleRecalibration(run: Run, train: Dataset, seed: number): (() => void) | undefined {
+  if (run.config.recalibrateBatchNorm !== true) return undefined;
+  const order = shuffledIndices(train.count, new Rng(seed));
+  return () => run.learner.recalibrate(train, order, seed);
 }
 
 export function evaluate(run: Run, data: Dataset, options: EvaluationOptions): Evaluation {

@@ -27,7 +27,7 @@ import { fitTemperature } from './calibration.js';
 import { atomicWriteTarget, writeFileAtomic } from '../io/atomic.js';
 import type { DataSource } from '../data/dataset.js';
 import { validateConfig, type TrainConfig } from '../config/train-config.js';
-import { evaluate, type Evaluation } from './evaluate.js';
+import { evaluate, type Evaluation, type EvaluationOptions } from './evaluate.js';
 import {
   createRun,
   disposeRun,
@@ -189,12 +189,12 @@ function truncateMetrics(path: string, epoch: number): void {
 }
 
 /**
- * Fits the temperature of the run's deterministic network on held-out data (calibration.ts). The learner
- * is set to its mode, which draws nothing.
+ * Fits the temperature of the run's predictions evaluated with `options` (the deterministic network, or an
+ * ensemble) on held-out data (calibration.ts).
  */
-export function calibrateMode(run: Run, heldOut: Dataset, seed: number): TemperatureRecord {
-  const held = evaluate(run, heldOut, { kind: 'mode', seed, keepScores: true });
-  if (held.scores === null) throw new Error('calibrateMode: evaluate kept no scores');
+export function calibrateOn(run: Run, heldOut: Dataset, options: EvaluationOptions): TemperatureRecord {
+  const held = evaluate(run, heldOut, { ...options, keepScores: true });
+  if (held.scores === null) throw new Error('calibrateOn: evaluate kept no scores');
   const fit = fitTemperature(held.scores.values, held.scores.labels, held.count, run.spec.classes);
   return {
     temperature: fit.temperature,
@@ -533,7 +533,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     // weights are not the checkpoint's).
     let calibration: Calibration | null = null;
     if (config.calibrate !== false && validation !== null) {
-      calibration = { mode: calibrateMode(run, validation, config.seed) };
+      // The mode draws nothing, so the run's stream stays as is.
+      calibration = { mode: calibrateOn(run, validation, { kind: 'mode', seed: config.seed }) };
       if (files !== null && !partialEpoch && epochsDone > 0) {
         saveCheckpoint(
           files.checkpoint,
