@@ -12,7 +12,7 @@ import { createReferenceBackend } from '../src/backend/reference/index.js';
 import { syntheticDataset } from '../src/data/dataset.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../src/config/train-config.js';
 import { loadCheckpoint } from '../src/io/checkpoint.js';
-import { evaluate } from '../src/train/evaluate.js';
+import { evaluate, sampleRecalibration } from '../src/train/evaluate.js';
 import { createRun, disposeRun } from '../src/train/run.js';
 import { CHECKPOINT_FILE, train } from '../src/train/trainer.js';
 
@@ -167,4 +167,49 @@ describe('checkpoint and resume of the method state', () => {
       }
     });
   }
+});
+
+describe('the mean network and recalibrated samples through evaluate()', () => {
+  test("an ensemble whose samples recalibrate batch norm puts the mode's statistics back; the mean is tanh(lambda)", () => {
+    const backend = createReferenceBackend('float32');
+    const run = createRun(
+      { ...config('bayesbinn', { scaleEstimate: 'expected', lambdaInit: 0 }), recalibrateBatchNorm: true },
+      backend,
+      { inputShape: SHAPE, classes: 10, stepsPerEpoch: 1, trainingExamples: 100 },
+      40,
+    );
+    const train = syntheticDataset({ shape: SHAPE, count: 200, classes: 10, seed: 3, split: 'train' });
+    const data = syntheticDataset({ shape: SHAPE, count: 60, classes: 10, seed: 2, split: 'test' });
+    try {
+      // lambda = +-0.3: every sampled network differs from the mode, and so do its statistics.
+      for (const t of run.learner.stateTensors()) {
+        if (t.name.startsWith('method/') && t.name.endsWith('/lambda'))
+          for (let i = 0; i < t.value.length; i++) t.value[i] = i % 3 === 0 ? -0.3 : 0.3;
+      }
+      // Every model tensor: the weights (which predict rewrites anyway) and the batch-norm statistics.
+      const statistics = () =>
+        run.learner
+          .stateTensors()
+          .filter((t) => t.name.startsWith('model/'))
+          .map((t) => Array.from(t.value));
+      const recalibrate = sampleRecalibration(run, train, 7);
+      assert.ok(recalibrate !== undefined, 'the run recalibrates');
+      const before = evaluate(run, data, { kind: 'mode', seed: 1 });
+      const stateBefore = statistics();
+      evaluate(run, data, { kind: 'ensemble', samples: 3, seed: 1, prepareSample: recalibrate });
+      const mean = evaluate(run, data, { kind: 'mean', seed: 1, prepareSample: recalibrate });
+      assert.deepEqual(statistics(), stateBefore);
+      assert.deepEqual(evaluate(run, data, { kind: 'mode', seed: 1 }), before);
+      // The mean network's weights are tanh(+-0.3) = +-0.2913, not +-1: another network than the mode.
+      run.learner.predictMean();
+      const weights = run.learner
+        .stateTensors()
+        .find((t) => t.name.startsWith('model/') && t.value.some((v) => v !== 0 && Math.abs(v) < 1));
+      assert.ok(weights !== undefined);
+      for (const v of weights.value) assert.ok(Math.abs(Math.abs(v) - Math.tanh(0.3)) < 1e-6, String(v));
+      assert.notDeepEqual(mean, before);
+    } finally {
+      disposeRun(run);
+    }
+  });
 });

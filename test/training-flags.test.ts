@@ -13,7 +13,8 @@ import { methodBase, methodFlagValue, parseFlags } from './flags.js';
 import { continualCommand, continualConfig } from '../src/cli/continual-command.js';
 import { checkConfig, configFromFlags, trainCommand, type TrainFlags } from '../src/cli/train-command.js';
 import { ConfigError } from '../src/errors.js';
-import { METHODS } from '../src/methods/registry.js';
+import { METHODS, resolveMethodConfig } from '../src/methods/registry.js';
+import { BAYES_BINN_CONTINUAL_DEFAULTS, BAYES_BINN_POSTERIORS } from '../src/methods/bayes-binn.js';
 
 /** Runs `make` and returns what it made of the flags as JSON, or the ConfigError that refuses them. */
 function outcomeOf(make: () => unknown): string | ConfigError {
@@ -72,6 +73,7 @@ const RUN_LEVEL_VALUES: Record<string, string[][]> = {
   augment: [['--augment']],
   calibrate: [['--no-calibrate']],
   classes: [['--classes', '0-4']],
+  posterior: [['--posterior', 'calibrated']],
 };
 
 interface TrainingCommand {
@@ -200,3 +202,54 @@ for (const c of COMMANDS) {
     });
   });
 }
+
+describe('--posterior: a named BayesBiNN setting', () => {
+  const configOf = async (args: readonly string[]) =>
+    configFromFlags(await parseFlags<TrainFlags>(trainCommand(), args));
+
+  test('--posterior calibrated fills the BayesBiNN flags and --lr not given; given flags win; paper is the defaults', async () => {
+    const calibrated = BAYES_BINN_POSTERIORS.calibrated;
+    const preset = await configOf(['--method', 'bayesbinn', '--posterior', 'calibrated']);
+    checkConfig(preset); // the preset's options are valid BayesBiNN options
+    assert.deepEqual(preset.methodOptions, calibrated.options);
+    assert.equal(preset.learningRate, calibrated.learningRate);
+    assert.equal(preset.recalibrateBatchNorm, calibrated.recalibrateBatchNorm);
+    const kept = await configOf([
+      '--method',
+      'bayesbinn',
+      '--posterior',
+      'calibrated',
+      '--no-recalibrate-bn',
+    ]);
+    // Off is BayesBiNN's own default, which a config stores as no value.
+    assert.notEqual(kept.recalibrateBatchNorm, true);
+    const overridden = await configOf([
+      ...['--method', 'bayesbinn', '--posterior', 'calibrated', '--lambda-init', '3', '--lr', '0.02'],
+    ]);
+    assert.deepEqual(overridden.methodOptions, { ...calibrated.options, lambdaInit: 3 });
+    assert.equal(overridden.learningRate, 0.02);
+    const paper = await configOf(['--method', 'bayesbinn', '--posterior', 'paper']);
+    const plain = await configOf(['--method', 'bayesbinn']);
+    assert.deepEqual(
+      resolveMethodConfig('bayesbinn', paper.methodOptions),
+      resolveMethodConfig('bayesbinn', plain.methodOptions),
+    );
+    assert.equal(paper.learningRate, BAYES_BINN_POSTERIORS.paper.learningRate);
+  });
+
+  test('another method refuses --posterior; continual keeps its BayesBiNN defaults only without it', async () => {
+    await assert.rejects(
+      configOf(['--method', 'ste', '--posterior', 'calibrated']),
+      (e: unknown) =>
+        e instanceof ConfigError && e.field === '--posterior' && /--method bayesbinn/.test(e.message),
+    );
+    const continual = async (args: readonly string[]) =>
+      continualConfig(await parseFlags<Parameters<typeof continualConfig>[0]>(continualCommand(), args));
+    const official = await continual(['--method', 'bayesbinn']);
+    assert.equal(official.config.methodOptions.temperature, BAYES_BINN_CONTINUAL_DEFAULTS.temperature);
+    const named = await continual(['--method', 'bayesbinn', '--posterior', 'calibrated']);
+    assert.deepEqual(named.config.methodOptions, BAYES_BINN_POSTERIORS.calibrated.options);
+    assert.equal(named.config.learningRate, BAYES_BINN_POSTERIORS.calibrated.learningRate);
+    assert.equal(named.testSamples, BAYES_BINN_CONTINUAL_DEFAULTS.testSamples);
+  });
+});

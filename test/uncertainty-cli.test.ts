@@ -62,6 +62,106 @@ describe('selective prediction and out-of-distribution detection', () => {
     assert.ok(report.ood.heldOutClasses.mode.entropy > 0.6, JSON.stringify(report.ood.heldOutClasses));
   });
 
+  test('BayesBiNN eval reports its mean network and how uncertain its weights are; STE reports neither', async () => {
+    interface Report {
+      mode: { accuracy: number };
+      sample?: { accuracy: number; disagreementWithMode: number };
+      mean?: { accuracy: number; nll: number; temperature: number; disagreementWithMode: number };
+      weightUncertainty?: {
+        weights: number;
+        meanFlipProbability: number;
+        shareFlipAtLeast1Percent: number;
+        shareFlipAtLeast10Percent: number;
+      };
+    }
+    const common = [
+      '--data',
+      'synthetic-mnist',
+      '--model',
+      'mlp-100',
+      '--epochs',
+      '1',
+      '--backend',
+      'reference',
+    ];
+    const bayes = join(dir, 'bayes');
+    // lambda starts at 0 with the expected scale: after one epoch many weights are still uncertain.
+    const trained = await runCli([
+      ...['train', ...common, '--method', 'bayesbinn', '--bb-scale', 'expected', '--lambda-init', '0'],
+      ...['--out', bayes, '--json'],
+    ]);
+    assert.equal(trained.code, 0, trained.stderr);
+    const evaluated = await runCli([
+      'eval',
+      bayes,
+      '--test-samples',
+      '2',
+      '--backend',
+      'reference',
+      '--json',
+    ]);
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    const report = lastJson(evaluated.stdout) as unknown as Report;
+    assert.ok(report.mean !== undefined && report.weightUncertainty !== undefined, evaluated.stdout);
+    assert.equal(report.mean.temperature, 1);
+    assert.ok(report.mean.disagreementWithMode >= 0 && report.mean.disagreementWithMode <= 1);
+    const u = report.weightUncertainty;
+    assert.ok(u.weights > 0);
+    assert.ok(u.shareFlipAtLeast10Percent <= u.shareFlipAtLeast1Percent);
+    assert.ok(u.shareFlipAtLeast1Percent > 0, 'some weights still uncertain after one epoch from lambda = 0');
+    assert.ok(u.meanFlipProbability > 0 && u.meanFlipProbability <= 0.5);
+
+    const ste = join(dir, 'ste');
+    const steTrained = await runCli(['train', ...common, '--method', 'ste', '--out', ste, '--json']);
+    assert.equal(steTrained.code, 0, steTrained.stderr);
+    const steEval = await runCli(['eval', ste, '--backend', 'reference', '--json']);
+    assert.equal(steEval.code, 0, steEval.stderr);
+    const steReport = lastJson(steEval.stdout) as unknown as Report;
+    assert.equal(steReport.mean, undefined);
+    assert.equal(steReport.weightUncertainty, undefined);
+  });
+
+  test('--posterior calibrated: the mode and the mean network come out the same with or without sampled networks', async () => {
+    type Report = {
+      mode: unknown;
+      mean?: unknown;
+      samplesRecalibrated?: boolean;
+      ood: Record<string, { mode: unknown }>;
+    };
+    const evalBoth = async (out: string): Promise<[Report, Report]> => {
+      const plain = await runCli(['eval', out, '--ood', '--backend', 'reference', '--json']);
+      const sampled = await runCli([
+        'eval',
+        out,
+        '--ood',
+        '--test-samples',
+        '2',
+        '--backend',
+        'reference',
+        '--json',
+      ]);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.equal(sampled.code, 0, sampled.stderr);
+      return [lastJson(plain.stdout) as unknown as Report, lastJson(sampled.stdout) as unknown as Report];
+    };
+    const train = async (out: string, args: readonly string[]) => {
+      const trained = await runCli([
+        ...['train', '--data', 'synthetic-mnist', '--model', 'mlp-100', '--epochs', '1', ...args],
+        ...['--backend', 'reference', '--out', out, '--json'],
+      ]);
+      assert.equal(trained.code, 0, trained.stderr);
+    };
+    // --posterior calibrated recalibrates batch norm: the mean network gets statistics of its own whether or
+    // not sampled networks are evaluated, and the mode keeps its own.
+    const bayes = join(dir, 'calibrated');
+    await train(bayes, ['--method', 'bayesbinn', '--posterior', 'calibrated']);
+    assert.equal(loadCheckpoint(join(bayes, 'checkpoint.ckpt')).meta.config.recalibrateBatchNorm, true);
+    const [plain, sampled] = await evalBoth(bayes);
+    assert.ok(plain.mean !== undefined);
+    assert.deepEqual(sampled.mode, plain.mode);
+    assert.deepEqual(sampled.mean, plain.mean);
+  });
+
   test('--classes that the data does not have, or a backwards range, is refused', async () => {
     const missing = await runCli([
       'train',

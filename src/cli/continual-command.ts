@@ -46,16 +46,19 @@ interface ContinualFlags extends TrainFlags {
  * 100 test samples.
  */
 export function continualConfig(flags: ContinualFlags): { config: TrainConfig; testSamples: number } {
-  const bayes = flags.method === 'bayesbinn';
+  // A named posterior (--posterior) is a whole setting: the continual defaults do not apply over it.
+  const bayes = flags.method === 'bayesbinn' && flags.posterior === undefined;
   const withDefaults: ContinualFlags = {
     ...flags,
     epochs: flags.epochsPerTask ?? flags.epochs,
     ...(bayes && flags.lr === undefined ? { lr: BAYES_BINN_CONTINUAL_DEFAULTS.learningRate } : {}),
-    ...(bayes && flags.temperature === undefined
+    // The expected scale has no temperature (its samples are the tau -> 0 limit).
+    ...(bayes && flags.temperature === undefined && flags.bbScale !== 'expected'
       ? { temperature: BAYES_BINN_CONTINUAL_DEFAULTS.temperature }
       : {}),
   };
-  const testSamples = flags.testSamples ?? (bayes ? BAYES_BINN_CONTINUAL_DEFAULTS.testSamples : 0);
+  const testSamples =
+    flags.testSamples ?? (flags.method === 'bayesbinn' ? BAYES_BINN_CONTINUAL_DEFAULTS.testSamples : 0);
   return { config: configFromFlags(withDefaults), testSamples };
 }
 

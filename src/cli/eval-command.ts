@@ -14,6 +14,7 @@ import { evaluate, sampleRecalibration, type Evaluation } from '../train/evaluat
 import { checkSpecFitsData, createRun, disposeRun, restoreRun } from '../train/run.js';
 import { CHECKPOINT_FILE } from '../train/trainer.js';
 import { Rng } from '../tensor/rng.js';
+import type { WeightUncertainty } from '../methods/method.js';
 import { checkpointArgument } from './file-kind.js';
 import { checkDataDirFlag, checkDistinctOutputs, checkNotInput, checkThreadsFlag } from './flag-checks.js';
 import { prepareOutputFile, writeOutputFile } from './output-path.js';
@@ -92,10 +93,14 @@ export interface EvalReport {
   /** Ensemble of sampled networks, when the method has a distribution and samples were asked for. */
   readonly ensemble: Evaluation | null;
   readonly sample: Evaluation | null;
+  /** The posterior-mean network (real-valued weights E[w]), for a method that has one; temperature 1. */
+  readonly mean: Evaluation | null;
+  /** How uncertain the method's distribution is about its weights' signs, for a method that has one. */
+  readonly weightUncertainty: WeightUncertainty | null;
   /**
    * True when the run recalibrated its batch-norm statistics for the deterministic network
-   * (`--recalibrate-bn`): then every sampled network is evaluated with statistics recalibrated for it, on
-   * the training set, as it would be deployed.
+   * (`--recalibrate-bn`): then every sampled network (and the mean network) is evaluated with statistics
+   * recalibrated for it, on the training set, as it would be deployed.
    */
   readonly samplesRecalibrated: boolean;
   /** With --ood: how well the predictive entropy and the top probability tell each set from the test set. */
@@ -238,7 +243,10 @@ export async function evaluateCheckpoint(
           ? calibration.ensemble
           : undefined;
       const stochastic = run.learner.stochastic && options.testSamples > 0;
-      const prepareSample = stochastic ? sampleRecalibration(run, train, seed) : undefined;
+      // Sampled networks and the mean network each get batch-norm statistics of their own where the run
+      // recalibrates its mode's (evaluate puts the mode's back afterwards).
+      const recalibration = sampleRecalibration(run, train, seed);
+      const prepareSample = stochastic ? recalibration : undefined;
       const samplesRecalibrated = prepareSample !== undefined;
       // The mode's and the ensemble's evaluation, on the test set and on each out-of-distribution set.
       const modeOptions = {
@@ -270,6 +278,16 @@ export async function evaluateCheckpoint(
             keepEntropies: true,
           })
         : null;
+      const mean = run.learner.hasMean
+        ? evaluate(run, test, {
+            kind: 'mean',
+            seed,
+            limit,
+            keepEntropies: true,
+            prepareSample: recalibration,
+          })
+        : null;
+      const weightUncertainty = run.learner.weightUncertainty();
       let ood: Record<string, OodScores> | null = null;
       if (options.ood === true) {
         // Held-out classes: the test images of the classes the run did not train on (--classes).
@@ -298,7 +316,11 @@ export async function evaluateCheckpoint(
           };
         }
       }
-      return { report: { mode, ensemble, sample, samplesRecalibrated, ood }, config, test };
+      return {
+        report: { mode, ensemble, sample, mean, weightUncertainty, samplesRecalibrated, ood },
+        config,
+        test,
+      };
     } finally {
       disposeRun(run);
     }
@@ -437,6 +459,15 @@ export function evalCommand(): Command {
                   },
                 }
               : {}),
+            ...(report.mean !== null
+              ? {
+                  mean: {
+                    ...summarize(report.mean),
+                    disagreementWithMode: disagreement(report.mean, report.mode),
+                  },
+                }
+              : {}),
+            ...(report.weightUncertainty !== null ? { weightUncertainty: report.weightUncertainty } : {}),
             ...(report.sample !== null ? { samplesRecalibrated: report.samplesRecalibrated } : {}),
             ...(report.ood !== null ? { ood: report.ood } : {}),
           })}\n`,
@@ -453,6 +484,18 @@ export function evalCommand(): Command {
       if (report.ensemble !== null)
         process.stdout.write(
           `${line(`ensemble of ${flags.testSamples}`, report.ensemble)}\n${selectiveLine(report.ensemble)}\n`,
+        );
+      if (report.mean !== null)
+        process.stdout.write(
+          `${line('mean weights E[w]', report.mean)}\n` +
+            `${''.padEnd(22)} predicts another class than the mode on ${(100 * disagreement(report.mean, report.mode)).toFixed(2)}% of the examples\n`,
+        );
+      const weights = report.weightUncertainty;
+      if (weights !== null)
+        process.stdout.write(
+          `weights whose sampled sign differs from the mode's with probability >= 1%: ` +
+            `${(100 * weights.shareFlipAtLeast1Percent).toFixed(2)}% (>= 10%: ${(100 * weights.shareFlipAtLeast10Percent).toFixed(2)}%; ` +
+            `mean ${(100 * weights.meanFlipProbability).toFixed(3)}% of ${weights.weights} binary weights)\n`,
         );
       for (const [name, o] of Object.entries(report.ood ?? {})) {
         const pair = (a: { entropy: number; maxProbability: number }) =>

@@ -7,6 +7,14 @@ import { Option } from 'commander';
 import type { RunDefaults } from '../methods/definition.js';
 import type { OptionDeclaration, OptionValue } from '../methods/options.js';
 import { METHODS } from '../methods/registry.js';
+import {
+  BAYES_BINN,
+  BAYES_BINN_POSTERIOR_NAMES,
+  BAYES_BINN_POSTERIORS,
+  type BayesBinnPosterior,
+  type BayesBinnPosteriorName,
+} from '../methods/bayes-binn.js';
+import { ConfigError } from '../errors.js';
 import { parseChoice, parseInteger, parseNumber } from './options.js';
 
 /** Each declared flag once, with the methods that declare it (a flag several methods share is one flag). */
@@ -58,12 +66,45 @@ function commanderOption(d: OptionDeclaration, methods: readonly string[]): Opti
  * (resolveMethodConfig, from checkConfig), so a config from a file and one from flags get the same errors.
  */
 export function methodFlagOptions(): Option[] {
-  return declaredFlags().map(({ declaration, methods }) => {
-    const method = METHODS.find((m) => m.name === methods[0]);
-    return commanderOption(declaration, methods).helpGroup(
-      `Options of --method ${methods[0]}${method === undefined ? '' : ` (${method.description})`}:`,
+  const options = declaredFlags().map(({ declaration, methods }) =>
+    commanderOption(declaration, methods).helpGroup(helpGroup(methods[0])),
+  );
+  // BayesBiNN's named settings, first among its flags.
+  const at = options.findIndex((o) => o.helpGroupHeading === helpGroup(BAYES_BINN.name));
+  const posterior = new Option(
+    '--posterior <name>',
+    `a named setting of BayesBiNN's posterior, for the method flags and --lr not given: ${BAYES_BINN_POSTERIOR_NAMES.map(
+      (name) => `${name} (${BAYES_BINN_POSTERIORS[name].description})`,
+    ).join('; ')} (default: paper)`,
+  )
+    .argParser(parseChoice('--posterior', BAYES_BINN_POSTERIOR_NAMES))
+    .helpGroup(helpGroup(BAYES_BINN.name));
+  options.splice(at < 0 ? options.length : at, 0, posterior);
+  return options;
+}
+
+function helpGroup(methodName: string): string {
+  const method = METHODS.find((m) => m.name === methodName);
+  return `Options of --method ${methodName}${method === undefined ? '' : ` (${method.description})`}:`;
+}
+
+/**
+ * The named BayesBiNN setting of `--posterior`, or null without the flag; refused with another method. Its
+ * options and learning rate apply where the user gave no flag of their own.
+ */
+export function posteriorPreset(flags: {
+  method: string;
+  posterior?: BayesBinnPosteriorName;
+}): BayesBinnPosterior | null {
+  if (flags.posterior === undefined) return null;
+  if (flags.method !== BAYES_BINN.name) {
+    throw new ConfigError(
+      '--posterior',
+      `--method ${BAYES_BINN.name} (it names a setting of BayesBiNN's posterior)`,
+      `--method ${flags.method}`,
     );
-  });
+  }
+  return BAYES_BINN_POSTERIORS[flags.posterior];
 }
 
 /**

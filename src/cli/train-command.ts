@@ -37,7 +37,13 @@ import {
   type EpochRecord,
   type TrainResult,
 } from '../train/trainer.js';
-import { methodFlagOptions, methodOptionsFromFlags, methodRunDefaultsHelp } from './method-flags.js';
+import {
+  methodFlagOptions,
+  methodOptionsFromFlags,
+  methodRunDefaultsHelp,
+  posteriorPreset,
+} from './method-flags.js';
+import type { BayesBinnPosteriorName } from '../methods/bayes-binn.js';
 import {
   defaultCacheDir,
   parseChoice,
@@ -78,6 +84,8 @@ export interface TrainFlags {
   calibrate?: boolean;
   /** --classes: the class indices kept. */
   classes?: number[];
+  /** --posterior: a named BayesBiNN setting, for the method flags and --lr not given. */
+  posterior?: BayesBinnPosteriorName;
   out?: string;
   resume?: string;
   json: boolean;
@@ -185,6 +193,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
   const spec = isSpecPath(flags.model) ? readSpecFile(flags.model) : null;
   if (spec !== null) checkNamedModelFlags(flags);
   checkDataDirFlag(flags.data, flags.dataDir);
+  const posterior = posteriorPreset(flags);
   const config = trainConfig({
     data: flags.data,
     dataDir: flags.dataDir ?? null,
@@ -193,10 +202,10 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     method: flags.method,
     activations: flags.activations,
     // Only the method flags given, so configs stay minimal and a method rejects another one's options.
-    methodOptions: methodOptionsFromFlags(flags),
+    methodOptions: { ...posterior?.options, ...methodOptionsFromFlags(flags) },
     epochs: flags.epochs,
     batchSize: flags.batchSize,
-    learningRate: flags.lr,
+    learningRate: flags.lr ?? posterior?.learningRate,
     realLearningRate: flags.realLr,
     realOptimizer: flags.realOptimizer,
     realWeightDecay: flags.weightDecay,
@@ -208,7 +217,7 @@ export function configFromFlags(flags: TrainFlags): TrainConfig {
     testLimit: flags.testLimit ?? null,
     batchNormAffine: flags.bnAffine,
     channelScale: flags.channelScale,
-    recalibrateBatchNorm: flags.recalibrateBn,
+    recalibrateBatchNorm: flags.recalibrateBn ?? posterior?.recalibrateBatchNorm,
     // Stored only when on (off), so configs of runs without them stay as they were.
     ...(flags.augment === true ? { augment: true } : {}),
     ...(flags.calibrate === false ? { calibrate: false } : {}),

@@ -10,7 +10,15 @@ import { createReferenceBackend } from '../backend/reference/index.js';
 import type { Backend, FloatArray } from '../backend/backend.js';
 import type { Parameter } from '../nn/layer.js';
 import { Rng } from '../tensor/rng.js';
-import { BAYES_BINN_DEFAULTS, BayesBinnMethod, bayesBinnScale, type BayesBinnOptions } from './bayes-binn.js';
+import {
+  BAYES_BINN,
+  BAYES_BINN_DEFAULTS,
+  BayesBinnMethod,
+  bayesBinnScale,
+  exactBayesBinnScale,
+  logSech2,
+  type BayesBinnOptions,
+} from './bayes-binn.js';
 
 function param(backend: Backend, name: string, n: number): Parameter {
   return { name, shape: [n], kind: 'binary', value: backend.alloc(n), grad: backend.alloc(n), decay: false };
@@ -287,5 +295,170 @@ describe('BayesBiNN continual-learning hook and state', () => {
     }
     const after = (m: typeof a): number[][] => m.method.stateTensors().map((t) => [...t.value]);
     assert.deepEqual(after(b), after(a));
+  });
+});
+
+describe('BayesBiNN scales without saturation (--bb-scale exact | expected)', () => {
+  /** sech^2 x = 1 / cosh^2 x, written directly (accurate until cosh overflows near |x| = 710). */
+  const sech2 = (x: number) => 1 / Math.cosh(x) ** 2;
+
+  test('logSech2 is log(1 / cosh^2) where that is computable, and stays finite far beyond', () => {
+    for (const x of [0, 0.3, -1.7, 4, -9.5]) close(logSech2(x), Math.log(sech2(x)), 1e-12, `x = ${x}`);
+    // 1 - tanh(400)^2 underflows to 0; log sech^2(400) = 2 log 2 - 800 - 2 log1p(e^-800) = -798.6137...
+    close(logSech2(400), 2 * Math.LN2 - 800, 1e-15, 'x = 400');
+    close(logSech2(-1e12), 2 * Math.LN2 - 2e12, 1e-15, 'x = -1e12');
+  });
+
+  test('the exact scale equals the formula (1 - w^2) / tau / (1 - mu^2) with no epsilon', () => {
+    // lambda 0.5, delta -0.2, tau 0.5: w = tanh(0.6), s = (1 - tanh(0.6)^2) / 0.5 / (1 - tanh(0.5)^2).
+    close(exactBayesBinnScale(0.5, -0.2, 0.5), sech2(0.6) / 0.5 / sech2(0.5), 1e-12, 's');
+    // Where float32 saturates, the exact value is still there: lambda 12, delta -11.99, tau 0.01 gives
+    // x = 1 and s = sech^2(1) / 0.01 / sech^2(12) = 0.419974 / 0.01 / 1.5101e-10 = 2.781e11.
+    close(exactBayesBinnScale(12, -11.99, 0.01), sech2(1) / 0.01 / (4 * Math.exp(-24)), 1e-6, 'large lambda');
+  });
+
+  test('its mean over the relaxation noise tends to 1 as tau -> 0 (so s = 1 is its limit)', () => {
+    // E_delta[s] = integral of s(lambda, delta, tau) p(delta), with the noise density p(delta) =
+    // sech^2(delta) / 2 of delta = 0.5 log(u / (1 - u)); substituting x = (lambda + delta) / tau gives
+    // integral sech^2(x) sech^2(tau x - lambda) / (2 sech^2(lambda)) dx -> 2 / 2 = 1. Midpoint rule in x.
+    for (const lambda of [0, 1.5, -4]) {
+      for (const [tau, tolerance] of [
+        [1e-2, 1e-3],
+        [1e-4, 1e-6],
+      ] as const) {
+        let sum = 0;
+        const h = 1e-3;
+        for (let x = -40 + h / 2; x < 40; x += h) {
+          const delta = tau * x - lambda;
+          sum += exactBayesBinnScale(lambda, delta, tau) * (sech2(delta) / 2) * tau * h;
+        }
+        close(sum, 1, tolerance, `E[s] at lambda ${lambda}, tau ${tau}`);
+      }
+    }
+  });
+
+  test('exact: a saturated weight at tau 1e-10 gets scale 0 (only the prior moves it); float32 gets 1e10', () => {
+    const exact = setup({ scale: 'exact' }, 2, 1000);
+    const lambda = exact.state.get('lambda')!;
+    lambda.set([10, -10]);
+    exact.method.propose(new Rng(5));
+    assert.deepEqual([...exact.p.value], [1, -1]);
+    exact.p.grad.set([0.5, -0.25]);
+    exact.method.update({ step: 1, learningRate: 1e-3 });
+    // lambda <- lambda - lr * (0 + (lambda - 0)) = 10 * (1 - 1e-3) = 9.99.
+    close(lambda[0], 9.99, 1e-7, 'lambda0');
+    close(lambda[1], -9.99, 1e-7, 'lambda1');
+  });
+
+  test('exact: a weight near zero draws its noise and moves by N s g with that noise', () => {
+    const { method, p, state } = setup({ scale: 'exact', temperature: 0.5 }, 1, 100);
+    const lambda = state.get('lambda')!;
+    lambda[0] = 0.25;
+    // The draw the method makes: the same generator, read the same way (uniformOpen, then the logit).
+    const rng = new Rng(9);
+    const u = new Rng(9).uniformOpen();
+    const delta = Math.fround(0.5 * Math.log(u / (1 - u)));
+    method.propose(rng);
+    close(p.value[0], Math.tanh((0.25 + delta) / 0.5), 1e-6, 'relaxed sample');
+    p.grad[0] = 0.2;
+    method.update({ step: 1, learningRate: 0.01 });
+    const s = sech2((0.25 + delta) / 0.5) / 0.5 / sech2(0.25);
+    close(lambda[0], 0.25 - 0.01 * (100 * s * 0.2 + 0.25), 1e-6, 'lambda');
+  });
+
+  test('expected: two steps of lambda <- lambda - lr (N g + reweight (lambda - lambda0)), by hand', () => {
+    const { method, p, state } = setup({ scale: 'expected', klReweight: 2 }, 1, 50);
+    const lambda = state.get('lambda')!;
+    lambda[0] = 1;
+    // Step 1: g = 0.01: lambda = 1 - 0.1 (50 * 0.01 + 2 * 1) = 1 - 0.25 = 0.75.
+    method.propose(new Rng(1));
+    p.grad[0] = 0.01;
+    method.update({ step: 1, learningRate: 0.1 });
+    close(lambda[0], 0.75, 1e-7, 'lambda1');
+    // Step 2: g = -0.04: lambda = 0.75 - 0.1 (-2 + 1.5) = 0.75 + 0.05 = 0.8.
+    method.propose(new Rng(2));
+    p.grad[0] = -0.04;
+    method.update({ step: 2, learningRate: 0.1 });
+    close(lambda[0], 0.8, 1e-6, 'lambda2');
+  });
+
+  test('expected: on a toy problem the posterior concentrates on the right signs, and stays uncertain where the data says nothing', () => {
+    // Loss L(w) = -sum_i t_i w_i over weights 0..3 (targets +1, -1, +1, -1), and no signal for weight 4:
+    // dL/dw = -t. With N = 10, lr 0.05, reweight 1, lambda converges to N t = +-10 and stays 0 for weight 4.
+    const { method, p, state } = setup({ scale: 'expected', lambdaInit: 0 }, 5, 10);
+    const targets = [1, -1, 1, -1, 0];
+    const rng = new Rng(4);
+    for (let k = 1; k <= 400; k++) {
+      method.propose(rng);
+      for (let i = 0; i < 5; i++) p.grad[i] = -targets[i];
+      method.update({ step: k, learningRate: 0.05 });
+    }
+    const lambda = state.get('lambda')!;
+    for (let i = 0; i < 4; i++) close(lambda[i], 10 * targets[i], 1e-6, `lambda ${i}`);
+    assert.equal(lambda[4], 0);
+    const u = method.weightUncertainty();
+    // q = sigmoid(-2 |lambda|): 2e-9 for the four, 1/2 for the fifth.
+    assert.equal(u.weights, 5);
+    close(u.meanFlipProbability, (4 / (1 + Math.exp(20)) + 0.5) / 5, 1e-6, 'mean q');
+    assert.equal(u.shareFlipAtLeast1Percent, 0.2);
+    assert.equal(u.shareFlipAtLeast10Percent, 0.2);
+  });
+
+  test('the mean predictor writes tanh(lambda); the shares of uncertain weights use q = sigmoid(-2 |lambda|)', () => {
+    const { method, p, state } = setup({}, 4, 10);
+    // atanh(0.98) = 2.2976 and atanh(0.8) = 1.0986 are the 1% and 10% lines.
+    state.get('lambda')!.set([0.5, -2.2, 2.4, -30]);
+    method.predictMean();
+    for (const [i, lam] of [0.5, -2.2, 2.4, -30].entries()) close(p.value[i], Math.tanh(lam), 1e-6, `w${i}`);
+    const u = method.weightUncertainty();
+    assert.equal(u.shareFlipAtLeast1Percent, 0.5);
+    assert.equal(u.shareFlipAtLeast10Percent, 0.25);
+    const q = (lam: number) => 1 / (1 + Math.exp(2 * Math.abs(lam)));
+    close(u.meanFlipProbability, (q(0.5) + q(2.2) + q(2.4) + q(30)) / 4, 1e-6, 'mean q');
+  });
+
+  test('--bb-scale exact refuses a temperature above 1, naming the flag', () => {
+    assert.throws(
+      () => BAYES_BINN.resolve({ scaleEstimate: 'exact', temperature: 2 }),
+      /--temperature: expected a temperature <= 1 with --bb-scale exact.*got 2/,
+    );
+    assert.doesNotThrow(() => BAYES_BINN.resolve({ scaleEstimate: 'exact', temperature: 1 }));
+    assert.doesNotThrow(() => BAYES_BINN.resolve({ scaleEstimate: 'float32', temperature: 2 }));
+  });
+});
+
+describe('BayesBiNN limit samples (--bb-scale expected)', () => {
+  test('P(w = +1) = sigmoid(2 lambda), weights independent; |lambda| > 11.1 gives the mode; the same seed, the same draws', () => {
+    const n = 40000;
+    const { method, p, state } = setup({ scale: 'expected' }, n, 10);
+    const lambda = state.get('lambda')!;
+    for (let i = 0; i < n; i++) lambda[i] = i % 4 === 0 ? 0.5 : i % 4 === 1 ? -1.2 : i % 4 === 2 ? 12 : -40;
+    method.propose(new Rng(21));
+    const first = Float32Array.from(p.value);
+    const share = (k: number) => {
+      let plus = 0;
+      for (let i = k; i < n; i += 4) if (p.value[i] === 1) plus++;
+      return plus / (n / 4);
+    };
+    // 10,000 draws each: standard error <= 0.005, so 0.02 is four of them.
+    assert.ok(Math.abs(share(0) - 1 / (1 + Math.exp(-1))) < 0.02, `lambda 0.5: ${share(0)}`);
+    assert.ok(Math.abs(share(1) - 1 / (1 + Math.exp(2.4))) < 0.02, `lambda -1.2: ${share(1)}`);
+    assert.equal(share(2), 1);
+    assert.equal(share(3), 0);
+    for (const v of p.value) assert.ok(v === 1 || v === -1);
+    // Neighbouring weights with lambda 0.5 agree as often as independent coins would: p^2 + (1 - p)^2.
+    let agree = 0;
+    for (let i = 0; i + 4 < n; i += 4) if (p.value[i] === p.value[i + 4]) agree++;
+    const q = 1 / (1 + Math.exp(-1));
+    assert.ok(Math.abs(agree / (n / 4 - 1) - (q * q + (1 - q) * (1 - q))) < 0.02);
+    method.propose(new Rng(21));
+    assert.deepEqual(p.value, first);
+  });
+
+  test('--bb-scale expected refuses a --temperature (its samples are the tau -> 0 limit)', () => {
+    assert.throws(
+      () => BAYES_BINN.resolve({ scaleEstimate: 'expected', temperature: 0.5 }),
+      /--temperature: expected no --temperature with --bb-scale expected/,
+    );
   });
 });

@@ -50,6 +50,14 @@
  * 3 epochs per task: 0.73-0.77 test accuracy on the task just trained, against 0.86 for STE, but less
  * forgetting); the official script trains 100 epochs per task.
  *
+ * Scales without saturation (`scale`, docs/methods.md#bayesbinn): 'exact' computes
+ * s = sech^2((lambda + delta) / tau) / (tau sech^2(lambda)) in float64 log space with no epsilon (unbiased,
+ * mean -> 1 as tau -> 0, but almost always 0 and rarely huge); 'expected' takes s = 1, that limit, with the
+ * samples at the same limit (exact Bernoulli draws, no tau), so the step is
+ * lambda <- lambda - alpha (N g + reweight (lambda - lambda0)). Both read the current lambda: the mu lag then
+ * only delays the mode by one step. The mean predictor `predictMean` writes w = tanh(lambda); the flip
+ * probability of a weight, P(sample sign != mode sign), is sigmoid(-2 |lambda|) (`weightUncertainty`).
+ *
  * Only binary parameters enter the Bernoulli vector; real-valued ones are trained by the run's optimizer.
  * State per binary weight: lambda, lambda0, and mu when lagged, plus v when beta > 0 (4 bytes each in float32).
  */
@@ -57,8 +65,10 @@ import type { Backend, FloatArray } from '../backend/backend.js';
 import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { Parameter } from '../nn/layer.js';
 import type { Rng } from '../tensor/rng.js';
+import { ConfigError } from '../errors.js';
 import { defineMethod } from './definition.js';
-import type { BinaryMethod, MethodContext, MethodStep, PredictionKind } from './method.js';
+import type { BinaryMethod, MethodContext, MethodStep, PredictionKind, WeightUncertainty } from './method.js';
+import { summariseFlipProbabilities } from './weight-uncertainty.js';
 
 export interface BayesBinnOptions {
   /** Gumbel-softmax temperature tau (paper: 1e-10 for MNIST/CIFAR-10, 1e-8 CIFAR-100, 1e-2 continual). */
@@ -73,7 +83,19 @@ export interface BayesBinnOptions {
   readonly lambdaInit: number;
   /** Keep the official one-step lag of mu behind lambda. */
   readonly muLag: boolean;
+  /** How the scale s is computed (BAYES_BINN_SCALES). */
+  readonly scale: BayesBinnScale;
 }
+
+/**
+ * How the scale s is computed:
+ * - 'float32':  the official expression with its 1e-10 epsilons, rounded to float32 (the paper's numbers);
+ * - 'exact':    s = sech^2(x) / (tau sech^2(lambda)), x = (lambda + delta) / tau, in float64 log space with
+ *               no epsilon: an unbiased single-sample estimate of a quantity whose mean tends to 1;
+ * - 'expected': s = 1, the limit of that mean as tau -> 0 (the estimate with its sampling noise removed).
+ */
+export const BAYES_BINN_SCALES = ['float32', 'exact', 'expected'] as const;
+export type BayesBinnScale = (typeof BAYES_BINN_SCALES)[number];
 
 export const BAYES_BINN_DEFAULTS: BayesBinnOptions = {
   temperature: 1e-10,
@@ -82,6 +104,7 @@ export const BAYES_BINN_DEFAULTS: BayesBinnOptions = {
   momentum: 0,
   lambdaInit: 10,
   muLag: true,
+  scale: 'float32',
 };
 
 /** Default learning rate alpha (the paper's MNIST value, with the cosine schedule). */
@@ -141,7 +164,31 @@ export const BAYES_BINN = defineMethod({
       default: BAYES_BINN_DEFAULTS.muLag,
       help: 'use tanh(current lambda) instead of the official one-step-lagged mu',
     },
+    {
+      key: 'scaleEstimate',
+      flag: '--bb-scale',
+      kind: 'choice',
+      choices: BAYES_BINN_SCALES,
+      default: BAYES_BINN_DEFAULTS.scale,
+      help: 'how the scale s is computed: float32 (official, saturates), exact (float64 log space) or expected (s = 1)',
+    },
   ],
+  check: (v) => {
+    if (v.scaleEstimate === 'expected' && v.temperature !== BAYES_BINN_DEFAULTS.temperature) {
+      throw new ConfigError(
+        '--temperature',
+        'no --temperature with --bb-scale expected (its samples are the tau -> 0 limit, exact Bernoulli draws)',
+        String(v.temperature),
+      );
+    }
+    if (v.scaleEstimate === 'exact' && v.temperature > 1) {
+      throw new ConfigError(
+        '--temperature',
+        'a temperature <= 1 with --bb-scale exact (above 1 its scale is unbounded)',
+        String(v.temperature),
+      );
+    }
+  },
   runDefaults: () => ({ learningRate: BAYES_BINN_LEARNING_RATE }),
   create: (v) =>
     new BayesBinnMethod({
@@ -151,6 +198,7 @@ export const BAYES_BINN = defineMethod({
       momentum: v.bbMomentum,
       lambdaInit: v.lambdaInit,
       muLag: v.muLag,
+      scale: v.scaleEstimate,
     }),
 });
 
@@ -160,11 +208,47 @@ export const BAYES_BINN = defineMethod({
  */
 export const BAYES_BINN_CONTINUAL_DEFAULTS = { temperature: 1e-2, learningRate: 1e-3, testSamples: 100 };
 
+/**
+ * A named BayesBiNN setting (`--posterior`): method options, the learning rate and whether batch-norm
+ * statistics are recalibrated, for what the user leaves unset.
+ */
+export interface BayesBinnPosterior {
+  readonly description: string;
+  readonly options: Readonly<Record<string, number | string | boolean>>;
+  readonly learningRate: number;
+  readonly recalibrateBatchNorm?: boolean;
+}
+
+/**
+ * The posteriors `--posterior` names (docs/uncertainty.md, "BayesBiNN's posterior"): 'paper' is the official
+ * single-task setting (the defaults); 'calibrated' is the measured setting whose samples differ from the
+ * mode, accurate and uncertain at once.
+ */
+export const BAYES_BINN_POSTERIORS = {
+  paper: {
+    description: 'the official single-task setting (float32 scale, tau 1e-10, |lambda| starts at 10)',
+    options: {},
+    learningRate: BAYES_BINN_LEARNING_RATE,
+  },
+  calibrated: {
+    description:
+      'expected scale, lambda from 0, N = 1000 x the training examples, lr 1e-3, batch norm recalibrated',
+    options: { scaleEstimate: 'expected', lambdaInit: 0, trainSetScale: 1000 },
+    learningRate: 1e-3,
+    recalibrateBatchNorm: true,
+  },
+} as const satisfies Record<string, BayesBinnPosterior>;
+export type BayesBinnPosteriorName = keyof typeof BAYES_BINN_POSTERIORS;
+export const BAYES_BINN_POSTERIOR_NAMES = Object.keys(BAYES_BINN_POSTERIORS) as BayesBinnPosteriorName[];
+
 const f32 = Math.fround;
 /** The official epsilon 1e-10, as float32. */
 const EPSILON = f32(1e-10);
 /** Largest |delta| = 0.5 |log(u / (1 - u))| for u = rng.uniformOpen() in [2^-53, 1 - 2^-53]. */
 const DELTA_BOUND = 18.5;
+const TWO_TO_32 = 4294967296;
+/** Above this |lambda|, sigmoid(-2 |lambda|) < 2^-32: the limit sample is sign(lambda) (proposeLimit). */
+const BERNOULLI_SKIP = 11.1;
 
 /**
  * The BayesBiNN scale s = (1 - w^2 + 1e-10) / tau / (1 - mu^2 + 1e-10), rounded to float32 after every
@@ -174,6 +258,29 @@ export function bayesBinnScale(w: number, mu: number, tau: number): number {
   const numerator = f32(f32(1 - f32(w * w)) + EPSILON);
   const denominator = f32(f32(1 - f32(mu * mu)) + EPSILON);
   return f32(f32(numerator / f32(tau)) / denominator);
+}
+
+/** log(sech^2 x) = log(1 - tanh^2 x), without cancellation or overflow for any finite x. */
+export function logSech2(x: number): number {
+  const a = Math.abs(x);
+  return 2 * (Math.LN2 - a - Math.log1p(Math.exp(-2 * a)));
+}
+
+/**
+ * The exact scale s = sech^2((lambda + delta) / tau) / (tau sech^2(lambda)) of the relaxed sample drawn with
+ * noise delta, in float64 log space: (1 - w^2) / tau / (1 - mu^2) with no epsilon and no rounding of w or mu.
+ */
+export function exactBayesBinnScale(lambda: number, delta: number, tau: number): number {
+  return Math.exp(logSech2((lambda + delta) / tau) - Math.log(tau) - logSech2(lambda));
+}
+
+/**
+ * Whether the exact scale is 0 in float64 for every noise value (|delta| <= DELTA_BOUND), so the draw can
+ * be skipped: log s <= 2 |lambda| - 2 (|lambda| - DELTA_BOUND) / tau - log tau + 2 log 2 < -746.
+ */
+function exactScaleVanishes(lambda: number, tau: number): boolean {
+  const a = Math.abs(lambda);
+  return a > DELTA_BOUND && 2 * a - (2 * (a - DELTA_BOUND)) / tau - Math.log(tau) + 2 * Math.LN2 < -746;
 }
 
 interface Slot {
@@ -190,6 +297,8 @@ interface Slot {
    * Working memory of one step, not state: checkpoints do not store it.
    */
   readonly sample: FloatArray;
+  /** The noise delta of the last `propose` (float32), which the exact scale reads; only with scale 'exact'. */
+  readonly noise: Float32Array | null;
 }
 
 function check(name: string, ok: boolean, value: number, expected: string): void {
@@ -248,6 +357,7 @@ export class BayesBinnMethod implements BinaryMethod {
         mu,
         velocity: momentum > 0 ? backend.alloc(n) : null,
         sample: backend.alloc(n),
+        noise: this.options.scale === 'exact' ? new Float32Array(n) : null,
       };
     });
     this.task = 0;
@@ -267,23 +377,65 @@ export class BayesBinnMethod implements BinaryMethod {
   }
 
   propose(rng: Rng): void {
-    this.requireBackend();
-    const tau = f32(this.options.temperature);
-    const skip = DELTA_BOUND + 10 * this.options.temperature;
+    const backend = this.requireBackend();
     for (const s of this.slots) {
-      const { lambda, sample } = s;
-      const n = lambda.length;
-      for (let i = 0; i < n; i++) {
-        const lam = lambda[i];
-        if (lam > skip) sample[i] = 1;
-        else if (lam < -skip) sample[i] = -1;
-        else {
-          const u = rng.uniformOpen();
-          const delta = f32(0.5 * Math.log(u / (1 - u)));
+      if (this.options.scale === 'expected') this.proposeLimit(s, rng);
+      else this.proposeRelaxed(s, rng);
+      backend.copy(s.sample, s.param.value, s.lambda.length);
+    }
+  }
+
+  /** The relaxed (Gumbel-softmax) sample w = tanh((lambda + delta) / tau) of the float32 and exact scales. */
+  private proposeRelaxed(s: Slot, rng: Rng): void {
+    const { temperature } = this.options;
+    const tau = f32(temperature);
+    const skip = DELTA_BOUND + 10 * temperature;
+    const { lambda, sample, noise } = s;
+    for (let i = 0; i < lambda.length; i++) {
+      const lam = lambda[i];
+      // A saturated weight's sample is sign(lambda) for every noise value; with the exact scale the draw is
+      // skipped only where its scale is 0 for every noise value too.
+      if ((lam > skip || lam < -skip) && (noise === null || exactScaleVanishes(lam, temperature))) {
+        sample[i] = lam > 0 ? 1 : -1;
+        if (noise !== null) noise[i] = 0;
+      } else {
+        const u = rng.uniformOpen();
+        const delta = f32(0.5 * Math.log(u / (1 - u)));
+        if (noise !== null) {
+          noise[i] = delta;
+          sample[i] = Math.tanh((lam + delta) / temperature);
+        } else {
           sample[i] = f32(Math.tanh(f32(f32(lam + delta) / tau)));
         }
       }
-      this.requireBackend().copy(sample, s.param.value, n);
+    }
+  }
+
+  /**
+   * The tau -> 0 limit of the relaxed sample, w = sign(lambda + delta): a Bernoulli draw with
+   * P(w = +1) = sigmoid(2 lambda), taken as uint32 >= 2^32 sigmoid(-2 lambda) (exact to 2^-32). The uint32s
+   * come from a xorshift128 stream seeded from the run's generator once per layer and step: inline, it
+   * costs a few nanoseconds a weight, where a call into the generator costs tens (the draw is per weight
+   * and per step). |lambda| > 11.1 gives sigmoid(-2 |lambda|) < 2^-32, so those weights draw nothing.
+   */
+  private proposeLimit(s: Slot, rng: Rng): void {
+    const { lambda, sample } = s;
+    let x = rng.nextUint32() | 1;
+    let y = rng.nextUint32();
+    let z = rng.nextUint32();
+    let w = rng.nextUint32();
+    for (let i = 0; i < lambda.length; i++) {
+      const lam = lambda[i];
+      if (lam > BERNOULLI_SKIP) sample[i] = 1;
+      else if (lam < -BERNOULLI_SKIP) sample[i] = -1;
+      else {
+        const t = x ^ (x << 11);
+        x = y;
+        y = z;
+        z = w;
+        w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
+        sample[i] = w >= TWO_TO_32 / (1 + Math.exp(2 * lam)) ? 1 : -1;
+      }
     }
   }
 
@@ -296,25 +448,36 @@ export class BayesBinnMethod implements BinaryMethod {
 
   update(step: MethodStep): void {
     this.requireBackend();
-    const { temperature, klReweight, momentum } = this.options;
+    const { temperature, klReweight, momentum, scale: scaleKind } = this.options;
     const tau = f32(temperature);
     const scaleN = f32(this.trainSetSize);
     const lr = step.learningRate;
     const correction = momentum > 0 ? 1 - Math.pow(momentum, step.step) : 1;
     for (const s of this.slots) {
-      const { lambda, prior, mu, velocity } = s;
+      const { lambda, prior, mu, velocity, noise } = s;
       const w = s.sample;
       const grad = s.param.grad;
       const n = lambda.length;
       for (let i = 0; i < n; i++) {
         const lam = lambda[i];
-        const m = mu !== null ? mu[i] : f32(Math.tanh(lam));
-        // s, then N * s * g, in float32 as the official code.
-        const wi = w[i];
-        const num = f32(f32(1 - f32(wi * wi)) + EPSILON);
-        const den = f32(f32(1 - f32(m * m)) + EPSILON);
-        const scale = f32(f32(num / tau) / den);
-        const gradHat = f32(f32(scale * grad[i]) * scaleN);
+        let gradHat: number;
+        if (scaleKind === 'float32') {
+          // s, then N * s * g, in float32 as the official code.
+          const m = mu !== null ? mu[i] : f32(Math.tanh(lam));
+          const wi = w[i];
+          const num = f32(f32(1 - f32(wi * wi)) + EPSILON);
+          const den = f32(f32(1 - f32(m * m)) + EPSILON);
+          const scale = f32(f32(num / tau) / den);
+          gradHat = f32(f32(scale * grad[i]) * scaleN);
+        } else if (noise !== null) {
+          // lambda is what propose saw, so a weight whose draw it skipped has scale 0 here too.
+          const scale = exactScaleVanishes(lam, temperature)
+            ? 0
+            : exactBayesBinnScale(lam, noise[i], temperature);
+          gradHat = this.trainSetSize * scale * grad[i];
+        } else {
+          gradHat = this.trainSetSize * grad[i];
+        }
         let direction = gradHat + klReweight * (lam - prior[i]);
         if (velocity !== null) {
           const v = momentum * velocity[i] + (1 - momentum) * direction;
@@ -343,6 +506,24 @@ export class BayesBinnMethod implements BinaryMethod {
         }
       }
     }
+  }
+
+  /** The posterior mean E[w] = tanh(lambda) of every weight (real-valued, in [-1, 1]). */
+  predictMean(): void {
+    this.requireBackend();
+    for (const s of this.slots) {
+      const { lambda } = s;
+      const value = s.param.value;
+      for (let i = 0; i < lambda.length; i++) value[i] = Math.tanh(lambda[i]);
+    }
+  }
+
+  /** q = P(sample sign != mode sign) = sigmoid(-2 |lambda|) for every weight. */
+  weightUncertainty(): WeightUncertainty {
+    return summariseFlipProbabilities(
+      this.slots.map((s) => s.lambda),
+      (lam) => 1 / (1 + Math.exp(2 * Math.abs(lam))),
+    );
   }
 
   beginTask(task: number, context: MethodContext): void {

@@ -728,6 +728,17 @@ export class FloatFreeMethod implements Learner {
   /** The integer network is deterministic: its mode is the only network, and there is nothing to sample. */
   predict(): void {}
 
+  /** Float-free training keeps one deterministic network: no distribution, so no mean or flip probabilities. */
+  readonly hasMean = false;
+
+  predictMean(): void {
+    throw new Error('float-free has no posterior mean predictor');
+  }
+
+  weightUncertainty(): null {
+    return null;
+  }
+
   /** Its centring statistics are integer running means of the trained network already. */
   recalibrate(): void {}
 

@@ -27,7 +27,7 @@ import {
   type LearnerStep,
   type StepResult,
 } from './learner.js';
-import type { BinaryMethod, MethodContext, PredictionKind } from './method.js';
+import type { BinaryMethod, MethodContext, PredictionKind, WeightUncertainty } from './method.js';
 import { recalibrateBatchNorm, RECALIBRATION_EXAMPLES } from './recalibrate.js';
 
 class FloatModelLearner implements Learner {
@@ -139,6 +139,21 @@ class FloatModelLearner implements Learner {
 
   predict(kind: PredictionKind, rng: Rng): void {
     this.methodObject.predict(kind, rng);
+  }
+
+  get hasMean(): boolean {
+    return this.methodObject.predictMean !== undefined;
+  }
+
+  predictMean(): void {
+    if (this.methodObject.predictMean === undefined) {
+      throw new Error(`${this.methodObject.name} has no posterior mean predictor`);
+    }
+    this.methodObject.predictMean();
+  }
+
+  weightUncertainty(): WeightUncertainty | null {
+    return this.methodObject.weightUncertainty?.() ?? null;
   }
 
   recalibrate(data: Dataset, order: ArrayLike<number>, seed: number): void {

@@ -14,7 +14,7 @@ import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { ModelSpec } from '../nn/spec.js';
 import type { Schedule } from '../optim/schedules.js';
 import type { Rng } from '../tensor/rng.js';
-import type { MethodContext, PredictionKind } from './method.js';
+import type { MethodContext, PredictionKind, WeightUncertainty } from './method.js';
 
 /** The counters and rates of one training step. */
 export interface LearnerStep {
@@ -91,6 +91,12 @@ export interface Learner {
   ): StepResult;
   /** Sets the test-time weights: the mode, or one network drawn with `rng`. */
   predict(kind: PredictionKind, rng: Rng): void;
+  /** Whether the method has a posterior mean predictor (`predictMean`). */
+  readonly hasMean: boolean;
+  /** Sets the test-time weights to the posterior mean E[w] (real-valued); throws where `hasMean` is false. */
+  predictMean(): void;
+  /** How uncertain the method's distribution is about its weights' signs; null for a method without one. */
+  weightUncertainty(): WeightUncertainty | null;
   /**
    * Re-estimates the batch-norm statistics for the current test-time weights from the items `order` of
    * `data` (recalibration; a learner without batch-norm statistics to fix does nothing).

@@ -65,7 +65,28 @@ export interface BinaryMethod {
    * state simply carries over from task to task.
    */
   beginTask?(task: number, context: MethodContext): void;
+  /**
+   * Optional: writes the posterior mean E[w] of every weight, real-valued in [-1, 1] (BayesBiNN's
+   * tanh(lambda)), the third predictor beside the mode and samples. Methods without one omit it.
+   */
+  predictMean?(): void;
+  /** Optional: how uncertain the distribution is about each weight's sign (weight-uncertainty.ts). */
+  weightUncertainty?(): WeightUncertainty;
   dispose(): void;
+}
+
+/**
+ * How uncertain a weight distribution is about the signs of its weights, from each weight's probability
+ * q = P(a sample's sign differs from the mode's).
+ */
+export interface WeightUncertainty {
+  readonly weights: number;
+  /** Mean of q over the weights: the expected share of signs a sampled network flips. */
+  readonly meanFlipProbability: number;
+  /** Share of weights with q >= 1% (BayesBiNN: |lambda| <= atanh(0.98) = 2.30). */
+  readonly shareFlipAtLeast1Percent: number;
+  /** Share of weights with q >= 10% (BayesBiNN: |lambda| <= atanh(0.8) = 1.10). */
+  readonly shareFlipAtLeast10Percent: number;
 }
 
 /** Labelled 8-bit images, item-major (a Dataset satisfies it). */

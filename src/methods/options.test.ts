@@ -216,6 +216,7 @@ describe('the registered methods', () => {
       bbMomentum: 0.5,
       lambdaInit: BAYES_BINN_DEFAULTS.lambdaInit,
       muLag: false,
+      scaleEstimate: BAYES_BINN_DEFAULTS.scale,
     });
   });
 
@@ -224,7 +225,15 @@ describe('the registered methods', () => {
     const stored: Record<string, string[]> = {
       ste: ['surrogate', 'clipLatent'],
       vispa: ['rank', 'scale', 'momentum', 'weightDecay'],
-      bayesbinn: ['temperature', 'trainSetScale', 'klReweight', 'bbMomentum', 'lambdaInit', 'muLag'],
+      bayesbinn: [
+        'temperature',
+        'trainSetScale',
+        'klReweight',
+        'bbMomentum',
+        'lambdaInit',
+        'muLag',
+        'scaleEstimate',
+      ],
       bop: ['bopThreshold', 'bopGamma', 'bopSchedule'],
       'float-free': [
         ...['ffShift', 'ffPixelShift', 'ffClip', 'ffInit', 'ffSchedule'],

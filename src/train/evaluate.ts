@@ -10,8 +10,11 @@ import { MetricsAccumulator, PROBABILITY_FLOOR, softmaxRows, type Classification
 import type { Run } from './run.js';
 
 export interface EvaluationOptions {
-  /** 'mode': one pass with the deterministic weights; 'ensemble': average over `samples` draws. */
-  readonly kind: 'mode' | 'ensemble';
+  /**
+   * 'mode': one pass with the deterministic weights; 'ensemble': average over `samples` draws; 'mean': one
+   * pass with the posterior mean weights (methods whose learner `hasMean`).
+   */
+  readonly kind: 'mode' | 'ensemble' | 'mean';
   /** Number of sampled networks for 'ensemble'. */
   readonly samples?: number;
   /**
@@ -27,8 +30,9 @@ export interface EvaluationOptions {
   /** Limit on the number of examples (the first ones). */
   readonly limit?: number | null;
   /**
-   * Called after each sampled network of an 'ensemble' is drawn, before it is evaluated: where a run whose
-   * batch-norm statistics were recalibrated for its deterministic network recalibrates them for the sample.
+   * Called after each sampled network of an 'ensemble' (or the mean network) is set, before it is evaluated:
+   * where a run whose batch-norm statistics were recalibrated for its deterministic network recalibrates them
+   * for that network.
    */
   readonly prepareSample?: () => void;
   /**
@@ -79,9 +83,19 @@ export function evaluate(run: Run, data: Dataset, options: EvaluationOptions): E
   const sums = new Float64Array(count * classes);
   const averageProbabilities = options.average === 'probabilities';
   const probabilities = averageProbabilities ? new Float64Array(maxBatch * classes) : null;
+  // A recalibration for a sampled (or the mean) network rewrites the batch-norm statistics: keep the run's
+  // own (its mode's) and put them back afterwards, so what is evaluated next sees the run as it was.
+  const recalibrates = options.kind !== 'mode' && options.prepareSample !== undefined;
+  const saved = recalibrates
+    ? learner
+        .stateTensors()
+        .filter((t) => t.name.startsWith('model/'))
+        .map((t) => ({ target: t.value, copy: t.value.slice() }))
+    : [];
   for (let s = 0; s < samples; s++) {
-    learner.predict(options.kind === 'ensemble' ? 'sample' : 'mode', rng);
-    if (options.kind === 'ensemble') options.prepareSample?.();
+    if (options.kind === 'mean') learner.predictMean();
+    else learner.predict(options.kind === 'ensemble' ? 'sample' : 'mode', rng);
+    if (options.kind !== 'mode') options.prepareSample?.();
     for (let start = 0; start < count; start += maxBatch) {
       const n = Math.min(maxBatch, count - start);
       const logits = learner.logits(data, order, start, n);
@@ -94,6 +108,7 @@ export function evaluate(run: Run, data: Dataset, options: EvaluationOptions): E
       }
     }
   }
+  for (const { target, copy } of saved) target.set(copy);
   if (samples > 1) for (let i = 0; i < sums.length; i++) sums[i] /= samples;
   const labels = data.labels.subarray(0, count);
   const temperature = options.temperature ?? 1;
