@@ -507,7 +507,9 @@ export function evalCommand(): Command {
         );
       }
       if (report.samplesRecalibrated)
-        process.stdout.write('(each sampled network with batch-norm statistics recalibrated for it)\n');
+        process.stdout.write(
+          `(each sampled network${report.mean !== null ? ', and the mean network,' : ''} with batch-norm statistics recalibrated for it)\n`,
+        );
       if (flags.reliability !== undefined)
         process.stdout.write(`reliability diagram data written to ${flags.reliability}\n`);
       if (flags.entropies !== undefined)
