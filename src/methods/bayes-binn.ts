@@ -21,8 +21,9 @@
  *   saturation sets the effective step size of the published runs: with the paper defaults lambda grows to
  *   millions within an epoch, almost every mu is exactly +-1, samples equal the mode, and the rule acts like
  *   Bop with threshold 0. Single-task BayesBiNN with tau = 1e-10 therefore gives (almost) no usable
- *   uncertainty: MC prediction equals mode prediction. Uncertainty needs a larger tau (the continual-learning
- *   setting uses 1e-2).
+ *   uncertainty: MC prediction equals mode prediction. A larger tau alone does not fix it (at 1e-2 the
+ *   saturated steps are 1e8 times smaller and single-task training stays at chance); the scales below do
+ *   (docs/uncertainty.md, "BayesBiNN's posterior").
  * - mu lag (`muLag`, default true). The official step sets mu = tanh(lambda) from the lambda *before* the
  *   update, so mu (used in s and in mode prediction) lags lambda by one step. `muLag: false` uses
  *   tanh(current lambda) and keeps no mu array.
