@@ -43,7 +43,7 @@ interface ContinualFlags extends TrainFlags {
 /**
  * The config and test samples of a continual run. BayesBiNN gets the continual-learning defaults of the
  * official script (docs/methods.md#continual-learning) for whatever the user did not set: tau 1e-2, lr 1e-3,
- * 100 test samples.
+ * 100 test samples; with --posterior, that named setting instead (and still 100 test samples).
  */
 export function continualConfig(flags: ContinualFlags): { config: TrainConfig; testSamples: number } {
   // A named posterior (--posterior) is a whole setting: the continual defaults do not apply over it.
