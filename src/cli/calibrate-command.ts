@@ -12,7 +12,13 @@ import type { BackendKind } from '../config/train-config.js';
 import { checkpointArgument } from './file-kind.js';
 import { checkDataDirFlag } from './flag-checks.js';
 import { outputPathError, prepareOutputFile } from './output-path.js';
-import { parseChoice, parseInteger, parseNonNegativeInteger, parsePositiveInteger } from './options.js';
+import {
+  parseChoice,
+  parseInteger,
+  parseNonNegativeInteger,
+  parsePositiveInteger,
+  backendOption,
+} from './options.js';
 import { loadSplits, openBackend } from './train-command.js';
 import { ConfigError } from '../errors.js';
 
@@ -47,12 +53,7 @@ export function calibrateCommand(): Command {
       parseChoice('--average', ['logits', 'probabilities'] as const),
     )
     .option('--seed <n>', 'seed of the sampling stream (default: 1)', parseInteger('--seed'))
-    .option(
-      '--backend <kind>',
-      'wasm or reference',
-      parseChoice('--backend', ['wasm', 'reference'] as const),
-      'wasm',
-    )
+    .addOption(backendOption())
     .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
     .option('--json', 'print one JSON object', false)
     .action(async (given: string, flags: CalibrateFlags) => {

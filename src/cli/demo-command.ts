@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { TRAIN_DEFAULTS } from '../config/train-config.js';
 import { checkThreadsFlag } from './flag-checks.js';
 import { nextRunFolder } from './run-folder.js';
-import { parseChoice, parsePositiveInteger } from './options.js';
+import { backendOption, parsePositiveInteger } from './options.js';
 import { runTrain } from './train-command.js';
 
 interface DemoFlags {
@@ -19,12 +19,7 @@ export function demoCommand(): Command {
     )
     .option('--out <dir>', 'output folder, new or empty (default: runs/demo, or runs/demo-2, ... when taken)')
     .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
-    .option(
-      '--backend <kind>',
-      'wasm or reference',
-      parseChoice('--backend', ['wasm', 'reference'] as const),
-      'wasm',
-    )
+    .addOption(backendOption())
     .action(async (flags: DemoFlags) => {
       checkThreadsFlag(flags.backend, flags.threads);
       // Like train: a new folder each time (the README's first command may run more than once), and an

@@ -18,7 +18,13 @@ import type { WeightUncertainty } from '../methods/method.js';
 import { checkpointArgument } from './file-kind.js';
 import { checkDataDirFlag, checkDistinctOutputs, checkNotInput, checkThreadsFlag } from './flag-checks.js';
 import { prepareOutputFile, writeOutputFile } from './output-path.js';
-import { parseChoice, parseInteger, parseNonNegativeInteger, parsePositiveInteger } from './options.js';
+import {
+  parseChoice,
+  parseInteger,
+  parseNonNegativeInteger,
+  parsePositiveInteger,
+  backendOption,
+} from './options.js';
 import { loadAllClasses, loadSplits, openBackend } from './train-command.js';
 
 interface EvalFlags {
@@ -391,12 +397,7 @@ export function evalCommand(): Command {
       `seed of the sampling stream (default: ${DEFAULT_SEED}; only with --test-samples > 0)`,
       parseInteger('--seed'),
     )
-    .option(
-      '--backend <kind>',
-      'wasm or reference',
-      parseChoice('--backend', ['wasm', 'reference'] as const),
-      'wasm',
-    )
+    .addOption(backendOption())
     .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
     .option(
       '--ood',

@@ -1,7 +1,8 @@
 /** Flag parsing helpers shared by the commands: every bad value becomes one clear ConfigError. */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import type { BackendKind } from '../config/train-config.js';
 
 export function parseInteger(flag: string): (value: string) => number {
   return (value) => {
@@ -90,4 +91,11 @@ export function parseClassList(flag: string): (value: string) => number[] {
     }
     return classes;
   };
+}
+
+/** `--backend <kind>`, the same for every command that runs a model: wasm (the default) or reference. */
+export function backendOption(): Option {
+  return new Option('--backend <kind>', 'wasm or reference')
+    .argParser(parseChoice<BackendKind>('--backend', ['wasm', 'reference']))
+    .default('wasm');
 }

@@ -53,6 +53,7 @@ import {
   parsePositiveNumber,
   parseClassList,
   optionGiven,
+  backendOption,
 } from './options.js';
 
 export interface TrainFlags {
@@ -336,12 +337,7 @@ export function addTrainingFlags(command: Command): Command {
       'threads of the wasm backend (default: the number of cores)',
       parsePositiveInteger('--threads'),
     )
-    .option(
-      '--backend <kind>',
-      'wasm or reference',
-      parseChoice('--backend', ['wasm', 'reference'] as const),
-      'wasm',
-    )
+    .addOption(backendOption())
     .option('--json', 'print one JSON object per epoch and a final result object on stdout', false);
   // Each method's own flags, generated from its option declarations (src/methods/*.ts), under its heading.
   for (const option of methodFlagOptions()) command.addOption(option);
