@@ -450,7 +450,6 @@ export class BayesBinnMethod implements BinaryMethod {
   update(step: MethodStep): void {
     this.requireBackend();
     const { temperature, klReweight, momentum, scale: scaleKind } = this.options;
-    const tau = f32(temperature);
     const scaleN = f32(this.trainSetSize);
     const lr = step.learningRate;
     const correction = momentum > 0 ? 1 - Math.pow(momentum, step.step) : 1;
@@ -465,11 +464,7 @@ export class BayesBinnMethod implements BinaryMethod {
         if (scaleKind === 'float32') {
           // s, then N * s * g, in float32 as the official code.
           const m = mu !== null ? mu[i] : f32(Math.tanh(lam));
-          const wi = w[i];
-          const num = f32(f32(1 - f32(wi * wi)) + EPSILON);
-          const den = f32(f32(1 - f32(m * m)) + EPSILON);
-          const scale = f32(f32(num / tau) / den);
-          gradHat = f32(f32(scale * grad[i]) * scaleN);
+          gradHat = f32(f32(bayesBinnScale(w[i], m, temperature) * grad[i]) * scaleN);
         } else if (noise !== null) {
           // lambda is what propose saw, so a weight whose draw it skipped has scale 0 here too.
           const scale = exactScaleVanishes(lam, temperature)
