@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import { ConfigError, OnebitError } from '../errors.js';
 import { outputPathError } from './output-path.js';
 import { CHECKPOINT_FILE, RUN_FILES } from '../train/trainer.js';
-import { atomicWriteTarget } from '../io/atomic.js';
+import { atomicWriteLive, atomicWriteTarget } from '../io/atomic.js';
 import { isContinualOutputFile, isTaskCheckpointFile } from '../train/continual.js';
 
 /** The files a kind of run writes in its folder. */
@@ -91,7 +91,12 @@ export function prepareRunFolder(
     if (!statSync(dir).isDirectory()) {
       throw new ConfigError('--out', 'a folder for the run', `${dir}, which is a file`);
     }
-    contents = readdirSync(dir);
+    // What a killed write of this kind of run left behind (its writer gone) holds nothing: clear it away.
+    contents = readdirSync(dir).filter((name) => {
+      const stale = atomicWriteTarget(name) !== null && files.isRunFile(name) && !atomicWriteLive(name);
+      if (stale) rmSync(join(dir, name), { force: true });
+      return !stale;
+    });
   }
   if (contents === null || contents.length === 0) {
     const createdDir = contents === null;

@@ -16,6 +16,25 @@ export function atomicWriteTarget(name: string): string | null {
   return m === null ? null : m[1];
 }
 
+/**
+ * Whether the atomic write that temporary file `name` belongs to may still be under way: its writer (the pid
+ * in the name) is another live process. Cleanup of what killed writes left behind must spare these, or it
+ * pulls the file from under a process writing the same folder (two resumes of one run, say).
+ */
+export function atomicWriteLive(name: string): boolean {
+  const m = /^\..+\.(\d+)\.tmp$/.exec(name);
+  if (m === null) return false;
+  const pid = Number(m[1]);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0); // signal 0: only asks whether the process exists
+    return true;
+  } catch (error) {
+    // EPERM: it exists, under another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Writes `chunks` to `path` so that a crash leaves either the old file or the new one, never a torn one. */
 export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
   const temporary = temporaryPath(path);

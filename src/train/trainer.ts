@@ -24,7 +24,7 @@ import {
   type TemperatureRecord,
 } from '../io/checkpoint.js';
 import { fitTemperature } from './calibration.js';
-import { atomicWriteTarget, writeFileAtomic } from '../io/atomic.js';
+import { atomicWriteLive, atomicWriteTarget, writeFileAtomic } from '../io/atomic.js';
 import type { DataSource } from '../data/dataset.js';
 import { validateConfig, type TrainConfig } from '../config/train-config.js';
 import { evaluate, type Evaluation, type EvaluationOptions } from './evaluate.js';
@@ -204,11 +204,15 @@ export function calibrateOn(run: Run, heldOut: Dataset, options: EvaluationOptio
   };
 }
 
-/** Temporary files of atomic writes of the run's files that a killed run left behind. */
-function removeStaleTemporaries(outDir: string): void {
+/**
+ * Temporary files of atomic writes of the run's files that a killed run left behind (those of a live
+ * process writing the same folder are its writes in progress, and stay).
+ */
+export function removeStaleTemporaries(outDir: string): void {
   for (const name of readdirSync(outDir)) {
     const target = atomicWriteTarget(name);
-    if (target !== null && RUN_FILES.includes(target)) rmSync(join(outDir, name), { force: true });
+    if (target !== null && RUN_FILES.includes(target) && !atomicWriteLive(name))
+      rmSync(join(outDir, name), { force: true });
   }
 }
 
