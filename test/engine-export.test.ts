@@ -47,6 +47,7 @@ import { encodePngImage } from '../src/io/image.js';
 import { encodeOnnx } from '../src/io/onnx.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors.js';
 import type { Layer } from '../src/nn/layer.js';
+import { parseModelSpec } from '../src/nn/spec.js';
 import { Rng } from '../src/tensor/rng.js';
 import {
   CHECKPOINT_MAGIC,
@@ -376,11 +377,24 @@ describe('export atomicity', () => {
   test('a failing export leaves the old file untouched and no temporary file behind', () => {
     const out = join(dir, 'atomic');
     mkdirSync(out, { recursive: true });
-    // A checkpoint of a model the exporter does not support (convolutions).
+    // A checkpoint of a model the exporter does not support (PReLU).
+    const spec = parseModelSpec({
+      input: [1, 28, 28],
+      classes: 10,
+      layers: [
+        { type: 'flatten' },
+        { type: 'binaryDense', units: 16 },
+        { type: 'batchNorm' },
+        { type: 'prelu' },
+        { type: 'binaryDense', units: 10 },
+        { type: 'batchNorm' },
+      ],
+    });
     const config: TrainConfig = {
       ...TRAIN_DEFAULTS,
       data: 'fashion-mnist',
-      model: 'cnn-small',
+      model: 'prelu.json',
+      spec,
       method: 'ste',
     };
     const run = createRun(
@@ -389,7 +403,7 @@ describe('export atomicity', () => {
       { inputShape: [1, 28, 28], classes: 10, stepsPerEpoch: 1, trainingExamples: 1 },
       4,
     );
-    const cnn = join(out, 'cnn.ckpt');
+    const cnn = join(out, 'prelu.ckpt');
     try {
       run.learner.predict('mode', new Rng(0)); // as the trainer does before saving
       saveCheckpoint(
@@ -412,7 +426,7 @@ describe('export atomicity', () => {
     const target = join(out, 'model.onebit');
     writeFileSync(target, 'previous contents');
     const notYet = (error: unknown): boolean =>
-      error instanceof ExportError && /layer conv1 \(binaryConv2d\).*do not run it yet/.test(error.message);
+      error instanceof ExportError && /layer act1 \(prelu\): PReLU/.test(error.message);
     assert.throws(() => exportCheckpoint(cnn, 'onebit', target, backend), notYet);
     assert.throws(() => exportCheckpoint(cnn, 'onnx', target, backend), notYet);
     assert.equal(readFileSync(target, 'utf8'), 'previous contents');
@@ -424,11 +438,11 @@ describe('export atomicity', () => {
     // A successful export replaces the file in one step.
     exportCheckpoint(checkpoints.binary, 'onebit', target, backend);
     decodeOnebit(readFileSync(target));
-    assert.deepEqual(readdirSync(out).sort(), ['blocked.onebit', 'cnn.ckpt', 'model.onebit']);
+    assert.deepEqual(readdirSync(out).sort(), ['blocked.onebit', 'model.onebit', 'prelu.ckpt']);
     assert.throws(() =>
       exportCheckpoint(checkpoints.binary, 'onebit', join(out, 'missing', 'x.onebit'), backend),
     );
-    assert.deepEqual(readdirSync(out).sort(), ['blocked.onebit', 'cnn.ckpt', 'model.onebit']);
+    assert.deepEqual(readdirSync(out).sort(), ['blocked.onebit', 'model.onebit', 'prelu.ckpt']);
   });
 });
 

@@ -26,7 +26,16 @@ import { WasmHeap, alignUp } from '../wasm/heap.js';
 import { heapBaseOf, instantiate, loadModule, sharedMemory, type PackagedModule } from '../wasm/loader.js';
 import { checkThreads, defaultThreads, ThreadPool, WORKER_STACK_BYTES } from '../wasm/pool.js';
 import { CONTROL_BYTES } from '../wasm/protocol.js';
-import { decodeOnebit, encodeOnebit, packedWords, type DenseLayer, type OnebitModel } from './format.js';
+import { OnebitFormatError } from '../errors.js';
+import {
+  decodeOnebit,
+  encodeOnebit,
+  packedWords,
+  type ConvLayer,
+  type DenseOutput,
+  type OnebitLayer,
+  type OnebitModel,
+} from './format.js';
 
 export type { WasmBytes, WasmModule } from '../wasm/api.js';
 
@@ -36,6 +45,15 @@ export const ENGINE_KERNELS = [
   'oe_dense_u8',
   'oe_dense_lut',
   'oe_nibbles',
+  'oe_conv_bits',
+  'oe_conv_f32',
+  'oe_conv_u8',
+  'oe_maxpool_bits',
+  'oe_pool_f32',
+  'oe_threshold_f32',
+  'oe_affine_f32',
+  'oe_flatten',
+  'oe_add_f32',
 ] as const;
 export type EngineKernel = (typeof ENGINE_KERNELS)[number];
 
@@ -46,14 +64,21 @@ export type PopcountVariant = 'simd' | 'scalar';
  * Default XNOR variant, by measurement: a 2048 x 2048 binary layer at batch 100 on one thread (Node 20, the
  * dev machine's AMD EPYC, best of 3; `npm run bench -- engine` reports the variants) took about 34 us per image with SIMD (i8x16.popcnt in a 2 x 4 register block, byte accumulators) against 60 us with
  * scalar i64.popcnt (same blocking). V8 lowers i8x16.popcnt to a few byte shuffles, which still does 128
- * bits per step; the scalar loop does 64, so the SIMD variant wins.
+ * bits per step; the scalar loop does 64, so the SIMD variant wins. (Convolutions always use SIMD.)
  */
 export const DEFAULT_POPCOUNT: PopcountVariant = 'simd';
 
-export type FirstLayerKernel = 'lut' | 'masked' | 'float';
+/**
+ * The first layer's kernel on raw images: 'lut', 'masked' (dense layers on one-channel images), 'direct'
+ * (a convolution on one-channel images: exact integer sums), 'float' (normalised to float32 first).
+ */
+export type FirstLayerKernel = 'lut' | 'masked' | 'direct' | 'float';
 
 /** Largest first-layer input for the table kernel (its per-thread tables take 32 * k bytes). */
 const LUT_MAX_FEATURES = 1 << 16;
+
+/** Output pixels per gathered block of the convolution kernels (CONV_BLOCK in src/kernels/engine/conv.c). */
+const CONV_BLOCK = 32;
 
 export interface EngineOptions {
   /** Threads, the calling thread included (default: the machine's cores, at most 8, in Node; 1 elsewhere). */
@@ -65,21 +90,33 @@ export interface EngineOptions {
   readonly popcount?: PopcountVariant;
   /**
    * The first layer on raw single-channel images (exact integer pixel sums, the normalisation folded in
-   * afterwards): 'lut' (default) looks the sums up in per-image tables of 4-pixel partial sums, 16 channels
-   * per SIMD lookup; 'masked' adds the pixels under byte masks of the weights, 16 pixels per SIMD add (same
-   * results, slower); 'float' normalises to float32 first and runs the real-activation kernel (as for
-   * images of several channels).
+   * afterwards). A dense first layer: 'lut' (default) looks the sums up in per-image tables of 4-pixel partial
+   * sums, 16 channels per SIMD lookup; 'masked' adds the pixels under byte masks of the weights, 16 pixels per
+   * SIMD add (same results, slower). A convolution takes 'direct' for either. 'float' normalises to float32
+   * first and runs the real-activation kernel (as for images of several channels).
    */
-  readonly firstLayer?: FirstLayerKernel;
+  readonly firstLayer?: 'lut' | 'masked' | 'float';
 }
 
-/** One layer's output for a batch (engine.trace), unpadded: bits are [count, packedWords(n)] words. */
+/**
+ * One layer's output for a batch (engine.trace), unpadded. `shape` is the per-example [features] or
+ * [C, H, W]. Bits are [count, packedWords(features)] words for a flat output, and [count, H * W,
+ * packedWords(C)] words (pixel-major, channel c at bit c) for a map; real values are [count, ...shape], maps
+ * in C, H, W order (the training model's).
+ */
 export type LayerTrace =
-  | { readonly name: string; readonly kind: 'bits'; readonly features: number; readonly bits: Uint32Array }
+  | {
+      readonly name: string;
+      readonly kind: 'bits';
+      readonly features: number;
+      readonly shape: readonly number[];
+      readonly bits: Uint32Array;
+    }
   | {
       readonly name: string;
       readonly kind: 'real';
       readonly features: number;
+      readonly shape: readonly number[];
       readonly values: Float32Array;
     };
 
@@ -95,7 +132,7 @@ export interface Engine {
   readonly firstLayer: FirstLayerKernel;
   /** Logits [count, classes] of `count` raw 8-bit images (count * inputSize bytes, NCHW). */
   logits(images: Uint8Array, count?: number): Float32Array;
-  /** Logits of normalised float inputs ((v / 255 - mean) / std, as the training pipeline feeds). */
+  /** Logits of normalised float inputs ((v / 255 - mean) / std, as the training pipeline feeds; NCHW). */
   logitsNormalized(inputs: Float32Array, count?: number): Float32Array;
   /** The predicted class of each raw image. */
   classify(images: Uint8Array, count?: number): Int32Array;
@@ -103,7 +140,11 @@ export interface Engine {
   readonly temperature: number;
   /** Class probabilities [count, classes] of raw images, at the model's temperature. */
   probabilities(images: Uint8Array, count?: number): Float64Array;
-  /** Every dense layer's output for raw images (count <= maxBatch), for inspection and tests. */
+  /**
+   * Every named layer's output for raw images (count <= maxBatch), for inspection and tests: dense and conv
+   * layers, pooling, thresholds, affine layers and residual blocks (whose branches are traced as
+   * "block/body/..." and "block/shortcut/...").
+   */
   trace(images: Uint8Array, count?: number): LayerTrace[];
   /** Bytes of wasm memory the engine holds. */
   memoryBytes(): number;
@@ -125,24 +166,47 @@ const OUT_BITS = 0;
 const OUT_REAL = 1;
 const ACTIVATIONS = { none: 0, relu: 1, hardtanh: 2 } as const;
 
-/** A dense layer placed in wasm memory: byte offsets of its tensors and of its output buffer. */
-interface PlacedDense {
-  readonly layer: DenseLayer;
-  readonly weights: number;
-  readonly p0: number;
-  readonly p1: number;
-  /** Per-channel weight sums, for the byte kernel of the first layer (else 0). */
-  readonly wsum: number;
-  readonly mode: number;
-  readonly act: number;
-  readonly out: number;
-  /** Output row stride in bytes. */
-  readonly outStride: number;
+/**
+ * A value flowing between layers in wasm memory: per example, a flat row or a map of H * W pixel rows.
+ * `stride` is the elements (words for bits, floats for reals) per row (flat) or per pixel (map).
+ */
+interface Value {
+  readonly kind: 'bits' | 'real';
+  /** [features] or [C, H, W]. */
+  readonly shape: readonly number[];
+  readonly offset: number;
+  readonly stride: number;
+}
+
+function rowsPerExample(v: Pick<Value, 'shape'>): number {
+  return v.shape.length === 3 ? v.shape[1] * v.shape[2] : 1;
+}
+
+function bytesPerExample(v: Pick<Value, 'shape' | 'stride'>): number {
+  return rowsPerExample(v) * v.stride * 4;
+}
+
+/** The output layout of a dense or conv layer's rows of `n` channels (as the kernels write them). */
+function outputStride(kind: 'bits' | 'real', n: number): number {
+  return kind === 'bits' ? packedWords(n) : packedWords(n) * 32;
+}
+
+/** A planned step: runs a kernel on `rows` examples; `trace` reads its output (for Engine.trace). */
+interface Step {
+  run(rows: number): void;
+  readonly trace?: { readonly name: string; readonly value: Value };
+}
+
+/** Memory of the plan: `alloc` reserves zeroed bytes, `put` copies data in; both return byte offsets. */
+interface Placement {
+  alloc(bytes: number): number;
+  put(data: Uint32Array | Int32Array | Float32Array | Int8Array): number;
 }
 
 /**
  * Loads a model (decoded, or the bytes of a .onebit file) into a new engine. Sizes every buffer once:
- * memory = weights and per-channel parameters + maxBatch x (the input and every layer's output).
+ * memory = weights and per-channel parameters + maxBatch x (the input and every layer's output) + per-thread
+ * scratch rows of the convolutions.
  */
 export async function createEngine(
   source: OnebitModel | Uint8Array,
@@ -162,32 +226,22 @@ export async function createEngine(
 
   const [channels, height, width] = model.input.shape;
   const inputSize = channels * height * width;
-  const dense = model.layers.filter((l): l is DenseLayer => l.kind === 'dense');
-  const first = dense[0];
-  const requested = options.firstLayer ?? 'lut';
-  const firstKernel: FirstLayerKernel =
-    channels !== 1
-      ? 'float'
-      : requested === 'lut' && first.inFeatures > LUT_MAX_FEATURES
-        ? 'masked'
-        : requested;
-  const byteInput = firstKernel !== 'float';
-  const inStride = packedWords(first.inFeatures) * 32; // values per padded input row
-  const groups = inStride / 4;
-  const lutBytes = firstKernel === 'lut' ? Math.ceil(first.outFeatures / 16) * groups * 16 : 0;
-  const scratchBytes = firstKernel === 'lut' ? threads * 4 * groups * 32 : 0;
+  const head = headOf(model, options.firstLayer ?? 'lut');
 
-  // Memory layout, computed before anything is allocated.
-  const blocks: number[] = [CONTROL_BYTES, (threads - 1) * WORKER_STACK_BYTES];
-  for (const l of dense) {
-    blocks.push(l.weights.byteLength, 4 * l.outFeatures, 4 * l.outFeatures, 4 * l.outFeatures);
-    blocks.push(maxBatch * outStrideBytes(l));
-  }
-  blocks.push(maxBatch * inStride, maxBatch * inStride * 4, lutBytes, scratchBytes);
-  // __heap_base is fixed by the module; read it before the memory is sized.
+  // Sizing pass: the same plan over a counting allocator, so memory is sized once before anything is placed.
+  let counted = 0;
+  const counting: Placement = {
+    alloc: (bytes) => ((counted += alignUp(Math.max(bytes, 64), 64)), 0),
+    put: (data) => ((counted += alignUp(Math.max(data.byteLength, 64), 64)), 0),
+  };
+  planLayers(model, head, counting, maxBatch, threads, null);
   const heapBase = heapBaseOf(module, LABEL);
   const total =
-    alignUp(heapBase, 64) + blocks.reduce((a, b) => a + alignUp(Math.max(b, 64), 64), 0) + 64 * 64;
+    alignUp(heapBase, 64) +
+    alignUp(CONTROL_BYTES, 64) +
+    (threads - 1) * alignUp(WORKER_STACK_BYTES, 64) +
+    counted +
+    64 * 64;
   const pages = Math.ceil(total / PAGE);
   if (pages > 65536)
     throw new RangeError(
@@ -208,151 +262,50 @@ export async function createEngine(
     label: LABEL,
   });
   const buf = memory.buffer;
-  const put = <T extends Uint32Array | Int32Array | Float32Array | Int8Array>(data: T): number => {
-    const offset = heap.alloc(data.byteLength);
-    new Uint8Array(buf, offset, data.byteLength).set(
-      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    );
-    return offset;
+  const placing: Placement = {
+    alloc(bytes) {
+      const offset = heap.alloc(bytes);
+      new Uint8Array(buf, offset, bytes).fill(0);
+      return offset;
+    },
+    put(data) {
+      const offset = heap.alloc(data.byteLength);
+      new Uint8Array(buf, offset, data.byteLength).set(
+        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      );
+      return offset;
+    },
   };
-
-  const placed: PlacedDense[] = dense.map((layer, i) => {
-    const out = layer.output;
-    const weights = put(layer.weights);
-    let wsum = 0;
-    if (i === 0) {
-      const sums = new Int32Array(layer.outFeatures);
-      const words = packedWords(layer.inFeatures);
-      for (let j = 0; j < layer.outFeatures; j++) {
-        let set = 0;
-        for (let w = 0; w < words; w++) set += popcount32(layer.weights[j * words + w]);
-        sums[j] = layer.inFeatures - 2 * set;
-      }
-      wsum = put(sums);
-    }
-    const p0 = put(out.kind === 'bits' ? out.thresholds : out.scale);
-    const p1 = put(out.kind === 'bits' ? out.directions : out.bias);
-    const outStride = outStrideBytes(layer);
-    const outBuf = heap.alloc(maxBatch * outStride);
-    new Uint8Array(buf, outBuf, maxBatch * outStride).fill(0);
-    return {
-      layer,
-      weights,
-      p0,
-      p1,
-      wsum,
-      mode: out.kind === 'bits' ? OUT_BITS : OUT_REAL,
-      act: out.kind === 'real' ? ACTIVATIONS[out.activation] : 0,
-      out: outBuf,
-      outStride,
-    };
-  });
-  let nibbles = 0;
-  let scratch = 0;
-  if (firstKernel === 'lut') {
-    nibbles = heap.alloc(lutBytes);
-    scratch = heap.alloc(scratchBytes);
-    kernels.oe_nibbles(0, 1, first.inFeatures, first.outFeatures, placed[0].weights, nibbles);
-  }
-  const inBytes = heap.alloc(maxBatch * inStride);
-  const inFloats = heap.alloc(maxBatch * inStride * 4);
-  const inBytesView = new Uint8Array(buf, inBytes, maxBatch * inStride);
-  const inFloatsView = new Float32Array(buf, inFloats, maxBatch * inStride);
-  inBytesView.fill(0);
-  inFloatsView.fill(0);
-  const last = placed[placed.length - 1];
-  const classes = model.classes;
-  const temperature = model.temperature ?? 1;
-  const logitView = new Float32Array(buf, last.out, (maxBatch * last.outStride) / 4);
-
-  // Normalisation: per-channel lookup table for the float path, and x = a v + c for the byte kernel.
-  const lut = new Float32Array(channels * 256);
-  for (let c = 0; c < channels; c++) {
-    for (let v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255 - model.input.mean[c]) / model.input.std[c];
-  }
-  const scaleA = 1 / (255 * model.input.std[0]);
-  const shiftC = -model.input.mean[0] / model.input.std[0];
-  const variant = popcount === 'simd' ? 1 : 0;
   let disposed = false;
-
   function run(name: EngineKernel, rows: number, n: number, work: number, args: number[]): void {
     const useful = rows >= 4 * pool.threads || n <= 32 ? Math.ceil(rows / 2) : Math.ceil(n / 32);
     if (pool.threads > 1 && useful > 1 && work >= PARALLEL_MIN_WORK) pool.run(name, args);
     else kernels[name](0, 1, ...args);
   }
+  const plan = planLayers(model, head, placing, maxBatch, threads, {
+    run,
+    nibbles: (k, n, weights, out) => kernels.oe_nibbles(0, 1, k, n, weights, out),
+    variant: popcount === 'simd' ? 1 : 0,
+  });
+  const { steps, input, logits } = plan;
+  const classes = model.classes;
+  const temperature = model.temperature ?? 1;
 
-  /** Runs every layer on `rows` examples already in the input buffer; calls `visit` after each layer. */
-  function forward(rows: number, fromBytes: boolean, visit?: (p: PlacedDense) => void): void {
+  // Normalisation: per-channel lookup table for float inputs.
+  const lut = new Float32Array(channels * 256);
+  for (let c = 0; c < channels; c++) {
+    for (let v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255 - model.input.mean[c]) / model.input.std[c];
+  }
+  const plane = height * width;
+  // Only the buffer the first layer reads exists (the other is empty).
+  const inBytesView = new Uint8Array(buf, input.bytes, head.bytes ? maxBatch * input.byteStride : 0);
+  const inFloatsView = new Float32Array(buf, input.floats, head.bytes ? 0 : maxBatch * input.floatStride);
+
+  function forward(rows: number, visit?: (step: Step) => void): void {
     if (disposed) throw new Error('onebit engine: used after dispose()');
-    for (let i = 0; i < placed.length; i++) {
-      const p = placed[i];
-      const { inFeatures: k, outFeatures: n } = p.layer;
-      if (i === 0 && fromBytes && firstKernel === 'lut') {
-        const args = [
-          rows,
-          k,
-          n,
-          inBytes,
-          nibbles,
-          p.wsum,
-          scaleA,
-          shiftC,
-          p.mode,
-          p.p0,
-          p.p1,
-          p.act,
-          p.out,
-          scratch,
-        ];
-        run('oe_dense_lut', rows, n, rows * n * k, args);
-      } else if (i === 0 && fromBytes) {
-        run('oe_dense_u8', rows, n, rows * n * k, [
-          rows,
-          k,
-          n,
-          inBytes,
-          p.weights,
-          p.wsum,
-          scaleA,
-          shiftC,
-          p.mode,
-          p.p0,
-          p.p1,
-          p.act,
-          p.out,
-        ]);
-      } else {
-        const x = i === 0 ? inFloats : placed[i - 1].out;
-        if (p.layer.input === 'bits') {
-          run('oe_dense_bits', rows, n, (rows * n * k) / 8, [
-            rows,
-            k,
-            n,
-            x,
-            p.weights,
-            p.mode,
-            p.p0,
-            p.p1,
-            p.act,
-            p.out,
-            variant,
-          ]);
-        } else {
-          run('oe_dense_f32', rows, n, rows * n * k, [
-            rows,
-            k,
-            n,
-            x,
-            p.weights,
-            p.mode,
-            p.p0,
-            p.p1,
-            p.act,
-            p.out,
-          ]);
-        }
-      }
-      visit?.(p);
+    for (const step of steps) {
+      step.run(rows);
+      visit?.(step);
     }
   }
 
@@ -366,31 +319,72 @@ export async function createEngine(
     return n;
   }
 
+  /** Puts example b's normalised value of channel c at pixel p into the float input (the plan's layout). */
+  const floatIndex =
+    input.floatLayout === 'hwc'
+      ? (b: number, c: number, p: number): number => b * input.floatStride + p * channels + c
+      : (b: number, c: number, p: number): number => b * input.floatStride + c * plane + p;
+
   /** Copies raw images [start, start + rows) into the input buffer (bytes, or normalised floats). */
-  function loadBytes(images: Uint8Array, start: number, rows: number): boolean {
-    if (byteInput) {
+  function loadBytes(images: Uint8Array, start: number, rows: number): void {
+    if (head.bytes) {
       for (let b = 0; b < rows; b++) {
-        inBytesView.set(images.subarray((start + b) * inputSize, (start + b + 1) * inputSize), b * inStride);
+        inBytesView.set(
+          images.subarray((start + b) * inputSize, (start + b + 1) * inputSize),
+          b * input.byteStride,
+        );
       }
-      return true;
+      return;
     }
-    const plane = height * width;
     for (let b = 0; b < rows; b++) {
       const src = (start + b) * inputSize;
-      const dst = b * inStride;
       for (let c = 0; c < channels; c++) {
         const table = c * 256;
         for (let p = 0; p < plane; p++)
-          inFloatsView[dst + c * plane + p] = lut[table + images[src + c * plane + p]];
+          inFloatsView[floatIndex(b, c, p)] = lut[table + images[src + c * plane + p]];
       }
     }
-    return false;
+  }
+
+  function loadFloats(inputs: Float32Array, start: number, rows: number): void {
+    for (let b = 0; b < rows; b++) {
+      const src = (start + b) * inputSize;
+      for (let c = 0; c < channels; c++) {
+        for (let p = 0; p < plane; p++) inFloatsView[floatIndex(b, c, p)] = inputs[src + c * plane + p];
+      }
+    }
   }
 
   function collect(out: Float32Array, start: number, rows: number): void {
-    const stride = last.outStride / 4;
+    const view = new Float32Array(buf, logits.offset, maxBatch * logits.stride);
     for (let b = 0; b < rows; b++)
-      out.set(logitView.subarray(b * stride, b * stride + classes), (start + b) * classes);
+      out.set(view.subarray(b * logits.stride, b * logits.stride + classes), (start + b) * classes);
+  }
+
+  function readTrace(name: string, value: Value, n: number): LayerTrace {
+    const features = value.shape.reduce((a, b) => a * b, 1);
+    const pixels = rowsPerExample(value);
+    if (value.kind === 'bits') {
+      return {
+        name,
+        kind: 'bits',
+        features,
+        shape: value.shape,
+        bits: new Uint32Array(buf, value.offset, n * pixels * value.stride).slice(),
+      };
+    }
+    const view = new Float32Array(buf, value.offset, n * pixels * value.stride);
+    const values = new Float32Array(n * features);
+    const c = value.shape[0];
+    for (let b = 0; b < n; b++) {
+      for (let p = 0; p < pixels; p++) {
+        const row = (b * pixels + p) * value.stride;
+        // Maps come back in C, H, W order; a flat row as it is.
+        if (pixels === 1) values.set(view.subarray(row, row + features), b * features);
+        else for (let ch = 0; ch < c; ch++) values[b * features + ch * pixels + p] = view[row + ch];
+      }
+    }
+    return { name, kind: 'real', features, shape: value.shape, values };
   }
 
   const engine: Engine = {
@@ -400,46 +394,47 @@ export async function createEngine(
     classes,
     inputSize,
     popcount,
-    firstLayer: firstKernel,
+    firstLayer: head.kernel,
     logits(images, count) {
       const n = checkCount('logits', images.length, count);
       const out = new Float32Array(n * classes);
       for (let start = 0; start < n; start += maxBatch) {
         const rows = Math.min(maxBatch, n - start);
-        forward(rows, loadBytes(images, start, rows));
+        loadBytes(images, start, rows);
+        forward(rows);
         collect(out, start, rows);
       }
       return out;
     },
     logitsNormalized(inputs, count) {
       const n = checkCount('logitsNormalized', inputs.length, count);
+      if (head.bytes)
+        throw new Error(
+          `onebit engine: this engine's first layer reads raw bytes (firstLayer '${head.kernel}'); create it with firstLayer: 'float' to feed normalised inputs`,
+        );
       const out = new Float32Array(n * classes);
       for (let start = 0; start < n; start += maxBatch) {
         const rows = Math.min(maxBatch, n - start);
-        for (let b = 0; b < rows; b++) {
-          inFloatsView.set(
-            inputs.subarray((start + b) * inputSize, (start + b + 1) * inputSize),
-            b * inStride,
-          );
-        }
-        forward(rows, false);
+        loadFloats(inputs, start, rows);
+        forward(rows);
         collect(out, start, rows);
       }
       return out;
     },
     temperature,
     probabilities(images, count) {
-      const logits = engine.logits(images, count);
-      const n = logits.length / classes;
-      const out = new Float64Array(logits.length);
-      for (let i = 0; i < n; i++) out.set(softmax(logits, i * classes, classes, temperature), i * classes);
+      const logitValues = engine.logits(images, count);
+      const n = logitValues.length / classes;
+      const out = new Float64Array(logitValues.length);
+      for (let i = 0; i < n; i++)
+        out.set(softmax(logitValues, i * classes, classes, temperature), i * classes);
       return out;
     },
     classify(images, count) {
-      const logits = engine.logits(images, count);
-      const n = logits.length / classes;
+      const logitValues = engine.logits(images, count);
+      const n = logitValues.length / classes;
       const labels = new Int32Array(n);
-      for (let i = 0; i < n; i++) labels[i] = argmax(logits, i * classes, classes);
+      for (let i = 0; i < n; i++) labels[i] = argmax(logitValues, i * classes, classes);
       return labels;
     },
     trace(images, count) {
@@ -447,24 +442,9 @@ export async function createEngine(
       if (n > maxBatch)
         throw new RangeError(`onebit engine: trace takes at most maxBatch = ${maxBatch} examples, got ${n}`);
       const traces: LayerTrace[] = [];
-      forward(n, loadBytes(images, 0, n), (p) => {
-        const features = p.layer.outFeatures;
-        if (p.mode === OUT_BITS) {
-          const words = packedWords(features);
-          traces.push({
-            name: p.layer.name,
-            kind: 'bits',
-            features,
-            bits: new Uint32Array(buf, p.out, n * words).slice(),
-          });
-        } else {
-          const stride = p.outStride / 4;
-          const view = new Float32Array(buf, p.out, n * stride);
-          const values = new Float32Array(n * features);
-          for (let b = 0; b < n; b++)
-            values.set(view.subarray(b * stride, b * stride + features), b * features);
-          traces.push({ name: p.layer.name, kind: 'real', features, values });
-        }
+      loadBytes(images, 0, n);
+      forward(n, (step) => {
+        if (step.trace !== undefined) traces.push(readTrace(step.trace.name, step.trace.value, n));
       });
       return traces;
     },
@@ -478,8 +458,545 @@ export async function createEngine(
   return engine;
 }
 
-function outStrideBytes(l: DenseLayer): number {
-  return l.output.kind === 'bits' ? packedWords(l.outFeatures) * 4 : packedWords(l.outFeatures) * 32 * 4;
+/** How the network input enters: raw bytes for an integer first layer, else normalised floats. */
+interface Head {
+  readonly kernel: FirstLayerKernel;
+  /** Whether the first layer reads the raw bytes. */
+  readonly bytes: boolean;
+  /** Index in model.layers of the first layer (dense or conv) when it reads the raw input, else -1. */
+  readonly first: number;
+}
+
+function headOf(model: OnebitModel, requested: 'lut' | 'masked' | 'float'): Head {
+  const [channels] = model.input.shape;
+  const first = model.layers.findIndex((l) => l.kind !== 'flatten');
+  const layer = model.layers[first];
+  if (layer.kind === 'dense') {
+    const kernel: FirstLayerKernel =
+      channels !== 1
+        ? 'float'
+        : requested === 'lut' && layer.inFeatures > LUT_MAX_FEATURES
+          ? 'masked'
+          : requested;
+    return { kernel, bytes: kernel !== 'float', first };
+  }
+  if (layer.kind === 'conv2d' && first === 0) {
+    const kernel: FirstLayerKernel = channels !== 1 || requested === 'float' ? 'float' : 'direct';
+    return { kernel, bytes: kernel !== 'float', first };
+  }
+  return { kernel: 'float', bytes: false, first: -1 };
+}
+
+/** What running the plan needs (absent in the sizing pass). */
+interface Runner {
+  run(name: EngineKernel, rows: number, n: number, work: number, args: number[]): void;
+  nibbles(k: number, n: number, weights: number, out: number): void;
+  variant: number;
+}
+
+interface InputBuffers {
+  readonly bytes: number;
+  readonly byteStride: number;
+  readonly floats: number;
+  readonly floatStride: number;
+  /** How the float input is laid out per example: 'chw' (a flat first layer) or 'hwc' (pixel rows). */
+  readonly floatLayout: 'chw' | 'hwc';
+}
+
+/**
+ * Places every layer's tensors and output buffers and returns the steps that run them. With `runner` null it
+ * only counts memory (the sizing pass); the offsets it returns are then meaningless.
+ */
+function planLayers(
+  model: OnebitModel,
+  head: Head,
+  mem: Placement,
+  maxBatch: number,
+  threads: number,
+  runner: Runner | null,
+): { steps: Step[]; input: InputBuffers; logits: Value } {
+  const [channels, height, width] = model.input.shape;
+  const plane = height * width;
+  const steps: Step[] = [];
+  const call = (name: EngineKernel, rows: number, n: number, work: number, args: number[]): void =>
+    (runner as Runner).run(name, rows, n, work, args);
+
+  // The input buffers, laid out for the first layer.
+  const firstLayer = head.first >= 0 ? model.layers[head.first] : null;
+  let input: InputBuffers;
+  let start: Value;
+  if (firstLayer?.kind === 'dense') {
+    const stride = packedWords(firstLayer.inFeatures) * 32;
+    input = {
+      bytes: mem.alloc(head.bytes ? maxBatch * stride : 0),
+      byteStride: stride,
+      floats: mem.alloc(head.bytes ? 0 : maxBatch * stride * 4),
+      floatStride: stride,
+      floatLayout: 'chw',
+    };
+    start = { kind: 'real', shape: [firstLayer.inFeatures], offset: input.floats, stride };
+  } else {
+    const bytes = head.bytes ? mem.alloc(maxBatch * channels * plane) : 0;
+    const floats = head.bytes ? 0 : mem.alloc(maxBatch * channels * plane * 4);
+    input = {
+      bytes,
+      byteStride: channels * plane,
+      floats,
+      floatStride: channels * plane,
+      floatLayout: 'hwc',
+    };
+    start = { kind: 'real', shape: [channels, height, width], offset: floats, stride: channels };
+  }
+
+  // Scratch rows of the convolutions, shared: the largest any conv needs.
+  let scratchBytes = 0;
+  const convScratch = (l: OnebitLayer): void => {
+    if (l.kind === 'conv2d') {
+      const taps = l.kernel * l.kernel * l.inChannels;
+      const perRow = l.input === 'bits' ? packedWords(taps) * 4 : packedWords(taps) * 32 * 4;
+      scratchBytes = Math.max(scratchBytes, threads * CONV_BLOCK * perRow);
+    } else if (l.kind === 'residual') {
+      l.body.forEach(convScratch);
+      l.shortcut?.forEach(convScratch);
+    }
+  };
+  model.layers.forEach(convScratch);
+  const scratch = mem.alloc(scratchBytes);
+
+  const outputStage = (
+    out: DenseOutput,
+  ): { mode: number; p0: number; p1: number; act: number; kind: 'bits' | 'real' } => ({
+    mode: out.kind === 'bits' ? OUT_BITS : OUT_REAL,
+    p0: mem.put(out.kind === 'bits' ? out.thresholds : out.scale),
+    p1: mem.put(out.kind === 'bits' ? out.directions : out.bias),
+    act: out.kind === 'real' ? ACTIVATIONS[out.activation] : 0,
+    kind: out.kind,
+  });
+
+  const newValue = (kind: 'bits' | 'real', shape: readonly number[], stride: number): Value => {
+    const v = { kind, shape, stride, offset: 0 };
+    return { ...v, offset: mem.alloc(maxBatch * bytesPerExample(v)) };
+  };
+
+  /** Plans `layers` from value `x`; returns the value they produce. `path` prefixes trace names. */
+  const planList = (layers: readonly OnebitLayer[], x0: Value, path: string, top: boolean): Value => {
+    let x = x0;
+    layers.forEach((layer, index) => {
+      const isFirst = top && index === head.first;
+      x = planLayer(layer, x, path, isFirst);
+    });
+    return x;
+  };
+
+  const planLayer = (layer: OnebitLayer, x: Value, path: string, isFirst: boolean): Value => {
+    switch (layer.kind) {
+      case 'flatten': {
+        if (x.shape.length === 1) return x;
+        const [c, h, w] = x.shape;
+        const flat = c * h * w;
+        if (x === start && firstLayer?.kind === 'dense') {
+          return { ...x, shape: [flat] }; // the input, already flat for the dense head
+        }
+        const chw = (layer.layout ?? 'chw') === 'chw' ? 1 : 0;
+        const out = newValue(x.kind, [flat], outputStride(x.kind, flat));
+        const bits = x.kind === 'bits' ? 1 : 0;
+        steps.push({
+          run: (rows) =>
+            call('oe_flatten', rows, 1, rows * flat, [
+              rows,
+              h * w,
+              c,
+              x.stride,
+              x.offset,
+              out.offset,
+              bits,
+              chw,
+            ]),
+        });
+        return out;
+      }
+      case 'dense': {
+        const k = layer.inFeatures;
+        const n = layer.outFeatures;
+        const weights = mem.put(layer.weights);
+        const o = outputStage(layer.output);
+        const out = newValue(o.kind, [n], outputStride(o.kind, n));
+        const name = path + layer.name;
+        if (isFirst && head.bytes) {
+          const sums = new Int32Array(n);
+          const words = packedWords(k);
+          for (let j = 0; j < n; j++) {
+            let set = 0;
+            for (let w = 0; w < words; w++) set += popcount32(layer.weights[j * words + w]);
+            sums[j] = k - 2 * set;
+          }
+          const wsum = mem.put(sums);
+          const scaleA = 1 / (255 * model.input.std[0]);
+          const shiftC = -model.input.mean[0] / model.input.std[0];
+          if (head.kernel === 'lut') {
+            const groups = packedWords(k) * 8;
+            const nibbles = mem.alloc(Math.ceil(n / 16) * groups * 16);
+            const tables = mem.alloc(threads * 4 * groups * 32);
+            runner?.nibbles(k, n, weights, nibbles);
+            steps.push({
+              run: (rows) =>
+                call('oe_dense_lut', rows, n, rows * n * k, [
+                  rows,
+                  k,
+                  n,
+                  input.bytes,
+                  nibbles,
+                  wsum,
+                  scaleA,
+                  shiftC,
+                  o.mode,
+                  o.p0,
+                  o.p1,
+                  o.act,
+                  out.offset,
+                  tables,
+                ]),
+              trace: { name, value: out },
+            });
+          } else {
+            steps.push({
+              run: (rows) =>
+                call('oe_dense_u8', rows, n, rows * n * k, [
+                  rows,
+                  k,
+                  n,
+                  input.bytes,
+                  weights,
+                  wsum,
+                  scaleA,
+                  shiftC,
+                  o.mode,
+                  o.p0,
+                  o.p1,
+                  o.act,
+                  out.offset,
+                ]),
+              trace: { name, value: out },
+            });
+          }
+          return out;
+        }
+        const bits = layer.input === 'bits';
+        steps.push({
+          run: (rows) =>
+            bits
+              ? call('oe_dense_bits', rows, n, (rows * n * k) / 8, [
+                  rows,
+                  k,
+                  n,
+                  x.offset,
+                  weights,
+                  o.mode,
+                  o.p0,
+                  o.p1,
+                  o.act,
+                  out.offset,
+                  (runner as Runner).variant,
+                ])
+              : call('oe_dense_f32', rows, n, rows * n * k, [
+                  rows,
+                  k,
+                  n,
+                  x.offset,
+                  weights,
+                  o.mode,
+                  o.p0,
+                  o.p1,
+                  o.act,
+                  out.offset,
+                ]),
+          trace: { name, value: out },
+        });
+        return out;
+      }
+      case 'conv2d': {
+        const [c, h, w] = x.shape;
+        const { kernel: k, stride, padding, outChannels: n } = layer;
+        const oh = Math.floor((h + 2 * padding - k) / stride) + 1;
+        const ow = Math.floor((w + 2 * padding - k) / stride) + 1;
+        const taps = k * k * c;
+        const weights = mem.put(layer.weights);
+        const o = outputStage(layer.output);
+        const out = newValue(o.kind, [n, oh, ow], outputStride(o.kind, n));
+        const border = borderCorrection(layer, h, w);
+        const cidx = mem.put(border.index);
+        const corr = mem.put(border.sums);
+        const pixels = oh * ow;
+        const geometry = [h, w];
+        const name = path + layer.name;
+        if (isFirst && head.bytes) {
+          const sums = new Int32Array(n);
+          const words = packedWords(taps);
+          for (let j = 0; j < n; j++) {
+            let set = 0;
+            for (let q = 0; q < words; q++) set += popcount32(layer.weights[j * words + q]);
+            sums[j] = taps - 2 * set;
+          }
+          const wsum = mem.put(sums);
+          const a = 1 / (255 * model.input.std[0]);
+          const shift = -model.input.mean[0] / model.input.std[0];
+          steps.push({
+            run: (rows) =>
+              call('oe_conv_u8', rows * pixels, n, rows * pixels * n * taps, [
+                rows,
+                ...geometry,
+                k,
+                stride,
+                padding,
+                oh,
+                ow,
+                n,
+                input.bytes,
+                weights,
+                wsum,
+                cidx,
+                corr,
+                a,
+                shift,
+                o.mode,
+                o.p0,
+                o.p1,
+                o.act,
+                out.offset,
+              ]),
+            trace: { name, value: out },
+          });
+          return out;
+        }
+        const bits = layer.input === 'bits';
+        steps.push({
+          run: (rows) =>
+            bits
+              ? call('oe_conv_bits', rows * pixels, n, (rows * pixels * n * taps) / 8, [
+                  rows,
+                  ...geometry,
+                  c,
+                  x.stride,
+                  k,
+                  stride,
+                  padding,
+                  oh,
+                  ow,
+                  n,
+                  x.offset,
+                  weights,
+                  cidx,
+                  corr,
+                  o.mode,
+                  o.p0,
+                  o.p1,
+                  o.act,
+                  out.offset,
+                  scratch,
+                ])
+              : call('oe_conv_f32', rows * pixels, n, rows * pixels * n * taps, [
+                  rows,
+                  ...geometry,
+                  c,
+                  x.stride,
+                  k,
+                  stride,
+                  padding,
+                  oh,
+                  ow,
+                  n,
+                  x.offset,
+                  weights,
+                  o.mode,
+                  o.p0,
+                  o.p1,
+                  o.act,
+                  out.offset,
+                  scratch,
+                ]),
+          trace: { name, value: out },
+        });
+        return out;
+      }
+      case 'maxpool':
+      case 'avgpool': {
+        const [c, h, w] = x.shape;
+        const { kernel: k, stride, padding } = layer;
+        const oh = Math.floor((h + 2 * padding - k) / stride) + 1;
+        const ow = Math.floor((w + 2 * padding - k) / stride) + 1;
+        const out = newValue(x.kind, [c, oh, ow], x.stride);
+        const args = [h, w];
+        const name = path + layer.name;
+        if (x.kind === 'bits') {
+          steps.push({
+            run: (rows) =>
+              call('oe_maxpool_bits', rows * oh * ow, 1, rows * oh * ow * k * k * x.stride, [
+                rows,
+                ...args,
+                x.stride,
+                k,
+                stride,
+                padding,
+                oh,
+                ow,
+                x.offset,
+                out.offset,
+              ]),
+            trace: { name, value: out },
+          });
+        } else {
+          const avg = layer.kind === 'avgpool' ? 1 : 0;
+          steps.push({
+            run: (rows) =>
+              call('oe_pool_f32', rows * oh * ow, 1, rows * oh * ow * k * k * c, [
+                rows,
+                ...args,
+                c,
+                x.stride,
+                k,
+                stride,
+                padding,
+                oh,
+                ow,
+                x.offset,
+                out.offset,
+                avg,
+              ]),
+            trace: { name, value: out },
+          });
+        }
+        return out;
+      }
+      case 'threshold': {
+        const c = layer.channels;
+        const t = mem.put(layer.thresholds);
+        const d = mem.put(layer.directions);
+        const out = newValue('bits', x.shape, packedWords(c));
+        const per = rowsPerExample(x);
+        steps.push({
+          run: (rows) =>
+            call('oe_threshold_f32', rows * per, 1, rows * per * c, [
+              rows * per,
+              c,
+              x.stride,
+              x.offset,
+              t,
+              d,
+              out.offset,
+            ]),
+          trace: { name: path + layer.name, value: out },
+        });
+        return out;
+      }
+      case 'affine': {
+        const c = layer.channels;
+        const scale = mem.put(layer.scale);
+        const bias = mem.put(layer.bias);
+        const out = newValue('real', x.shape, x.stride);
+        const per = rowsPerExample(x);
+        const act = ACTIVATIONS[layer.activation];
+        steps.push({
+          run: (rows) =>
+            call('oe_affine_f32', rows * per, 1, rows * per * c, [
+              rows * per,
+              c,
+              x.stride,
+              x.offset,
+              scale,
+              bias,
+              act,
+              out.offset,
+            ]),
+          trace: { name: path + layer.name, value: out },
+        });
+        return out;
+      }
+      case 'residual': {
+        const prefix = `${path}${layer.name}/`;
+        const body = planList(layer.body, x, `${prefix}body/`, false);
+        const shortcut =
+          layer.shortcut === null ? x : planList(layer.shortcut, x, `${prefix}shortcut/`, false);
+        if (body.stride !== shortcut.stride) {
+          throw new OnebitFormatError(
+            'unsupported',
+            layer.name,
+            'the engine adds residual branches of one layout: end the shortcut with a layer, or start the block after one',
+          );
+        }
+        const out = newValue('real', body.shape, body.stride);
+        const count = rowsPerExample(body) * body.stride;
+        steps.push({
+          run: (rows) =>
+            call('oe_add_f32', rows * count, 1, rows * count, [
+              rows * count,
+              body.offset,
+              shortcut.offset,
+              out.offset,
+            ]),
+          trace: { name: path + layer.name, value: out },
+        });
+        return out;
+      }
+    }
+  };
+
+  const logits = planList(model.layers, start, '', true);
+  return { steps, input, logits };
+}
+
+/**
+ * The border correction of a convolution on an h x w map (docs/architecture.md "Padding"): output pixels
+ * whose window reaches into the padding get a class (`index`, -1 inside the image), and `sums[class * n + j]`
+ * is the sum of channel j's weights over that class's padded taps: the bits kernel counts a padded tap as +1,
+ * so subtracting this sum gives the zero-padded convolution exactly (and the byte kernel's in-image weight sum).
+ */
+export function borderCorrection(
+  layer: Pick<ConvLayer, 'kernel' | 'stride' | 'padding' | 'inChannels' | 'outChannels' | 'weights'>,
+  h: number,
+  w: number,
+): { index: Int32Array; sums: Int32Array } {
+  const { kernel: k, stride, padding, inChannels: c, outChannels: n, weights } = layer;
+  const oh = Math.floor((h + 2 * padding - k) / stride) + 1;
+  const ow = Math.floor((w + 2 * padding - k) / stride) + 1;
+  const words = packedWords(k * k * c);
+  const index = new Int32Array(oh * ow).fill(-1);
+  const classes = new Map<string, number>();
+  const padded: number[][] = [];
+  for (let oy = 0; oy < oh; oy++) {
+    for (let ox = 0; ox < ow; ox++) {
+      const taps: number[] = [];
+      for (let i = 0; i < k; i++) {
+        const y = oy * stride - padding + i;
+        for (let j = 0; j < k; j++) {
+          const x = ox * stride - padding + j;
+          if (y < 0 || y >= h || x < 0 || x >= w) taps.push(i * k + j);
+        }
+      }
+      if (taps.length === 0) continue;
+      const key = taps.join(',');
+      let id = classes.get(key);
+      if (id === undefined) {
+        id = padded.length;
+        classes.set(key, id);
+        padded.push(taps);
+      }
+      index[oy * ow + ox] = id;
+    }
+  }
+  const sums = new Int32Array(Math.max(1, padded.length) * n);
+  padded.forEach((taps, id) => {
+    for (let o = 0; o < n; o++) {
+      let s = 0;
+      for (const t of taps) {
+        for (let ch = 0; ch < c; ch++) {
+          const col = t * c + ch;
+          s += (weights[o * words + (col >>> 5)] >>> (col & 31)) & 1 ? -1 : 1;
+        }
+      }
+      sums[id * n + o] = s;
+    }
+  });
+  return { index, sums };
 }
 
 function popcount32(x: number): number {

@@ -22,7 +22,10 @@ import {
   packedWords,
   packSignRows,
   PREFIX_BYTES,
+  type ConvLayer,
   type DenseLayer,
+  type DenseOutput,
+  type OnebitLayer,
   type OnebitModel,
 } from './format.js';
 
@@ -77,6 +80,69 @@ function sampleModel(seed = 1): OnebitModel {
     classes: 5,
     layers: [{ kind: 'flatten' }, ...layers],
     metadata: { model: 'test', epoch: 3, exact: true },
+  };
+}
+
+/** A version-3 model with every kind of layer: convolutions on reals and bits, pooling, threshold, affine, residual. */
+function sampleConvModel(seed = 3): OnebitModel {
+  const rng = new Rng(seed);
+  const signs = (n: number): Float32Array =>
+    Float32Array.from({ length: n }, () => (rng.uniform() < 0.5 ? -1 : 1));
+  const floats = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.uniform() - 0.5);
+  const conv = (name: string, input: 'real' | 'bits', c: number, n: number, bitsOut: boolean): ConvLayer => ({
+    kind: 'conv2d',
+    name,
+    input,
+    inChannels: c,
+    outChannels: n,
+    kernel: 3,
+    stride: 1,
+    padding: 1,
+    weights: packSignRows(signs(n * 9 * c), n, 9 * c),
+    output: bitsOut
+      ? {
+          kind: 'bits',
+          thresholds: input === 'bits' ? Int32Array.from({ length: n }, () => rng.int(9) - 4) : floats(n),
+          directions: Int8Array.from({ length: n }, (_, j) => (j % 3 === 0 ? -1 : 1)),
+        }
+      : { kind: 'real', scale: floats(n), bias: floats(n), activation: 'relu' },
+  });
+  return {
+    input: { shape: [2, 6, 6], mean: [0.25, 0.5], std: [0.5, 0.25] },
+    classes: 4,
+    layers: [
+      conv('conv1', 'real', 2, 5, true),
+      { kind: 'maxpool', name: 'pool1', kernel: 2, stride: 2, padding: 0 },
+      conv('conv2', 'bits', 5, 6, false),
+      {
+        kind: 'residual',
+        name: 'block1',
+        body: [
+          {
+            kind: 'threshold',
+            name: 'sign',
+            channels: 6,
+            thresholds: floats(6),
+            directions: new Int8Array(6).fill(1),
+          },
+          conv('conv3', 'bits', 6, 6, false),
+        ],
+        shortcut: null,
+      },
+      { kind: 'affine', name: 'bn3', channels: 6, scale: floats(6), bias: floats(6), activation: 'hardtanh' },
+      { kind: 'avgpool', name: 'pool3', kernel: 2, stride: 1, padding: 1 },
+      { kind: 'flatten', layout: 'hwc' },
+      {
+        kind: 'dense',
+        name: 'fc',
+        input: 'real',
+        inFeatures: 96,
+        outFeatures: 4,
+        weights: packSignRows(signs(96 * 4), 4, 96),
+        output: { kind: 'real', scale: floats(4), bias: floats(4), activation: 'none' },
+      },
+    ],
+    metadata: { model: 'conv-test' },
   };
 }
 
@@ -181,54 +247,133 @@ function assertValidModel(model: OnebitModel, what: string): void {
   for (const v of Object.values(model.metadata)) {
     assert.ok(typeof v !== 'number' || Number.isFinite(v), `${what}: metadata number ${v}`);
   }
-  let features: number[] = [...shape];
-  let values = 'real' as 'real' | 'bits';
-  for (const [i, layer] of model.layers.entries()) {
-    const at = `${what}: layers[${i}]`;
-    if (layer.kind === 'flatten') {
-      features = [features.reduce((a, b) => a * b, 1)];
-      continue;
+  const end = assertValidLayers(model.layers, { features: [...shape], values: 'real' }, what, 'layers');
+  assert.equal(end.values, 'real', `${what}: the logits are real`);
+  assert.deepEqual(end.features, [model.classes], `${what}: one logit per class`);
+}
+
+/** Checks a packed sign matrix: its type, its length and clear padding bits. */
+function assertPacked(weights: Uint32Array, n: number, k: number, at: string): void {
+  assert.ok(weights instanceof Uint32Array, `${at} weights type`);
+  const words = packedWords(k);
+  assert.equal(weights.length, n * words, `${at} weights length`);
+  for (let row = 0; row < n; row++) {
+    for (let c = k; c < words * 32; c++) {
+      const bit: number = (weights[row * words + (c >>> 5)] >>> (c & 31)) & 1;
+      assert.equal(bit, 0, `${at} padding bit ${c} of row ${row}`);
     }
-    const { inFeatures: k, outFeatures: n, output } = layer;
-    assert.deepEqual(features, [k], `${at} takes ${k} features`);
-    assert.ok(layer.input === values, `${at}: takes ${layer.input} values, receives ${values}`);
-    assert.ok(layer.weights instanceof Uint32Array, `${at} weights type`);
-    const words = packedWords(k);
-    assert.equal(layer.weights.length, n * words, `${at} weights length`);
-    for (let row = 0; row < n; row++) {
-      for (let c = k; c < words * 32; c++) {
-        const bit: number = (layer.weights[row * words + (c >>> 5)] >>> (c & 31)) & 1;
-        assert.equal(bit, 0, `${at} padding bit ${c} of row ${row}`);
+  }
+}
+
+/** Checks an output stage (or a threshold/affine layer) of n channels after `input` values. */
+function assertOutput(output: DenseOutput, n: number, input: 'real' | 'bits', at: string): void {
+  if (output.kind === 'bits') {
+    assert.ok(
+      input === 'bits' ? output.thresholds instanceof Int32Array : output.thresholds instanceof Float32Array,
+      `${at} threshold type for ${input} input`,
+    );
+    assert.ok(output.directions instanceof Int8Array, `${at} directions type`);
+    assert.ok(output.thresholds.length === n && output.directions.length === n, `${at} lengths`);
+    assert.ok(
+      output.thresholds.every((x) => !Number.isNaN(x)),
+      `${at} NaN threshold`,
+    );
+    assert.ok(
+      output.directions.every((d) => d === 1 || d === -1),
+      `${at} direction not +-1`,
+    );
+  } else {
+    assert.ok(output.scale instanceof Float32Array && output.bias instanceof Float32Array, `${at} types`);
+    assert.ok(output.scale.length === n && output.bias.length === n, `${at} lengths`);
+    assert.ok(output.scale.every(Number.isFinite) && output.bias.every(Number.isFinite), `${at} finite`);
+    assert.ok(['none', 'relu', 'hardtanh'].includes(output.activation), `${at} activation`);
+  }
+}
+
+interface ValidFlow {
+  features: number[];
+  values: 'real' | 'bits';
+}
+
+/** The layer chain fits together from `flow` (see assertValidModel); returns what it ends with. */
+function assertValidLayers(
+  layers: readonly OnebitLayer[],
+  start: ValidFlow,
+  what: string,
+  path: string,
+): ValidFlow {
+  let { features, values } = start;
+  const windowOut = (size: number, k: number, s: number, p: number): number =>
+    Math.floor((size + 2 * p - k) / s) + 1;
+  for (const [i, layer] of layers.entries()) {
+    const at = `${what}: ${path}[${i}]`;
+    switch (layer.kind) {
+      case 'flatten':
+        features = [features.reduce((a, b) => a * b, 1)];
+        break;
+      case 'dense': {
+        const { inFeatures: k, outFeatures: n, output } = layer;
+        assert.deepEqual(features, [k], `${at} takes ${k} features`);
+        assert.ok(layer.input === values, `${at}: takes ${layer.input} values, receives ${values}`);
+        assertPacked(layer.weights, n, k, at);
+        assertOutput(output, n, layer.input, at);
+        features = [n];
+        values = output.kind;
+        break;
+      }
+      case 'conv2d': {
+        assert.equal(features.length, 3, `${at} takes a map`);
+        const [c, h, w] = features;
+        const { kernel: k, stride: s, padding: p, outChannels: n, output } = layer;
+        assert.equal(layer.inChannels, c, `${at} channels`);
+        assert.ok(layer.input === values, `${at}: takes ${layer.input} values, receives ${values}`);
+        assert.ok(windowOut(h, k, s, p) >= 1 && windowOut(w, k, s, p) >= 1, `${at} window fits`);
+        assertPacked(layer.weights, n, k * k * c, at);
+        assertOutput(output, n, layer.input, at);
+        features = [n, windowOut(h, k, s, p), windowOut(w, k, s, p)];
+        values = output.kind;
+        break;
+      }
+      case 'maxpool':
+      case 'avgpool': {
+        assert.equal(features.length, 3, `${at} takes a map`);
+        const [c, h, w] = features;
+        const { kernel: k, stride: s, padding: p } = layer;
+        assert.ok(2 * p <= k && windowOut(h, k, s, p) >= 1 && windowOut(w, k, s, p) >= 1, `${at} window`);
+        if (layer.kind === 'avgpool') assert.equal(values, 'real', `${at} averages reals`);
+        features = [c, windowOut(h, k, s, p), windowOut(w, k, s, p)];
+        break;
+      }
+      case 'threshold':
+      case 'affine': {
+        assert.equal(values, 'real', `${at} takes reals`);
+        assert.equal(layer.channels, features[0], `${at} channels`);
+        assertOutput(
+          layer.kind === 'threshold'
+            ? { kind: 'bits', thresholds: layer.thresholds, directions: layer.directions }
+            : { kind: 'real', scale: layer.scale, bias: layer.bias, activation: layer.activation },
+          layer.channels,
+          'real',
+          at,
+        );
+        values = layer.kind === 'threshold' ? 'bits' : 'real';
+        break;
+      }
+      case 'residual': {
+        assert.equal(values, 'real', `${at} takes reals`);
+        const body = assertValidLayers(layer.body, { features, values }, what, `${path}[${i}].body`);
+        const shortcut =
+          layer.shortcut === null
+            ? { features, values }
+            : assertValidLayers(layer.shortcut, { features, values }, what, `${path}[${i}].shortcut`);
+        assert.ok(body.values === 'real' && shortcut.values === 'real', `${at} branches end real`);
+        assert.deepEqual(body.features, shortcut.features, `${at} branches agree`);
+        features = body.features;
+        break;
       }
     }
-    if (output.kind === 'bits') {
-      assert.ok(
-        layer.input === 'bits'
-          ? output.thresholds instanceof Int32Array
-          : output.thresholds instanceof Float32Array,
-        `${at} threshold type for ${layer.input} input`,
-      );
-      assert.ok(output.directions instanceof Int8Array, `${at} directions type`);
-      assert.ok(output.thresholds.length === n && output.directions.length === n, `${at} lengths`);
-      assert.ok(
-        output.thresholds.every((x) => !Number.isNaN(x)),
-        `${at} NaN threshold`,
-      );
-      assert.ok(
-        output.directions.every((d) => d === 1 || d === -1),
-        `${at} direction not +-1`,
-      );
-    } else {
-      assert.ok(output.scale instanceof Float32Array && output.bias instanceof Float32Array, `${at} types`);
-      assert.ok(output.scale.length === n && output.bias.length === n, `${at} lengths`);
-      assert.ok(output.scale.every(Number.isFinite) && output.bias.every(Number.isFinite), `${at} finite`);
-      assert.ok(['none', 'relu', 'hardtanh'].includes(output.activation), `${at} activation`);
-    }
-    features = [n];
-    values = output.kind;
   }
-  assert.equal(values, 'real', `${what}: the logits are real`);
-  assert.deepEqual(features, [model.classes], `${what}: one logit per class`);
+  return { features, values };
 }
 
 /** The value at `path` in `root`, or undefined where the path leads nowhere. */
@@ -295,7 +440,7 @@ describe('.onebit reader', () => {
     magic[0] = 0x58;
     rejects(magic, 'bad-magic', /byte 0/);
     const version = good.slice();
-    version[8] = 3;
+    version[8] = 4;
     rejects(version, 'bad-version', /byte 8/);
     rejects(good.subarray(0, 18), 'truncated', /byte 0/);
     rejects(good.subarray(0, 40), 'truncated', /byte 12/);
@@ -327,8 +472,12 @@ describe('.onebit reader', () => {
     (bits.bits as Record<string, unknown>).set = 1;
     rejects(withHeader(good, bits), 'unsupported', /bits\.set/);
     const kind = structuredClone(json);
-    (kind.layers as Record<string, unknown>[])[2].kind = 'conv2d';
+    (kind.layers as Record<string, unknown>[])[2].kind = 'deconv';
     rejects(withHeader(good, kind), 'bad-header', /layers\[2\]\.kind/);
+    // A kind of a later version in a version-2 file.
+    const later = structuredClone(json);
+    (later.layers as Record<string, unknown>[])[2].kind = 'conv2d';
+    rejects(withHeader(good, later), 'bad-version', /layers\[2\]\.kind/);
     const std = structuredClone(json);
     (std.input as Record<string, unknown>).std = [0];
     rejects(withHeader(good, std), 'bad-header', /input\.std\[0\]/);
@@ -452,10 +601,11 @@ describe('.onebit reader', () => {
     const direction = v1.slice();
     direction[directions.start - shift + 2] = 0;
     rejects(direction, 'bad-value', /directions\[2\]/);
-    // A version-2 file read as version 1 (its checksum bytes where the JSON should start) is refused.
+    // A version-2 file relabelled as version 1 (its checksum bytes where the JSON should start) is refused as
+    // a damaged version.
     const relabelled = good.slice();
     relabelled[8] = 1;
-    rejects(relabelled, 'bad-header');
+    rejects(relabelled, 'bad-version', /byte 8/);
   });
 
   test('fuzz: 12,000 mutated and truncated files: each kind of damage gets the error it must, or loads intact', async (t) => {
@@ -479,7 +629,7 @@ describe('.onebit reader', () => {
       [1e9, 1e9],
       'a'.repeat(300),
     ];
-    const variants = [sampleModel(1), sampleModel(2)].map((model) => {
+    const variants = [sampleModel(1), sampleModel(2), sampleConvModel(3)].map((model) => {
       const bytes = encodeOnebit(model);
       const { json, length } = headerOf(bytes);
       const dataStart = align16(PREFIX_BYTES + length);
@@ -508,7 +658,7 @@ describe('.onebit reader', () => {
     const count = (key: string): void => void tally.set(key, (tally.get(key) ?? 0) + 1);
     let ran = 0;
     for (let i = 0; i < 12000; i++) {
-      const base = variants[i % 2];
+      const base = variants[i % 3];
       const u = rng.uniform();
       const kind: Kind =
         u < 0.2

@@ -64,7 +64,7 @@ import { type OnebitErrorCode, OnebitFormatError } from '../errors.js';
 import { crc32c } from './crc32c.js';
 
 export const ONEBIT_MAGIC = 'ONEBITNN';
-export const ONEBIT_VERSION = 2;
+export const ONEBIT_VERSION = 3;
 /** Magic, version, header length and the header's CRC32C (version 1 had no CRC: 16 bytes). */
 export const PREFIX_BYTES = 20;
 /** Alignment of the data section and of every tensor in it. */
@@ -118,11 +118,101 @@ export interface DenseLayer {
   readonly output: DenseOutput;
 }
 
+/**
+ * Reshapes the values to a flat vector. `layout` says how the features are numbered: 'chw'
+ * (c * H * W + h * W + w, the training model's Flatten over NCHW) or 'hwc' ((h * W + w) * C + c, the order the
+ * engine keeps feature maps in, so flattening one costs no transpose; the exporter permutes the next dense
+ * layer's columns to match). Absent (version 1 and 2 files): 'chw'.
+ */
 export interface FlattenLayer {
   readonly kind: 'flatten';
+  readonly layout?: 'chw' | 'hwc';
 }
 
-export type OnebitLayer = DenseLayer | FlattenLayer;
+/**
+ * A binary 2-D convolution over a [C, H, W] feature map: z[o, y, x] = sum over in-image taps of
+ * w[o, c, i, j] * v[c, y * stride - padding + i, x * stride - padding + j]. Padded taps contribute 0 exactly
+ * as zero padding does in training (a padded +-1 map is neither +1 nor -1; docs/architecture.md "Padding").
+ * `weights` is [outChannels, packedWords(kernel^2 * inChannels)] with column (i * kernel + j) * inChannels + c.
+ * Input and output as for a dense layer, per output pixel and channel.
+ */
+export interface ConvLayer {
+  readonly kind: 'conv2d';
+  readonly name: string;
+  readonly input: 'real' | 'bits';
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernel: number;
+  readonly stride: number;
+  readonly padding: number;
+  readonly weights: Uint32Array;
+  readonly output: DenseOutput;
+}
+
+/** A pooling window over a [C, H, W] map: square side, stride, padding (2 * padding <= kernel). */
+export interface PoolWindow {
+  readonly kernel: number;
+  readonly stride: number;
+  readonly padding: number;
+}
+
+/**
+ * Max pooling (padded positions never win). On real values the maximum; on bits (signs) the maximum of +-1
+ * values, -1 only where every value in the window is -1: an AND of the set bits.
+ */
+export interface MaxPoolLayer extends PoolWindow {
+  readonly kind: 'maxpool';
+  readonly name: string;
+}
+
+/** Average pooling of real values; padded positions count as zeros (every window divides by kernel^2). */
+export interface AvgPoolLayer extends PoolWindow {
+  readonly kind: 'avgpool';
+  readonly name: string;
+}
+
+/**
+ * Real values to signs per channel: -1 (bit set) iff v < t (direction +1) or v > t (direction -1); float32
+ * thresholds, possibly +-Infinity. Batch norm and sign after a pooled pre-activation.
+ */
+export interface ThresholdLayer {
+  readonly kind: 'threshold';
+  readonly name: string;
+  readonly channels: number;
+  readonly thresholds: Float32Array;
+  readonly directions: Int8Array;
+}
+
+/** Real values per channel: y = activation(v * scale + bias). Batch norm after a pooled pre-activation. */
+export interface AffineLayer {
+  readonly kind: 'affine';
+  readonly name: string;
+  readonly channels: number;
+  readonly scale: Float32Array;
+  readonly bias: Float32Array;
+  readonly activation: Activation;
+}
+
+/**
+ * y = body(x) + shortcut(x) (the identity when `shortcut` is null): both branches take the block's real input
+ * and give real values of one shape, added in float32.
+ */
+export interface ResidualLayer {
+  readonly kind: 'residual';
+  readonly name: string;
+  readonly body: readonly OnebitLayer[];
+  readonly shortcut: readonly OnebitLayer[] | null;
+}
+
+export type OnebitLayer =
+  | DenseLayer
+  | FlattenLayer
+  | ConvLayer
+  | MaxPoolLayer
+  | AvgPoolLayer
+  | ThresholdLayer
+  | AffineLayer
+  | ResidualLayer;
 
 export interface OnebitInput {
   /** Per-example shape [C, H, W]. */
@@ -207,7 +297,9 @@ export function encodeOnebit(model: OnebitModel): Uint8Array {
     tensors.push({ name, value, shape });
     return name;
   };
-  const layers = model.layers.map((layer, i) => codecOf(layer.kind).encode(layer, `layers.${i}`, add));
+  const list = (items: readonly OnebitLayer[], prefix: string): Record<string, unknown>[] =>
+    items.map((layer, i) => codecOf(layer.kind).encode(layer, `${prefix}.${i}`, add, list));
+  const layers = list(model.layers, 'layers');
   const entries: TensorEntry[] = [];
   let offset = 0;
   let end = 0;
@@ -237,7 +329,7 @@ export function encodeOnebit(model: OnebitModel): Uint8Array {
   const bytes = new Uint8Array(dataStart + end);
   bytes.set(new TextEncoder().encode(ONEBIT_MAGIC), 0);
   const view = new DataView(bytes.buffer);
-  view.setUint32(8, ONEBIT_VERSION, true);
+  view.setUint32(8, versionFor(model), true);
   view.setUint32(12, dataStart - PREFIX_BYTES, true);
   bytes.set(json, PREFIX_BYTES);
   bytes.fill(0x20, PREFIX_BYTES + json.byteLength, dataStart);
@@ -248,6 +340,18 @@ export function encodeOnebit(model: OnebitModel): Uint8Array {
   }
   decodeOnebit(bytes, '<encoder output>'); // the encoder must never write what the reader refuses
   return bytes;
+}
+
+/**
+ * The lowest version that can hold the model: 2 for dense models (readable by every reader since checksums
+ * came in), 3 when it has a version-3 layer (convolution, pooling, threshold, affine, residual, a flatten layout).
+ */
+function versionFor(model: OnebitModel): number {
+  const needs3 = (layers: readonly OnebitLayer[]): boolean =>
+    layers.some(
+      (l) => (l.kind !== 'dense' && l.kind !== 'flatten') || (l.kind === 'flatten' && l.layout !== undefined),
+    );
+  return needs3(model.layers) ? 3 : 2;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -316,49 +420,187 @@ function describe(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-/** What the layers so far produce: the per-example shape and kind of values, and whether a dense layer ran. */
+/** What the layers so far produce: the per-example shape and kind of values, and whether a linear layer ran. */
 interface Flow {
   shape: number[];
   values: 'real' | 'bits';
-  seenDense: boolean;
+  seenLinear: boolean;
 }
 
 /** Declares a tensor a layer needs (name from the header, dtype, exact shape); returns its name. */
 type NeedTensor = (name: unknown, where: string, dtype: TensorDType, shape: number[]) => string;
 
+type AddTensor = (name: string, value: TensorArray, shape: number[]) => string;
+type Read = (name: string) => TensorArray;
+type Plan = (read: Read) => OnebitLayer;
+
+/** What a codec gets besides its own entry: tensors, the format version, and nested layer lists (residual). */
+interface DecodeContext {
+  readonly r: Reader;
+  readonly need: NeedTensor;
+  readonly version: number;
+  /** Decodes a nested list of layers from `flow` (which it advances); returns the plans. */
+  list(value: unknown, where: string, flow: Flow): Plan[];
+}
+
 /**
- * One layer kind of the format: how it is written to the header (registering its tensors with `add`) and
- * how a header entry is validated against the values flowing in (`decode` checks the structure and declares
- * the tensors it needs, then returns the function that builds the layer once the tensors are read and
- * checked). Adding an op to the format is adding an entry to LAYER_CODECS.
+ * One layer kind of the format: how it is written to the header (registering its tensors with `add`, and
+ * nested lists with `list`) and how a header entry is validated against the values flowing in (`decode`
+ * checks the structure and declares the tensors it needs, then returns the function that builds the layer once
+ * the tensors are read and checked). Adding an op to the format is adding an entry to LAYER_CODECS.
  */
 interface LayerCodec<L extends OnebitLayer> {
+  /** The first format version with this kind. */
+  readonly since: number;
   encode(
     layer: L,
     prefix: string,
-    add: (name: string, value: TensorArray, shape: number[]) => string,
+    add: AddTensor,
+    list: (layers: readonly OnebitLayer[], prefix: string) => Record<string, unknown>[],
   ): Record<string, unknown>;
-  decode(
-    r: Reader,
-    layer: Record<string, unknown>,
-    where: string,
-    flow: Flow,
-    need: NeedTensor,
-  ): (read: (name: string) => TensorArray) => L;
+  decode(ctx: DecodeContext, layer: Record<string, unknown>, where: string, flow: Flow): (read: Read) => L;
 }
 
+/** Largest kernel side, stride and padding a file may declare. */
+const MAX_WINDOW = 64;
+/** Deepest nesting of residual blocks. */
+const MAX_DEPTH = 8;
+
 const FLATTEN_CODEC: LayerCodec<FlattenLayer> = {
-  encode: () => ({ kind: 'flatten' }),
-  decode: (_r, _layer, _where, flow) => {
+  since: 1,
+  encode: (layer) => ({ kind: 'flatten', ...(layer.layout !== undefined ? { layout: layer.layout } : {}) }),
+  decode: ({ r, version }, layer, where, flow) => {
+    const layout =
+      layer.layout === undefined || version < 3
+        ? undefined
+        : r.choice(layer.layout, `${where}.layout`, ['chw', 'hwc'] as const);
     flow.shape = [flow.shape.reduce((a, b) => a * b, 1)];
-    return () => ({ kind: 'flatten' });
+    return () => ({ kind: 'flatten', ...(layout !== undefined ? { layout } : {}) });
   },
 };
 
+function encodeOutput(out: DenseOutput, prefix: string, n: number, add: AddTensor): Record<string, unknown> {
+  return out.kind === 'bits'
+    ? {
+        kind: 'bits',
+        thresholds: add(`${prefix}.thresholds`, out.thresholds, [n]),
+        directions: add(`${prefix}.directions`, out.directions, [n]),
+      }
+    : {
+        kind: 'real',
+        scale: add(`${prefix}.scale`, out.scale, [n]),
+        bias: add(`${prefix}.bias`, out.bias, [n]),
+        activation: out.activation,
+      };
+}
+
+/** Checks directions are +-1 and thresholds not NaN. */
+function checkThresholds(
+  r: Reader,
+  where: string,
+  thresholds: Int32Array | Float32Array,
+  directions: Int8Array,
+): void {
+  for (let j = 0; j < directions.length; j++) {
+    if (directions[j] !== 1 && directions[j] !== -1)
+      r.fail('bad-value', `${where}.directions[${j}]`, `a direction is +1 or -1, found ${directions[j]}`);
+    if (Number.isNaN(thresholds[j]))
+      r.fail('bad-value', `${where}.thresholds[${j}]`, 'a threshold must not be NaN');
+  }
+}
+
+/** Checks scale and bias are finite. */
+function checkAffine(r: Reader, where: string, scale: Float32Array, bias: Float32Array): void {
+  for (let j = 0; j < scale.length; j++) {
+    if (!Number.isFinite(scale[j]))
+      r.fail('bad-value', `${where}.scale[${j}]`, `a scale must be finite, found ${scale[j]}`);
+    if (!Number.isFinite(bias[j]))
+      r.fail('bad-value', `${where}.bias[${j}]`, `a bias must be finite, found ${bias[j]}`);
+  }
+}
+
+const ACTIVATIONS: readonly Activation[] = ['none', 'relu', 'hardtanh'];
+
+/** The output stage of a dense or conv layer with `n` channels: declares its tensors, returns its builder. */
+function decodeOutput(
+  { r, need }: DecodeContext,
+  value: unknown,
+  where: string,
+  n: number,
+  input: 'real' | 'bits',
+): { kind: 'bits' | 'real'; finish: (read: Read) => DenseOutput } {
+  const output = r.object(value, where);
+  const kind = r.choice(output.kind, `${where}.kind`, ['bits', 'real'] as const);
+  if (kind === 'bits') {
+    const dtype = input === 'bits' ? 'int32' : 'float32';
+    const thresholdsName = need(output.thresholds, `${where}.thresholds`, dtype, [n]);
+    const directionsName = need(output.directions, `${where}.directions`, 'int8', [n]);
+    return {
+      kind,
+      finish: (read) => {
+        const thresholds = read(thresholdsName) as Int32Array | Float32Array;
+        const directions = read(directionsName) as Int8Array;
+        checkThresholds(r, where, thresholds, directions);
+        return { kind: 'bits', thresholds, directions };
+      },
+    };
+  }
+  const scaleName = need(output.scale, `${where}.scale`, 'float32', [n]);
+  const biasName = need(output.bias, `${where}.bias`, 'float32', [n]);
+  const activation = r.choice(output.activation, `${where}.activation`, ACTIVATIONS);
+  return {
+    kind,
+    finish: (read) => {
+      const scale = read(scaleName) as Float32Array;
+      const bias = read(biasName) as Float32Array;
+      checkAffine(r, where, scale, bias);
+      return { kind: 'real', scale, bias, activation };
+    },
+  };
+}
+
+/** The layer's declared input kind, checked against what flows in. */
+function checkInputKind(r: Reader, where: string, input: 'real' | 'bits', flow: Flow): void {
+  if (input !== flow.values) {
+    r.fail(
+      'bad-layer',
+      `${where}.input`,
+      `the layer takes ${input} values but receives ${flow.values} values`,
+    );
+  }
+}
+
+/** The [C, H, W] a spatial layer receives, or a failure naming the flat shape. */
+function spatialShape(r: Reader, where: string, flow: Flow): [number, number, number] {
+  if (flow.shape.length !== 3) {
+    r.fail('bad-layer', where, `the layer takes a [C, H, W] map but receives [${flow.shape.join(', ')}]`);
+  }
+  return [flow.shape[0], flow.shape[1], flow.shape[2]];
+}
+
+/** Output side of a window over `size` pixels, or a failure when no window fits. */
+function windowOutput(r: Reader, where: string, size: number, w: PoolWindow): number {
+  const out = Math.floor((size + 2 * w.padding - w.kernel) / w.stride) + 1;
+  if (!(out >= 1)) {
+    r.fail(
+      'bad-layer',
+      where,
+      `a window of ${w.kernel} with padding ${w.padding} does not fit a map of side ${size}`,
+    );
+  }
+  return out;
+}
+
+function decodeWindow(r: Reader, layer: Record<string, unknown>, where: string, pool: boolean): PoolWindow {
+  const kernel = r.integer(layer.kernel, `${where}.kernel`, 1, MAX_WINDOW);
+  const stride = r.integer(layer.stride, `${where}.stride`, 1, MAX_WINDOW);
+  const padding = r.integer(layer.padding, `${where}.padding`, 0, pool ? Math.floor(kernel / 2) : MAX_WINDOW);
+  return { kernel, stride, padding };
+}
+
 const DENSE_CODEC: LayerCodec<DenseLayer> = {
+  since: 1,
   encode: (layer, prefix, add) => {
-    const words = packedWords(layer.inFeatures);
-    const out = layer.output;
     const n = layer.outFeatures;
     return {
       kind: 'dense',
@@ -366,23 +608,12 @@ const DENSE_CODEC: LayerCodec<DenseLayer> = {
       input: layer.input,
       inFeatures: layer.inFeatures,
       outFeatures: n,
-      weights: add(`${prefix}.weights`, layer.weights, [n, words]),
-      output:
-        out.kind === 'bits'
-          ? {
-              kind: 'bits',
-              thresholds: add(`${prefix}.thresholds`, out.thresholds, [n]),
-              directions: add(`${prefix}.directions`, out.directions, [n]),
-            }
-          : {
-              kind: 'real',
-              scale: add(`${prefix}.scale`, out.scale, [n]),
-              bias: add(`${prefix}.bias`, out.bias, [n]),
-              activation: out.activation,
-            },
+      weights: add(`${prefix}.weights`, layer.weights, [n, packedWords(layer.inFeatures)]),
+      output: encodeOutput(layer.output, prefix, n, add),
     };
   },
-  decode: (r, layer, where, flow, need) => {
+  decode: (ctx, layer, where, flow) => {
+    const { r, need } = ctx;
     const current = flow.shape;
     const name = r.string(layer.name, `${where}.name`);
     const input = r.choice(layer.input, `${where}.input`, ['real', 'bits'] as const);
@@ -395,74 +626,222 @@ const DENSE_CODEC: LayerCodec<DenseLayer> = {
         `the layer takes [${inFeatures}] but receives [${current.join(', ')}]${current.length > 1 ? ' (flatten first)' : ''}`,
       );
     }
-    if (input !== flow.values) {
-      r.fail(
-        'bad-layer',
-        `${where}.input`,
-        `the layer takes ${input} values but receives ${flow.values} values`,
-      );
-    }
-    if (!flow.seenDense && input !== 'real')
-      r.fail('bad-layer', `${where}.input`, 'the first dense layer takes the real (normalised) input');
-    const output = r.object(layer.output, `${where}.output`);
-    const outputKind = r.choice(output.kind, `${where}.output.kind`, ['bits', 'real'] as const);
+    checkInputKind(r, where, input, flow);
     const weightsName = need(layer.weights, `${where}.weights`, 'uint32', [
       outFeatures,
       packedWords(inFeatures),
     ]);
-    let finishOutput: (read: (name: string) => TensorArray) => DenseOutput;
-    if (outputKind === 'bits') {
-      const thresholdsName = need(
-        output.thresholds,
-        `${where}.output.thresholds`,
-        input === 'bits' ? 'int32' : 'float32',
-        [outFeatures],
-      );
-      const directionsName = need(output.directions, `${where}.output.directions`, 'int8', [outFeatures]);
-      finishOutput = (read) => {
-        const thresholds = read(thresholdsName) as Int32Array | Float32Array;
-        const directions = read(directionsName) as Int8Array;
-        for (let j = 0; j < outFeatures; j++) {
-          if (directions[j] !== 1 && directions[j] !== -1)
-            r.fail(
-              'bad-value',
-              `${where}.output.directions[${j}]`,
-              `a direction is +1 or -1, found ${directions[j]}`,
-            );
-          if (Number.isNaN(thresholds[j]))
-            r.fail('bad-value', `${where}.output.thresholds[${j}]`, 'a threshold must not be NaN');
-        }
-        return { kind: 'bits', thresholds, directions };
-      };
-    } else {
-      const scaleName = need(output.scale, `${where}.output.scale`, 'float32', [outFeatures]);
-      const biasName = need(output.bias, `${where}.output.bias`, 'float32', [outFeatures]);
-      const activation = r.choice(output.activation, `${where}.output.activation`, [
-        'none',
-        'relu',
-        'hardtanh',
-      ] as const);
-      finishOutput = (read) => {
-        const scale = read(scaleName) as Float32Array;
-        const bias = read(biasName) as Float32Array;
-        for (let j = 0; j < outFeatures; j++) {
-          if (!Number.isFinite(scale[j]))
-            r.fail('bad-value', `${where}.output.scale[${j}]`, `a scale must be finite, found ${scale[j]}`);
-          if (!Number.isFinite(bias[j]))
-            r.fail('bad-value', `${where}.output.bias[${j}]`, `a bias must be finite, found ${bias[j]}`);
-        }
-        return { kind: 'real', scale, bias, activation };
-      };
-    }
+    const output = decodeOutput(ctx, layer.output, `${where}.output`, outFeatures, input);
     flow.shape = [outFeatures];
-    flow.values = outputKind;
-    flow.seenDense = true;
+    flow.values = output.kind;
+    flow.seenLinear = true;
     return (read) => {
       const weights = read(weightsName) as Uint32Array;
       checkPadding(r, `${where}.weights`, weights, outFeatures, inFeatures);
-      const out = finishOutput(read);
+      const out = output.finish(read);
       return { kind: 'dense', name, input, inFeatures, outFeatures, weights, output: out };
     };
+  },
+};
+
+const CONV_CODEC: LayerCodec<ConvLayer> = {
+  since: 3,
+  encode: (layer, prefix, add) => {
+    const n = layer.outChannels;
+    const taps = layer.kernel * layer.kernel * layer.inChannels;
+    return {
+      kind: 'conv2d',
+      name: layer.name,
+      input: layer.input,
+      inChannels: layer.inChannels,
+      outChannels: n,
+      kernel: layer.kernel,
+      stride: layer.stride,
+      padding: layer.padding,
+      weights: add(`${prefix}.weights`, layer.weights, [n, packedWords(taps)]),
+      output: encodeOutput(layer.output, prefix, n, add),
+    };
+  },
+  decode: (ctx, layer, where, flow) => {
+    const { r, need } = ctx;
+    const name = r.string(layer.name, `${where}.name`);
+    const input = r.choice(layer.input, `${where}.input`, ['real', 'bits'] as const);
+    const inChannels = r.integer(layer.inChannels, `${where}.inChannels`, 1, LIMITS.features);
+    const outChannels = r.integer(layer.outChannels, `${where}.outChannels`, 1, LIMITS.features);
+    const window = decodeWindow(r, layer, where, false);
+    const [c, h, w] = spatialShape(r, where, flow);
+    if (c !== inChannels) {
+      r.fail('bad-layer', `${where}.inChannels`, `the layer takes ${inChannels} channels but receives ${c}`);
+    }
+    checkInputKind(r, where, input, flow);
+    const taps = window.kernel * window.kernel * inChannels;
+    if (taps > LIMITS.features) {
+      r.fail('bad-layer', where, `${taps} weights per output channel, at most ${LIMITS.features}`);
+    }
+    const outH = windowOutput(r, where, h, window);
+    const outW = windowOutput(r, where, w, window);
+    if (outChannels * outH * outW > LIMITS.inputElements) {
+      r.fail(
+        'bad-layer',
+        where,
+        `an output of ${outChannels} x ${outH} x ${outW} values, at most ${LIMITS.inputElements}`,
+      );
+    }
+    const weightsName = need(layer.weights, `${where}.weights`, 'uint32', [outChannels, packedWords(taps)]);
+    const output = decodeOutput(ctx, layer.output, `${where}.output`, outChannels, input);
+    flow.shape = [outChannels, outH, outW];
+    flow.values = output.kind;
+    flow.seenLinear = true;
+    return (read) => {
+      const weights = read(weightsName) as Uint32Array;
+      checkPadding(r, `${where}.weights`, weights, outChannels, taps);
+      const out = output.finish(read);
+      return {
+        kind: 'conv2d',
+        name,
+        input,
+        inChannels,
+        outChannels,
+        ...window,
+        weights,
+        output: out,
+      };
+    };
+  },
+};
+
+function poolCodec<K extends 'maxpool' | 'avgpool'>(
+  kind: K,
+): LayerCodec<(MaxPoolLayer | AvgPoolLayer) & { readonly kind: K }> {
+  return {
+    since: 3,
+    encode: (layer) => ({
+      kind,
+      name: layer.name,
+      kernel: layer.kernel,
+      stride: layer.stride,
+      padding: layer.padding,
+    }),
+    decode: ({ r }, layer, where, flow) => {
+      const name = r.string(layer.name, `${where}.name`);
+      const window = decodeWindow(r, layer, where, true);
+      const [c, h, w] = spatialShape(r, where, flow);
+      if (kind === 'avgpool' && flow.values !== 'real')
+        r.fail('bad-layer', where, 'average pooling takes real values, it receives bits');
+      flow.shape = [c, windowOutput(r, where, h, window), windowOutput(r, where, w, window)];
+      return () => ({ kind, name, ...window }) as (MaxPoolLayer | AvgPoolLayer) & { readonly kind: K };
+    },
+  };
+}
+
+/** Channels of what flows in: C of a [C, H, W] map or the features of a flat vector. */
+function channelsOf(flow: Flow): number {
+  return flow.shape[0];
+}
+
+const THRESHOLD_CODEC: LayerCodec<ThresholdLayer> = {
+  since: 3,
+  encode: (layer, prefix, add) => ({
+    kind: 'threshold',
+    name: layer.name,
+    channels: layer.channels,
+    thresholds: add(`${prefix}.thresholds`, layer.thresholds, [layer.channels]),
+    directions: add(`${prefix}.directions`, layer.directions, [layer.channels]),
+  }),
+  decode: ({ r, need }, layer, where, flow) => {
+    const name = r.string(layer.name, `${where}.name`);
+    const channels = r.integer(layer.channels, `${where}.channels`, 1, LIMITS.features);
+    if (flow.values !== 'real') r.fail('bad-layer', where, 'a threshold takes real values, it receives bits');
+    if (channels !== channelsOf(flow))
+      r.fail('bad-layer', `${where}.channels`, `${channels} channels, the values have ${channelsOf(flow)}`);
+    const t = need(layer.thresholds, `${where}.thresholds`, 'float32', [channels]);
+    const d = need(layer.directions, `${where}.directions`, 'int8', [channels]);
+    flow.values = 'bits';
+    return (read) => {
+      const thresholds = read(t) as Float32Array;
+      const directions = read(d) as Int8Array;
+      checkThresholds(r, where, thresholds, directions);
+      return { kind: 'threshold', name, channels, thresholds, directions };
+    };
+  },
+};
+
+const AFFINE_CODEC: LayerCodec<AffineLayer> = {
+  since: 3,
+  encode: (layer, prefix, add) => ({
+    kind: 'affine',
+    name: layer.name,
+    channels: layer.channels,
+    scale: add(`${prefix}.scale`, layer.scale, [layer.channels]),
+    bias: add(`${prefix}.bias`, layer.bias, [layer.channels]),
+    activation: layer.activation,
+  }),
+  decode: ({ r, need }, layer, where, flow) => {
+    const name = r.string(layer.name, `${where}.name`);
+    const channels = r.integer(layer.channels, `${where}.channels`, 1, LIMITS.features);
+    if (flow.values !== 'real')
+      r.fail('bad-layer', where, 'an affine layer takes real values, it receives bits');
+    if (channels !== channelsOf(flow))
+      r.fail('bad-layer', `${where}.channels`, `${channels} channels, the values have ${channelsOf(flow)}`);
+    const scaleName = need(layer.scale, `${where}.scale`, 'float32', [channels]);
+    const biasName = need(layer.bias, `${where}.bias`, 'float32', [channels]);
+    const activation = r.choice(layer.activation, `${where}.activation`, ACTIVATIONS);
+    return (read) => {
+      const scale = read(scaleName) as Float32Array;
+      const bias = read(biasName) as Float32Array;
+      checkAffine(r, where, scale, bias);
+      return { kind: 'affine', name, channels, scale, bias, activation };
+    };
+  },
+};
+
+const RESIDUAL_CODEC: LayerCodec<ResidualLayer> = {
+  since: 3,
+  encode: (layer, prefix, _add, list) => ({
+    kind: 'residual',
+    name: layer.name,
+    body: list(layer.body, `${prefix}.body`),
+    shortcut: layer.shortcut === null ? null : list(layer.shortcut, `${prefix}.shortcut`),
+  }),
+  decode: (ctx, layer, where, flow) => {
+    const { r } = ctx;
+    const name = r.string(layer.name, `${where}.name`);
+    if (flow.values !== 'real')
+      r.fail('bad-layer', where, 'a residual block takes real values, it receives bits');
+    const input = [...flow.shape];
+    const body: Flow = { shape: [...input], values: 'real', seenLinear: flow.seenLinear };
+    const bodyPlans = ctx.list(layer.body, `${where}.body`, body);
+    if (bodyPlans.length === 0)
+      r.fail('bad-layer', `${where}.body`, 'a residual body needs at least one layer');
+    const shortcut: Flow = { shape: [...input], values: 'real', seenLinear: flow.seenLinear };
+    const shortcutPlans =
+      layer.shortcut === null ? null : ctx.list(layer.shortcut, `${where}.shortcut`, shortcut);
+    for (const [branch, f] of [
+      ['body', body],
+      ['shortcut', shortcut],
+    ] as const) {
+      if (f.values !== 'real')
+        r.fail(
+          'bad-layer',
+          `${where}.${branch}`,
+          `the ${branch} must end with real values, it ends with bits`,
+        );
+    }
+    if (body.shape.join(',') !== shortcut.shape.join(',')) {
+      r.fail(
+        'bad-layer',
+        where,
+        `body gives [${body.shape.join(', ')}], the shortcut [${shortcut.shape.join(', ')}]: they must agree`,
+      );
+    }
+    flow.shape = body.shape;
+    flow.seenLinear = body.seenLinear || shortcut.seenLinear;
+    return (read) => ({
+      kind: 'residual',
+      name,
+      body: bodyPlans.map((finish) => finish(read)),
+      shortcut: shortcutPlans === null ? null : shortcutPlans.map((finish) => finish(read)),
+    });
   },
 };
 
@@ -471,6 +850,12 @@ const LAYER_CODECS: { readonly [K in OnebitLayer['kind']]: LayerCodec<OnebitLaye
   {
     flatten: FLATTEN_CODEC,
     dense: DENSE_CODEC,
+    conv2d: CONV_CODEC,
+    maxpool: poolCodec('maxpool'),
+    avgpool: poolCodec('avgpool'),
+    threshold: THRESHOLD_CODEC,
+    affine: AFFINE_CODEC,
+    residual: RESIDUAL_CODEC,
   };
 
 const LAYER_KINDS = Object.keys(LAYER_CODECS) as OnebitLayer['kind'][];
@@ -501,11 +886,11 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
-  if (version !== 1 && version !== ONEBIT_VERSION) {
+  if (!(version >= 1 && version <= ONEBIT_VERSION)) {
     r.fail(
       'bad-version',
       'byte 8',
-      `unsupported format version ${version}; this build reads versions 1 and ${ONEBIT_VERSION}`,
+      `unsupported format version ${version}; this build reads versions 1 to ${ONEBIT_VERSION}`,
     );
   }
   const prefix = prefixBytes(version);
@@ -548,6 +933,14 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
     const text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
     parsed = JSON.parse(text);
   } catch (error) {
+    // A later version's file whose version field says 1 has its checksum where a version-1 header starts.
+    if (version === 1 && bytes[PREFIX_BYTES] === 0x7b && bytes[16] !== 0x7b) {
+      r.fail(
+        'bad-version',
+        'byte 8',
+        'the file says version 1 but is laid out as a later version: the version field is damaged',
+      );
+    }
     r.fail(
       'bad-header',
       `bytes ${prefix}..${prefix + headerLength}`,
@@ -634,8 +1027,6 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
   }
 
   // Layers: structure and the exact tensors each needs.
-  const layerList = r.array(header.layers, 'header.layers', LIMITS.layers);
-  if (layerList.length === 0) r.fail('bad-layer', 'header.layers', 'a model needs at least one layer');
   const needs = new Map<string, TensorNeed>();
   const need = (name: unknown, where: string, dtype: TensorDType, tensorShape: number[]): string => {
     const key = r.string(name, where);
@@ -643,21 +1034,44 @@ export function decodeOnebit(bytes: Uint8Array, source = '<bytes>'): OnebitModel
     needs.set(key, { where, dtype, shape: tensorShape });
     return key;
   };
-  const flow: Flow = { shape: [...shape], values: 'real', seenDense: false };
-  const plans: ((read: (name: string) => TensorArray) => OnebitLayer)[] = [];
-  for (let i = 0; i < layerList.length; i++) {
-    const where = `header.layers[${i}]`;
-    const layer = r.object(layerList[i], where);
-    const kind = r.choice(layer.kind, `${where}.kind`, LAYER_KINDS);
-    plans.push(LAYER_CODECS[kind].decode(r, layer, where, flow, need));
-  }
+  let depth = 0;
+  const ctx: DecodeContext = {
+    r,
+    need,
+    version,
+    list(value, where, flow) {
+      if (++depth > MAX_DEPTH) r.fail('bad-layer', where, `residual blocks nested deeper than ${MAX_DEPTH}`);
+      const items = r.array(value, where, LIMITS.layers);
+      const plans = items.map((item, i) => {
+        const at = `${where}[${i}]`;
+        const layer = r.object(item, at);
+        const kind = r.choice(layer.kind, `${at}.kind`, LAYER_KINDS);
+        const codec = codecOf(kind);
+        if (version < codec.since) {
+          r.fail(
+            'bad-version',
+            `${at}.kind`,
+            `layer kind "${kind}" needs format version ${codec.since}, the file says version ${version}`,
+          );
+        }
+        return codec.decode(ctx, layer, at, flow);
+      });
+      depth--;
+      return plans;
+    },
+  };
+  const flow: Flow = { shape: [...shape], values: 'real', seenLinear: false };
+  const plans = ctx.list(header.layers, 'header.layers', flow);
+  if (plans.length === 0) r.fail('bad-layer', 'header.layers', 'a model needs at least one layer');
+  const layerCount = plans.length;
+  if (!flow.seenLinear)
+    r.fail('bad-layer', 'header.layers', 'a model needs at least one dense or convolution layer');
   const current = flow.shape;
   const valueKind = flow.values;
-  if (!flow.seenDense) r.fail('bad-layer', 'header.layers', 'a model needs at least one dense layer');
   if (valueKind !== 'real' || current.length !== 1 || current[0] !== classes) {
     r.fail(
       'bad-layer',
-      `header.layers[${layerList.length - 1}]`,
+      `header.layers[${layerCount - 1}]`,
       `the last layer must output ${classes} real logits (header.classes), it outputs [${current.join(', ')}] ${valueKind} values`,
     );
   }

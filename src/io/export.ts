@@ -32,7 +32,6 @@ import { datasetShape } from '../data/dataset.js';
 import {
   packSignRows,
   type Activation,
-  type DenseLayer,
   type DenseOutput,
   type OnebitLayer,
   type OnebitModel,
@@ -40,7 +39,9 @@ import {
 import { ExportError } from '../errors.js';
 import type { Layer } from '../nn/layer.js';
 import { buildModelFromSpec, type Model } from '../nn/models.js';
-import type { LayerSpec, LayerType, ModelSpec } from '../nn/spec.js';
+import type { Residual } from '../nn/residual.js';
+import type { Sequential } from '../nn/sequential.js';
+import { layerOutputShape, type LayerSpec, type LayerType, type ModelSpec } from '../nn/spec.js';
 import { Rng } from '../tensor/rng.js';
 import type { NamedTensor, TensorData } from '../tensor/tensor-data.js';
 import { loadCheckpoint, type Checkpoint } from './checkpoint.js';
@@ -252,6 +253,13 @@ export function openForExport(path: string, backend: Backend): ExportSource {
 // ---------------------------------------------------------------------------------------------------------
 // The layers, by spec type
 
+/** A pooling window: square side, stride and padding on every side. */
+export interface PoolWindow {
+  readonly kernelSize: number;
+  readonly stride: number;
+  readonly padding: number;
+}
+
 export type NetworkOp =
   | { readonly kind: 'flatten' }
   | {
@@ -263,6 +271,34 @@ export type NetworkOp =
       readonly binarizeInput: boolean;
       /** +-1 values, [outFeatures, inFeatures] row-major. */
       readonly weight: Float32Array;
+    }
+  /**
+   * A binary 2-D convolution without bias over [N, C, H, W] (zero padding of its input, after the sign when
+   * it binarizes: padded taps contribute 0).
+   */
+  | {
+      readonly kind: 'conv';
+      readonly name: string;
+      readonly inChannels: number;
+      readonly outChannels: number;
+      readonly kernelSize: number;
+      readonly stride: number;
+      readonly padding: number;
+      /** sign(x) of the input first (1-bit activations). */
+      readonly binarizeInput: boolean;
+      /** +-1 values, [outChannels, inChannels, kernelSize, kernelSize] row-major. */
+      readonly weight: Float32Array;
+    }
+  /** Max pooling; padded positions never win. */
+  | ({ readonly kind: 'maxpool'; readonly name: string } & PoolWindow)
+  /** Average pooling; padded positions count as zeros (every window divides by kernelSize^2). */
+  | ({ readonly kind: 'avgpool'; readonly name: string } & PoolWindow)
+  /** y = body(x) + shortcut(x), the shortcut being the identity when null. */
+  | {
+      readonly kind: 'residual';
+      readonly name: string;
+      readonly body: readonly NetworkOp[];
+      readonly shortcut: readonly NetworkOp[] | null;
     }
   | { readonly kind: 'scale'; readonly name: string; readonly alpha: Float32Array }
   | {
@@ -305,13 +341,14 @@ export interface NetworkDescription {
   readonly inputShape: readonly [number, number, number];
   readonly classes: number;
   readonly normalization: ExportNormalization;
+  /** In order; per-channel ops act on axis 1 ([N, C] or [N, C, H, W]). */
   readonly ops: readonly NetworkOp[];
   readonly metadata: MetadataRecord;
   /** Temperature of the probabilities output (1: none). */
   readonly temperature: number;
 }
 
-/** One top-level layer of the source: its spec, its built layer, and its tensors by local name. */
+/** One layer of the source (top level or inside a residual block): its spec, its built layer, its tensors. */
 interface LayerView<S extends LayerSpec = LayerSpec> {
   readonly spec: S;
   readonly layer: Layer;
@@ -319,6 +356,12 @@ interface LayerView<S extends LayerSpec = LayerSpec> {
   tensor(local: string): FloatArray;
   /** The shape of the parameter `local`. */
   shape(local: string): readonly number[];
+  /** The per-example shape the layer receives and the one it gives. */
+  readonly inShape: readonly number[];
+  readonly outShape: readonly number[];
+  /** A residual block's branches (the shortcut null when it is the identity). */
+  readonly body?: readonly LayerView[];
+  readonly shortcut?: readonly LayerView[] | null;
 }
 
 /** y = activation(z * mul + add) per channel, accumulated layer by layer. */
@@ -335,14 +378,18 @@ interface Fold {
  * How export treats one layer type:
  *  - 'flatten': reshapes to features;
  *  - 'identity': nothing at test time (dropout);
- *  - 'binary-dense': a binary dense layer, the unit of the `.onebit` format;
- *  - 'per-channel': a per-channel elementwise layer after a dense layer, folded into thresholds or into
- *    scale and bias (`fold`), and described as one operation (`describe`);
- *  - 'unsupported': the engine does not run it yet (`why`).
+ *  - 'binary-dense', 'binary-conv': a binary layer, whose output stage folds the per-channel layers after it;
+ *  - 'per-channel': a per-channel elementwise layer, folded into thresholds or into scale and bias (`fold`),
+ *    and described as one operation (`describe`);
+ *  - 'max-pool', 'avg-pool': pooling windows;
+ *  - 'residual': a block whose branches are exported the same way;
+ *  - 'unsupported': the engine does not run it (`why`).
  */
 type LayerExporter<S extends LayerSpec> =
-  | { readonly role: 'flatten' | 'identity' }
-  | { readonly role: 'binary-dense' }
+  | {
+      readonly role: 'flatten' | 'identity' | 'binary-dense' | 'binary-conv' | 'max-pool' | 'avg-pool';
+    }
+  | { readonly role: 'residual' }
   | {
       readonly role: 'per-channel';
       describe(view: LayerView<S>): NetworkOp;
@@ -350,10 +397,13 @@ type LayerExporter<S extends LayerSpec> =
     }
   | { readonly role: 'unsupported'; readonly why: string };
 
+type Role = LayerExporter<LayerSpec>['role'];
+
 /** BatchNorm's eps when the spec leaves it out (src/nn/batch-norm.ts). */
 const BATCH_NORM_EPS = 1e-5;
 
-const NOT_YET = 'the .onebit engine and the ONNX export do not run it yet (dense MLPs only)';
+const NOT_SUPPORTED =
+  'the .onebit engine and the ONNX export run binary layers only (binaryDense, binaryConv2d) with batch norm, channel scale, relu, hardtanh, pooling, dropout and residual blocks';
 
 function copy(x: FloatArray): Float32Array {
   return Float32Array.from(x);
@@ -363,6 +413,10 @@ const EXPORTERS: { readonly [T in LayerType]: LayerExporter<LayerSpec & { readon
   flatten: { role: 'flatten' },
   dropout: { role: 'identity' },
   binaryDense: { role: 'binary-dense' },
+  binaryConv2d: { role: 'binary-conv' },
+  maxPool2d: { role: 'max-pool' },
+  avgPool2d: { role: 'avg-pool' },
+  residual: { role: 'residual' },
   channelScale: {
     role: 'per-channel',
     describe: (v) => ({ kind: 'scale', name: v.layer.name, alpha: copy(v.tensor('weight')) }),
@@ -427,13 +481,9 @@ const EXPORTERS: { readonly [T in LayerType]: LayerExporter<LayerSpec & { readon
       f.activation = 'hardtanh';
     },
   },
-  binaryConv2d: { role: 'unsupported', why: `binary convolutions: ${NOT_YET}` },
-  conv2d: { role: 'unsupported', why: `real convolutions: ${NOT_YET}` },
-  dense: { role: 'unsupported', why: `real (non-binary) dense layers: ${NOT_YET}` },
-  prelu: { role: 'unsupported', why: `PReLU: ${NOT_YET}` },
-  maxPool2d: { role: 'unsupported', why: `max pooling: ${NOT_YET}` },
-  avgPool2d: { role: 'unsupported', why: `average pooling: ${NOT_YET}` },
-  residual: { role: 'unsupported', why: `residual blocks: ${NOT_YET}` },
+  conv2d: { role: 'unsupported', why: `real (non-binary) convolutions: ${NOT_SUPPORTED}` },
+  dense: { role: 'unsupported', why: `real (non-binary) dense layers: ${NOT_SUPPORTED}` },
+  prelu: { role: 'unsupported', why: `PReLU: ${NOT_SUPPORTED}` },
 };
 
 /** The exporter of a spec layer (the table is indexed by the layer's own type, so the cast is sound). */
@@ -441,84 +491,194 @@ function exporterOf(spec: LayerSpec): LayerExporter<LayerSpec> {
   return EXPORTERS[spec.type] as LayerExporter<LayerSpec>;
 }
 
-/** The source's top-level layers with their specs; ExportError on a layer the engine does not run. */
-function layerViews(source: ExportSource): LayerView[] {
-  const layers = source.model.layers;
-  const specs = source.spec.layers;
+function roleOf(view: LayerView): Role {
+  return exporterOf(view.spec).role;
+}
+
+/**
+ * Views of `layers` (built from `specs`, planned for per-example input `inShape`); `prefix` is their parameter
+ * name prefix ("" at the top, "block1.body." inside a block). ExportError on a layer the engine does not run.
+ */
+function viewsOf(
+  source: ExportSource,
+  layers: readonly Layer[],
+  specs: readonly LayerSpec[],
+  prefix: string,
+  inShape: readonly number[],
+  parameters: ReadonlyMap<string, { value: FloatArray; shape: readonly number[] }>,
+  state: ReadonlyMap<string, FloatArray>,
+): LayerView[] {
   if (layers.length !== specs.length)
     throw new Error(`${source.path}: the model has ${layers.length} layers, its spec ${specs.length}`);
-  const parameters = new Map(source.model.parameters().map((p) => [p.name, p]));
-  const state = new Map(source.model.stateBuffers().map((s) => [s.name, s.value]));
+  let shape = inShape;
   return specs.map((spec, i) => {
     const layer = layers[i];
     const exporter = exporterOf(spec);
     if (exporter.role === 'unsupported')
-      throw new ExportError(source.path, `layer ${layer.name} (${spec.type}): ${exporter.why}`);
-    const full = (local: string): string => `${layer.name}.${local}`;
-    return {
+      throw new ExportError(source.path, `layer ${prefix}${layer.name} (${spec.type}): ${exporter.why}`);
+    const full = (local: string): string => `${prefix}${layer.name}.${local}`;
+    const outShape = layerOutputShape(spec, [...shape]);
+    let branches: Pick<LayerView, 'body' | 'shortcut'> = {};
+    if (spec.type === 'residual') {
+      const block = layer as Residual;
+      const children = (l: Layer): readonly Layer[] => (l as Sequential).layers;
+      branches = {
+        body: viewsOf(source, children(block.body), spec.body, `${full('body')}.`, shape, parameters, state),
+        shortcut:
+          block.shortcut === null || spec.shortcut === undefined
+            ? null
+            : viewsOf(
+                source,
+                children(block.shortcut),
+                spec.shortcut,
+                `${full('shortcut')}.`,
+                shape,
+                parameters,
+                state,
+              ),
+      };
+    }
+    const view: LayerView = {
       spec,
       layer,
+      inShape: shape,
+      outShape,
+      ...branches,
       tensor: (local) => {
         const value = parameters.get(full(local))?.value ?? state.get(full(local));
-        if (value === undefined) throw new Error(`${layer.name}: no tensor ${local}`);
+        if (value === undefined) throw new Error(`${full(local)}: no such tensor`);
         return value;
       },
       shape: (local) => {
         const p = parameters.get(full(local));
-        if (p === undefined) throw new Error(`${layer.name}: no parameter ${local}`);
+        if (p === undefined) throw new Error(`${full(local)}: no such parameter`);
         return p.shape;
       },
     };
+    shape = outShape;
+    return view;
   });
 }
 
-/** A binary dense layer's sizes, weights and input binarizer. */
+/** The source's top-level layers with their specs; ExportError on a layer the engine does not run. */
+function layerViews(source: ExportSource): LayerView[] {
+  const parameters = new Map(source.model.parameters().map((p) => [p.name, p]));
+  const state = new Map(source.model.stateBuffers().map((s) => [s.name, s.value]));
+  return viewsOf(source, source.model.layers, source.spec.layers, '', source.spec.input, parameters, state);
+}
+
+/** A binary dense layer's sizes and input binarizer. */
 function denseOf(view: LayerView): { inFeatures: number; outFeatures: number; sign: boolean } {
   const [outFeatures, inFeatures] = view.shape('weight');
   const sign = view.spec.type === 'binaryDense' && view.spec.binarizer === 'sign';
   return { inFeatures, outFeatures, sign };
 }
 
-/** The model as plain operations (dropout, the identity in evaluation, is left out). */
-export function describeNetwork(source: ExportSource): NetworkDescription {
+/** A binary convolution's geometry and input binarizer. */
+function convOf(view: LayerView): {
+  inChannels: number;
+  outChannels: number;
+  kernelSize: number;
+  stride: number;
+  padding: number;
+  sign: boolean;
+} {
+  const spec = view.spec;
+  if (spec.type !== 'binaryConv2d') throw new Error(`${view.layer.name} is not a binary convolution`);
+  const [outChannels, inChannels, kernelSize] = view.shape('weight');
+  return {
+    inChannels,
+    outChannels,
+    kernelSize,
+    stride: spec.stride ?? 1,
+    padding: spec.padding ?? 0,
+    sign: spec.binarizer === 'sign',
+  };
+}
+
+/** Whether a layer binarizes its input with sign (a binary dense or conv layer with binarizer 'sign'). */
+function takesSign(view: LayerView): boolean {
+  const spec = view.spec;
+  return (spec.type === 'binaryDense' || spec.type === 'binaryConv2d') && spec.binarizer === 'sign';
+}
+
+function poolOf(view: LayerView): PoolWindow {
+  const spec = view.spec;
+  if (spec.type !== 'maxPool2d' && spec.type !== 'avgPool2d')
+    throw new Error(`${view.layer.name} is not a pooling layer`);
+  return { kernelSize: spec.kernelSize, stride: spec.stride ?? spec.kernelSize, padding: spec.padding ?? 0 };
+}
+
+/** The layers as plain operations (dropout, the identity in evaluation, is left out). */
+function describeViews(views: readonly LayerView[]): NetworkOp[] {
   const ops: NetworkOp[] = [];
-  const [c, h, w] = source.inputShape;
-  // A flat spec input still arrives as an image: flatten it first.
-  let features = source.spec.input.length === 1 ? c * h * w : 0;
-  if (source.spec.input.length === 1) ops.push({ kind: 'flatten' });
-  for (const view of layerViews(source)) {
+  for (const view of views) {
     const exporter = exporterOf(view.spec);
+    const name = view.layer.name;
     switch (exporter.role) {
       case 'flatten':
         ops.push({ kind: 'flatten' });
-        features = c * h * w;
         break;
       case 'identity':
+      case 'unsupported': // refused by viewsOf
         break;
       case 'binary-dense': {
         const { inFeatures, outFeatures, sign } = denseOf(view);
         ops.push({
           kind: 'dense',
-          name: view.layer.name,
+          name,
           inFeatures,
           outFeatures,
           binarizeInput: sign,
           weight: copy(view.tensor('weight')),
         });
-        features = outFeatures;
         break;
       }
+      case 'binary-conv': {
+        const { sign, ...geometry } = convOf(view);
+        ops.push({
+          kind: 'conv',
+          name,
+          ...geometry,
+          binarizeInput: sign,
+          weight: copy(view.tensor('weight')),
+        });
+        break;
+      }
+      case 'max-pool':
+        ops.push({ kind: 'maxpool', name, ...poolOf(view) });
+        break;
+      case 'avg-pool':
+        ops.push({ kind: 'avgpool', name, ...poolOf(view) });
+        break;
+      case 'residual':
+        ops.push({
+          kind: 'residual',
+          name,
+          body: describeViews(view.body ?? []),
+          shortcut:
+            view.shortcut === null || view.shortcut === undefined ? null : describeViews(view.shortcut),
+        });
+        break;
       case 'per-channel':
         ops.push(exporter.describe(view));
         break;
-      case 'unsupported':
-        break; // refused by layerViews
     }
   }
-  if (features !== source.classes)
+  return ops;
+}
+
+/** The model as plain operations (dropout, the identity in evaluation, is left out). */
+export function describeNetwork(source: ExportSource): NetworkDescription {
+  const views = layerViews(source);
+  // A flat spec input still arrives as an image: flatten it first.
+  const ops: NetworkOp[] = source.spec.input.length === 1 ? [{ kind: 'flatten' }] : [];
+  ops.push(...describeViews(views));
+  const out = views.length === 0 ? source.spec.input : views[views.length - 1].outShape;
+  if (out.length !== 1 || out[0] !== source.classes)
     throw new ExportError(
       source.path,
-      `the model ends with ${features} outputs, expected ${source.classes} classes`,
+      `the model ends with outputs [${out.join(', ')}], expected ${source.classes} classes`,
     );
   return {
     inputShape: source.inputShape,
@@ -533,29 +693,50 @@ export function describeNetwork(source: ExportSource): NetworkDescription {
 // ---------------------------------------------------------------------------------------------------------
 // .onebit: fusion and threshold probing
 
-/** Runs `layers` (per-channel elementwise, planned) on `rows` x `channels` inputs, in evaluation mode. */
+/** Values per probe input above which a Prober uses fewer rows than the model is planned for. */
+const PROBE_VALUES = 1 << 22;
+
+/**
+ * Runs `layers` (per-channel elementwise, planned) on `rows` inputs of `channels` channels in evaluation mode.
+ * A layer after a convolution was planned for [C, H, W] maps: every one of the `positions` = H * W pixels of
+ * channel c gets the same value, and the output of the first pixel is read back.
+ */
 class Prober {
   private readonly input: FloatArray;
+  private readonly output: Float64Array;
   private readonly ctx = { training: false, rng: new Rng(0) };
+  /** Rows per probe: at most the batch the model is planned for. */
+  readonly maxRows: number;
 
   constructor(
     private readonly backend: Backend,
     private readonly layers: readonly Layer[],
     readonly channels: number,
-    /** Rows per probe: the batch the model is planned for. */
-    readonly maxRows: number,
+    plannedRows: number,
+    private readonly positions = 1,
   ) {
-    this.input = backend.alloc(maxRows * channels);
+    this.maxRows = Math.max(2, Math.min(plannedRows, Math.floor(PROBE_VALUES / (channels * positions))));
+    this.input = backend.alloc(this.maxRows * channels * positions);
+    this.output = new Float64Array(this.maxRows * channels);
   }
 
-  /** Fills row r with `value(r, c)` and returns the output (a view valid until the next call). */
-  run(rows: number, value: (r: number, c: number) => number): FloatArray {
+  /** Fills row r, channel c with `value(r, c)` and returns the [rows, channels] output (valid until the next call). */
+  run(rows: number, value: (r: number, c: number) => number): Float64Array {
     const x = this.input;
     const n = this.channels;
-    for (let r = 0; r < rows; r++) for (let c = 0; c < n; c++) x[r * n + c] = value(r, c);
+    const p = this.positions;
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < n; c++) {
+        const v = value(r, c);
+        const base = (r * n + c) * p;
+        for (let q = 0; q < p; q++) x[base + q] = v;
+      }
+    }
     let y: FloatArray = x;
     for (const layer of this.layers) y = layer.forward(y, rows, this.ctx);
-    return y;
+    const out = this.output;
+    for (let i = 0; i < rows * n; i++) out[i] = y[i * p];
+    return out;
   }
 
   dispose(): void {
@@ -742,75 +923,314 @@ function foldReal(
   return { scale, bias, activation };
 }
 
+/** What flows between exported layers, and what the exporter must remember about it. */
+interface ExportFlow {
+  kind: 'real' | 'bits';
+  /** Per-example shape: [features] or [C, H, W]. */
+  shape: readonly number[];
+  /**
+   * Bound K on |value| when the values are integer pre-activations of a bits-input layer (|z| <= K; their
+   * thresholds are then probed at every integer), else null.
+   */
+  integerBound: number | null;
+  /**
+   * After a flatten of a map in 'hwc' order: engine feature i is training feature order[i] (the next dense
+   * layer's columns, and any per-feature layer before it, are permuted by it).
+   */
+  order: Int32Array | null;
+  /** Whether a layer has run (a flatten of the raw input keeps the image's own 'chw' order). */
+  started: boolean;
+}
+
+/** Whether the layers from `start` feed a layer that binarizes with sign, through nothing but max pooling, flatten or dropout. */
+function feedsSign(views: readonly LayerView[], start: number): boolean {
+  for (let i = start; i < views.length; i++) {
+    const role = roleOf(views[i]);
+    if (role === 'identity' || role === 'flatten' || role === 'max-pool') continue;
+    return (role === 'binary-dense' || role === 'binary-conv') && takesSign(views[i]);
+  }
+  return false;
+}
+
+/** The index after the per-channel (and dropout) layers from `start`. */
+function perChannelRun(views: readonly LayerView[], start: number): number {
+  let j = start;
+  while (j < views.length && (roleOf(views[j]) === 'per-channel' || roleOf(views[j]) === 'identity')) j++;
+  return j;
+}
+
+/** Applies `order` to per-feature values (engine feature i gets training feature order[i]). */
+function permute<T extends Float32Array | Int32Array | Int8Array>(values: T, order: Int32Array | null): T {
+  if (order === null) return values;
+  const out = values.slice() as T;
+  for (let i = 0; i < order.length; i++) out[i] = values[order[i]];
+  return out;
+}
+
+/**
+ * The output of a layer (or a pooled map) through the per-channel layers `post`: signs folded into thresholds
+ * when `bits`, else scale, bias and activation. `shape` is what `post` receives.
+ */
+function foldedOutput(
+  source: ExportSource,
+  where: string,
+  post: readonly LayerView[],
+  shape: readonly number[],
+  integerBound: number | null,
+  bits: boolean,
+): DenseOutput {
+  const channels = shape[0];
+  const positions = shape.length === 3 ? shape[1] * shape[2] : 1;
+  const prober = new Prober(
+    source.backend,
+    post.map((v) => v.layer),
+    channels,
+    source.maxBatch,
+    positions,
+  );
+  try {
+    if (bits) {
+      const t =
+        integerBound !== null
+          ? integerThresholds(where, prober, integerBound)
+          : floatThresholds(where, prober);
+      return { kind: 'bits', ...t };
+    }
+    return {
+      kind: 'real',
+      ...foldReal(where, prober, post, integerBound ?? 0, integerBound !== null),
+    };
+  } finally {
+    prober.dispose();
+  }
+}
+
+/** Signs of +-1 weights in the engine's column order: conv columns (i, j, c), dense columns permuted. */
+function convColumns(weight: FloatArray, n: number, c: number, k: number): Float32Array {
+  const taps = k * k * c;
+  const out = new Float32Array(n * taps);
+  for (let o = 0; o < n; o++)
+    for (let ch = 0; ch < c; ch++)
+      for (let t = 0; t < k * k; t++) out[o * taps + t * c + ch] = weight[(o * c + ch) * k * k + t];
+  return out;
+}
+
+/** Exports `views` (a model's layers or a residual branch) from `flow`, appending to `out`. */
+function exportViews(
+  source: ExportSource,
+  views: readonly LayerView[],
+  flow: ExportFlow,
+  out: OnebitLayer[],
+): void {
+  let i = 0;
+  while (i < views.length) {
+    const view = views[i];
+    const role = roleOf(view);
+    const name = view.layer.name;
+    const where = `${source.path}: ${name}`;
+    switch (role) {
+      case 'identity':
+      case 'unsupported': // refused by viewsOf
+        i++;
+        break;
+      case 'flatten': {
+        if (flow.shape.length === 3) {
+          const [c, h, w] = flow.shape;
+          if (!flow.started || c === 1 || h * w === 1) {
+            out.push({ kind: 'flatten' });
+          } else {
+            out.push({ kind: 'flatten', layout: 'hwc' });
+            const order = new Int32Array(c * h * w);
+            for (let p = 0; p < h * w; p++) for (let ch = 0; ch < c; ch++) order[p * c + ch] = ch * h * w + p;
+            flow.order = order;
+          }
+          flow.shape = [c * h * w];
+        }
+        i++;
+        break;
+      }
+      case 'binary-dense':
+      case 'binary-conv': {
+        const sign = takesSign(view);
+        if (sign && flow.kind === 'real') {
+          // The binarizer of a layer that takes real values (after average pooling, a residual block, or at the
+          // start of one): sign(x) = +1 iff x >= 0, a threshold at 0.
+          const c = flow.shape[0];
+          out.push({
+            kind: 'threshold',
+            name: `${name}_sign`,
+            channels: c,
+            thresholds: new Float32Array(c),
+            directions: new Int8Array(c).fill(1),
+          });
+          flow.kind = 'bits';
+        }
+        if (!sign && flow.kind === 'bits')
+          throw new ExportError(where, 'takes real values, but the layers before it give signs');
+        const end = perChannelRun(views, i + 1);
+        const post = views.slice(i + 1, end);
+        const bits = feedsSign(views, end);
+        const input = flow.kind;
+        const integerIn = input === 'bits';
+        if (role === 'binary-dense') {
+          const { inFeatures, outFeatures } = denseOf(view);
+          const weight = view.tensor('weight');
+          const columns = flow.order;
+          const rows =
+            columns === null
+              ? weight
+              : Float32Array.from({ length: outFeatures * inFeatures }, (_, q) => {
+                  const o = Math.floor(q / inFeatures);
+                  return weight[o * inFeatures + columns[q % inFeatures]];
+                });
+          const output = foldedOutput(
+            source,
+            where,
+            post,
+            [outFeatures],
+            integerIn ? inFeatures : null,
+            bits,
+          );
+          out.push({
+            kind: 'dense',
+            name,
+            input,
+            inFeatures,
+            outFeatures,
+            weights: packSignRows(rows, outFeatures, inFeatures),
+            output,
+          });
+          flow.shape = [outFeatures];
+          flow.integerBound = output.kind === 'real' && integerIn && post.length === 0 ? inFeatures : null;
+          flow.order = null;
+          flow.kind = output.kind;
+        } else {
+          const g = convOf(view);
+          const taps = g.kernelSize * g.kernelSize * g.inChannels;
+          const shape = view.outShape;
+          const output = foldedOutput(source, where, post, shape, integerIn ? taps : null, bits);
+          out.push({
+            kind: 'conv2d',
+            name,
+            input,
+            inChannels: g.inChannels,
+            outChannels: g.outChannels,
+            kernel: g.kernelSize,
+            stride: g.stride,
+            padding: g.padding,
+            weights: packSignRows(
+              convColumns(view.tensor('weight'), g.outChannels, g.inChannels, g.kernelSize),
+              g.outChannels,
+              taps,
+            ),
+            output,
+          });
+          flow.shape = shape;
+          flow.kind = output.kind;
+          // The identity output of a bits conv carries integer z (for a pooled batch norm's integer thresholds).
+          flow.integerBound = output.kind === 'real' && integerIn && post.length === 0 ? taps : null;
+        }
+        flow.started = true;
+        i = end;
+        break;
+      }
+      case 'max-pool':
+      case 'avg-pool': {
+        const window = poolOf(view);
+        if (role === 'avg-pool' && flow.kind === 'bits')
+          throw new ExportError(where, 'average pooling of signs is not supported: pool before the sign');
+        out.push({
+          kind: role === 'max-pool' ? 'maxpool' : 'avgpool',
+          name,
+          kernel: window.kernelSize,
+          stride: window.stride,
+          padding: window.padding,
+        });
+        flow.shape = view.outShape;
+        if (role === 'avg-pool') flow.integerBound = null;
+        flow.started = true;
+        i++;
+        break;
+      }
+      case 'per-channel': {
+        // Per-channel layers that do not follow a binary layer (after pooling or a residual block): one
+        // threshold or affine op over the values as they are.
+        if (flow.kind === 'bits')
+          throw new ExportError(where, 'a per-channel layer after signs is not supported');
+        const end = perChannelRun(views, i);
+        const post = views.slice(i, end);
+        const bits = feedsSign(views, end);
+        const output = foldedOutput(source, where, post, flow.shape, flow.integerBound, bits);
+        const channels = flow.shape[0];
+        if (output.kind === 'bits') {
+          out.push({
+            kind: 'threshold',
+            name,
+            channels,
+            thresholds: permute(Float32Array.from(output.thresholds), flow.order),
+            directions: permute(output.directions, flow.order),
+          });
+          flow.kind = 'bits';
+        } else {
+          out.push({
+            kind: 'affine',
+            name,
+            channels,
+            scale: permute(output.scale, flow.order),
+            bias: permute(output.bias, flow.order),
+            activation: output.activation,
+          });
+        }
+        flow.integerBound = null;
+        flow.started = true;
+        i = end;
+        break;
+      }
+      case 'residual': {
+        if (flow.kind === 'bits')
+          throw new ExportError(where, 'a residual block after signs is not supported');
+        const branch = (branchViews: readonly LayerView[] | null | undefined): OnebitLayer[] | null => {
+          if (branchViews === null || branchViews === undefined) return null;
+          const layers: OnebitLayer[] = [];
+          const f: ExportFlow = { ...flow, started: true };
+          exportViews(source, branchViews, f, layers);
+          if (f.kind !== 'real') throw new ExportError(where, 'a residual branch must end with real values');
+          return layers;
+        };
+        const body = branch(view.body) ?? [];
+        out.push({ kind: 'residual', name, body, shortcut: branch(view.shortcut) });
+        flow.shape = view.outShape;
+        flow.integerBound = null;
+        flow.order = null;
+        flow.started = true;
+        i++;
+        break;
+      }
+    }
+  }
+}
+
 /**
  * The source's model as a `.onebit` model: packed weights, batch norm folded into thresholds (1-bit
- * activations) or scale and bias (real activations, logits), and the input normalisation.
+ * activations) or scale and bias (real activations, logits), pooling, residual blocks, and the input
+ * normalisation. Conv weights are packed in (i, j, c) column order and a flatten of a feature map is 'hwc'
+ * with the next dense layer's columns permuted to match (src/engine/format.ts).
  */
 export function buildOnebitModel(source: ExportSource): OnebitModel {
   const views = layerViews(source);
+  if (!views.some((v) => roleOf(v) === 'binary-dense' || roleOf(v) === 'binary-conv'))
+    throw new ExportError(source.path, 'the model has no binary dense or convolution layer');
   const out: OnebitLayer[] = [];
-  const role = (v: LayerView): LayerExporter<LayerSpec>['role'] => exporterOf(v.spec).role;
-  const denseIndices = views.flatMap((v, i) => (role(v) === 'binary-dense' ? [i] : []));
-  if (denseIndices.length === 0) throw new ExportError(source.path, 'the model has no binary dense layer');
   // The format's input is an image: a flat spec input is flattened first.
   if (source.spec.input.length === 1) out.push({ kind: 'flatten' });
-  for (let i = 0; i < denseIndices[0]; i++) {
-    const v = views[i];
-    if (role(v) === 'flatten') out.push({ kind: 'flatten' });
-    else if (role(v) !== 'identity')
-      throw new ExportError(
-        source.path,
-        `layer ${v.layer.name} (${v.spec.type}) before the first dense layer is not supported`,
-      );
-  }
-  let inputKind = 'real' as 'real' | 'bits';
-  for (let d = 0; d < denseIndices.length; d++) {
-    const view = views[denseIndices[d]];
-    const where = `${source.path}: ${view.layer.name}`;
-    const end = d + 1 < denseIndices.length ? denseIndices[d + 1] : views.length;
-    const post = views.slice(denseIndices[d] + 1, end);
-    for (const v of post) {
-      if (role(v) !== 'per-channel' && role(v) !== 'identity') {
-        throw new ExportError(
-          where,
-          `layer ${v.layer.name} (${v.spec.type}) after a dense layer is not supported`,
-        );
-      }
-    }
-    const { inFeatures, outFeatures } = denseOf(view);
-    const nextTakesBits = d + 1 < denseIndices.length && denseOf(views[denseIndices[d + 1]]).sign;
-    const prober = new Prober(
-      source.backend,
-      post.map((v) => v.layer),
-      outFeatures,
-      source.maxBatch,
-    );
-    let output: DenseOutput;
-    try {
-      if (nextTakesBits) {
-        const t: { thresholds: Int32Array | Float32Array; directions: Int8Array } =
-          inputKind === 'bits'
-            ? integerThresholds(where, prober, inFeatures)
-            : floatThresholds(where, prober);
-        output = { kind: 'bits', ...t };
-      } else {
-        output = { kind: 'real', ...foldReal(where, prober, post, inFeatures, inputKind === 'bits') };
-      }
-    } finally {
-      prober.dispose();
-    }
-    const dense: DenseLayer = {
-      kind: 'dense',
-      name: view.layer.name,
-      input: inputKind,
-      inFeatures,
-      outFeatures,
-      weights: packSignRows(view.tensor('weight'), outFeatures, inFeatures),
-      output,
-    };
-    out.push(dense);
-    inputKind = output.kind === 'bits' ? 'bits' : 'real';
-  }
+  const flow: ExportFlow = {
+    kind: 'real',
+    shape: source.spec.input.length === 1 ? source.spec.input : [...source.inputShape],
+    integerBound: null,
+    order: null,
+    started: false,
+  };
+  exportViews(source, views, flow, out);
   const { mean, std } = source.normalization;
   return {
     input: { shape: source.inputShape, mean: [...mean], std: [...std] },

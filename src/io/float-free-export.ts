@@ -159,6 +159,11 @@ export function onebitModelNetwork(
       ops.push({ kind: 'flatten' });
       continue;
     }
+    if (layer.kind !== 'dense')
+      throw new ExportError(
+        model.metadata.model?.toString() ?? 'model',
+        `a float-free model has dense layers only, found ${layer.kind}`,
+      );
     const { name, inFeatures: k, outFeatures: n, weights, output } = layer;
     // A 'bits' layer takes +-1 values: the previous layer's threshold output.
     if ((layer.input === 'bits') !== (previous === 'bits'))

@@ -4,11 +4,19 @@
  * The graph is the training model in evaluation mode, operator for operator:
  *   input [N, C, H, W] float32, normalised as in training ((v / 255 - mean) / std; the statistics are in
  *   the model's metadata_props "normalization")
- *   Flatten(axis 1)
- *   per dense layer: [sign of the input] MatMul(x, W^T) with W as +-1 float32 initialisers,
- *                    [Mul by the channel scale] BatchNormalization(running statistics, epsilon),
- *                    Relu or Clip(-1, 1) (hardtanh)
- *   output "logits" [N, classes].
+ *   flatten:     Flatten(axis 1) ([N, C, H, W] -> [N, C*H*W] in the training layout; a dense layer on a 4-D
+ *                tensor is flattened first)
+ *   dense:       [sign of the input] MatMul(x, W^T) with W as +-1 float32 initialisers
+ *   conv:        [sign of the input] Conv(x, W) with W as +-1 float32 initialisers [O, C, k, k], no bias,
+ *                kernel_shape [k, k], strides [s, s], pads [p, p, p, p]: Conv zero-pads the signs, so
+ *                padded taps contribute 0, as in training
+ *   maxpool:     MaxPool (kernel_shape, strides, pads; padded positions never win)
+ *   avgpool:     AveragePool with count_include_pad = 1 (every window divides by k^2)
+ *   residual:    the body's operators and the shortcut's (or the identity) on the same input, then Add
+ *   per channel: Mul by the channel scale, BatchNormalization(running statistics, epsilon), Relu or
+ *                Clip(-1, 1) (hardtanh); they act on axis 1, so on [N, C, H, W] their initialisers are
+ *                [C, 1, 1] (BatchNormalization's are [C]: it normalises axis 1 at any rank)
+ *   output "logits" [N, classes], and "probabilities" = Softmax(logits / temperature).
  * The sign: ONNX Sign(0) = 0 while onebit's sign(0) = +1, so the binarizer is
  * Where(GreaterOrEqual(x, 0), 1, -1) (NaN -> -1, as onebit's). Opset 13, IR version 7.
  *
@@ -16,14 +24,15 @@
  * same normalised input and adds three operations: 'pixels' rounds it back to the 8-bit pixel and applies
  * the model's own centring (Mul, Add, Round, Sub: exact integers in float32), 'threshold' is the 1-bit
  * activation against per-unit thresholds (Where(GreaterOrEqual(z, t), 1, -1), ties to +1 as the method's),
- * and 'affine' is per-unit scale and bias (Mul, Add). The MatMuls of +-1 values with small integers are
- * exact in float32, so such a graph reproduces the integer network's arithmetic exactly.
+ * and 'affine' is per-unit scale and bias (Mul, Add); both are per channel ([C, 1, 1]) on [N, C, H, W].
+ * The MatMuls of +-1 values with small integers are exact in float32, so such a graph reproduces the
+ * integer network's arithmetic exactly.
  *
  * Encoding uses protobufjs with the subset of onnx.proto (github.com/onnx/onnx, onnx/onnx.proto) that the
  * writer needs; field numbers are those of onnx.proto.
  */
 import * as protobuf from 'protobufjs';
-import type { NetworkDescription } from './export.js';
+import type { NetworkDescription, NetworkOp } from './export.js';
 
 const ONNX_PROTO = `
 syntax = "proto2";
@@ -148,6 +157,29 @@ function valueInfo(name: string, dims: (number | string)[]): Record<string, unkn
   };
 }
 
+/** A value of the graph: its name and per-example shape ([C, H, W] or [features], without the batch axis). */
+interface Value {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+const INT = 2;
+const FLOAT_ATTR = 1;
+const INTS = 7;
+
+function intAttr(name: string, i: number): Record<string, unknown> {
+  return { name, type: INT, i };
+}
+
+function intsAttr(name: string, ints: readonly number[]): Record<string, unknown> {
+  return { name, type: INTS, ints: [...ints] };
+}
+
+/** Output side of a square window (kernel k, stride s, zero padding p on every side) over `size` inputs. */
+function windowOutput(size: number, k: number, s: number, p: number): number {
+  return Math.floor((size + 2 * p - k) / s) + 1;
+}
+
 /** Serialises the network as an ONNX model (protobuf bytes). */
 export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): Uint8Array {
   const nodes: Node[] = [];
@@ -164,142 +196,243 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
     nodes.push({ input, output: [output], name: output, opType, attribute });
     return output;
   };
+  const initNames = new Set<string>(['temperature']);
+  /**
+   * Adds a float initialiser named `name` (or `name_2`, `name_3`, ... when taken: layers inside residual
+   * branches may share a local name with another layer) and returns the name it got.
+   */
+  const initializer = (name: string, dims: number[], values: ArrayLike<number>): string => {
+    let unique = name;
+    for (let k = 2; initNames.has(unique); k++) unique = `${name}_${k}`;
+    initNames.add(unique);
+    inits.push(floatTensor(unique, dims, values));
+    return unique;
+  };
   const constants = new Set<string>();
   /** A scalar initialiser, added the first time it is used. */
   const constant = (name: 'zero' | 'one' | 'minus_one'): string => {
-    if (!constants.has(name))
+    if (!constants.has(name)) {
+      initNames.add(name);
       inits.push(floatTensor(name, [], [name === 'zero' ? 0 : name === 'one' ? 1 : -1]));
+    }
     constants.add(name);
     return name;
   };
-  const [c, h, w] = net.inputShape;
-  let x = 'input';
-  let features = c * h * w;
-  let flattened = false;
-  for (const op of net.ops) {
-    switch (op.kind) {
-      case 'flatten':
-        x = node('Flatten', [x], 'flatten', [{ name: 'axis', type: 2, i: 1 }]);
-        flattened = true;
-        break;
-      case 'dense': {
-        if (!flattened) x = node('Flatten', [x], 'flatten', [{ name: 'axis', type: 2, i: 1 }]);
-        flattened = true;
-        if (op.binarizeInput) {
-          const nonNegative = node('GreaterOrEqual', [x, constant('zero')], `${op.name}_nonneg`);
-          x = node('Where', [nonNegative, constant('one'), constant('minus_one')], `${op.name}_sign`);
+  const fail = (where: string, problem: string): never => {
+    throw new Error(`onnx export: ${where}: ${problem}`);
+  };
+  /** sign(x) with sign(0) = +1: Where(GreaterOrEqual(x, 0), 1, -1). */
+  const sign = (x: string, name: string): string => {
+    const nonNegative = node('GreaterOrEqual', [x, constant('zero')], `${name}_nonneg`);
+    return node('Where', [nonNegative, constant('one'), constant('minus_one')], `${name}_sign`);
+  };
+  const flatten = (x: Value): Value => ({
+    name: node('Flatten', [x.name], 'flatten', [intAttr('axis', 1)]),
+    shape: [x.shape.reduce((a, b) => a * b, 1)],
+  });
+  /**
+   * A per-channel initialiser for a value of shape `shape`: [n] on [N, n], [n, 1, 1] on [N, n, H, W] (so
+   * that it broadcasts over axis 1, not over the last axis).
+   */
+  const perChannel = (
+    where: string,
+    name: string,
+    shape: readonly number[],
+    values: ArrayLike<number>,
+  ): string => {
+    if (values.length !== shape[0])
+      fail(where, `${values.length} per-channel values for ${shape[0]} channels ([${shape.join(', ')}])`);
+    return initializer(name, shape.length === 3 ? [values.length, 1, 1] : [values.length], values);
+  };
+  const window = (op: {
+    readonly kernelSize: number;
+    readonly stride: number;
+    readonly padding: number;
+  }): Record<string, unknown>[] => [
+    intsAttr('kernel_shape', [op.kernelSize, op.kernelSize]),
+    intsAttr('strides', [op.stride, op.stride]),
+    intsAttr('pads', [op.padding, op.padding, op.padding, op.padding]),
+  ];
+  /** The ops in order from `input`; `prefix` names the initialisers of a residual block's branches. */
+  const emit = (ops: readonly NetworkOp[], input: Value, prefix: string): Value => {
+    let x = input;
+    for (const op of ops) {
+      const where = op.kind === 'flatten' ? `${prefix}flatten` : `${prefix}${op.name}`;
+      switch (op.kind) {
+        case 'flatten':
+          x = flatten(x);
+          break;
+        case 'dense': {
+          if (x.shape.length !== 1) x = flatten(x);
+          if (x.shape[0] !== op.inFeatures)
+            fail(where, `takes ${op.inFeatures} features, its input has ${x.shape[0]}`);
+          const v = op.binarizeInput ? sign(x.name, op.name) : x.name;
+          // W^T as [in, out] so that MatMul(x [N, in], W^T) gives [N, out].
+          const wt = new Float32Array(op.inFeatures * op.outFeatures);
+          for (let o = 0; o < op.outFeatures; o++) {
+            for (let i = 0; i < op.inFeatures; i++)
+              wt[i * op.outFeatures + o] = op.weight[o * op.inFeatures + i];
+          }
+          const weight = initializer(`${where}.weight_t`, [op.inFeatures, op.outFeatures], wt);
+          x = { name: node('MatMul', [v, weight], op.name), shape: [op.outFeatures] };
+          break;
         }
-        // W^T as [in, out] so that MatMul(x [N, in], W^T) gives [N, out].
-        const wt = new Float32Array(op.inFeatures * op.outFeatures);
-        for (let o = 0; o < op.outFeatures; o++) {
-          for (let i = 0; i < op.inFeatures; i++)
-            wt[i * op.outFeatures + o] = op.weight[o * op.inFeatures + i];
+        case 'conv': {
+          const { inChannels: c, outChannels: o, kernelSize: k, stride: s, padding: p } = op;
+          if (x.shape.length !== 3 || x.shape[0] !== c)
+            fail(where, `takes [${c}, H, W], its input is [${x.shape.join(', ')}]`);
+          if (op.weight.length !== o * c * k * k)
+            fail(
+              where,
+              `weight has ${op.weight.length} values, [${o}, ${c}, ${k}, ${k}] needs ${o * c * k * k}`,
+            );
+          // Conv pads the signs with zeros: padded taps contribute 0, as in training.
+          const v = op.binarizeInput ? sign(x.name, op.name) : x.name;
+          const weight = initializer(`${where}.weight`, [o, c, k, k], op.weight);
+          const [, h, w] = x.shape;
+          x = {
+            name: node('Conv', [v, weight], op.name, window(op)),
+            shape: [o, windowOutput(h, k, s, p), windowOutput(w, k, s, p)],
+          };
+          break;
         }
-        const weightName = `${op.name}.weight_t`;
-        inits.push(floatTensor(weightName, [op.inFeatures, op.outFeatures], wt));
-        x = node('MatMul', [x, weightName], op.name);
-        features = op.outFeatures;
-        break;
-      }
-      case 'scale': {
-        const name = `${op.name}.alpha`;
-        inits.push(floatTensor(name, [op.alpha.length], op.alpha));
-        x = node('Mul', [x, name], op.name);
-        break;
-      }
-      case 'batchnorm': {
-        const n = op.mean.length;
-        const names = ['scale', 'bias', 'mean', 'var'].map((s) => `${op.name}.${s}`);
-        inits.push(
-          floatTensor(names[0], [n], op.gamma ?? new Float32Array(n).fill(1)),
-          floatTensor(names[1], [n], op.beta ?? new Float32Array(n)),
-          floatTensor(names[2], [n], op.mean),
-          floatTensor(names[3], [n], op.variance),
-        );
-        x = node('BatchNormalization', [x, ...names], op.name, [{ name: 'epsilon', type: 1, f: op.eps }]);
-        break;
-      }
-      case 'relu':
-        x = node('Relu', [x], op.name);
-        break;
-      case 'hardtanh':
-        x = node('Clip', [x, constant('minus_one'), constant('one')], op.name);
-        break;
-      case 'pixels': {
-        // v = Round(x * 255 std + 255 mean) per channel ([C, 1, 1] broadcasts over [N, C, H, W]): the
-        // normalised input carries the pixel with an error far below 1/2, so rounding recovers it exactly.
-        const { mean, std } = net.normalization;
-        const perChannel = (suffix: string, values: readonly number[]): string => {
-          const name = `${op.name}.${suffix}`;
-          inits.push(floatTensor(name, [values.length, 1, 1], values));
-          return name;
-        };
-        x = node(
-          'Mul',
-          [
-            x,
-            perChannel(
-              'pixel_scale',
-              std.map((s) => 255 * s),
-            ),
-          ],
-          `${op.name}_scale`,
-        );
-        x = node(
-          'Add',
-          [
-            x,
-            perChannel(
-              'pixel_shift',
-              mean.map((m) => 255 * m),
-            ),
-          ],
-          `${op.name}_shift`,
-        );
-        x = node('Round', [x], `${op.name}_round`);
-        // Then the model's own normalisation, (v - 255 mean') / (255 std'), as offset and gain in float32.
-        const offset = op.model.mean.map((m) => Math.fround(255 * m));
-        const gain = op.model.std.map((s) => Math.fround(1 / (255 * s)));
-        if (offset.some((o) => o !== 0))
-          x = node('Sub', [x, perChannel('offset', offset)], `${op.name}_offset`);
-        if (gain.some((g) => g !== 1)) x = node('Mul', [x, perChannel('gain', gain)], `${op.name}_gain`);
-        break;
-      }
-      case 'threshold': {
-        // +1 iff d z >= d t: direction -1 turns z <= t into -z >= -t (exact: negation is).
-        const n = op.thresholds.length;
-        const flips = op.directions.some((d) => d === -1);
-        let z = x;
-        if (flips) {
-          const d = `${op.name}.direction`;
-          inits.push(floatTensor(d, [n], op.directions));
-          z = node('Mul', [x, d], `${op.name}_direct`);
+        case 'maxpool':
+        case 'avgpool': {
+          if (x.shape.length !== 3) fail(where, `pools [C, H, W], its input is [${x.shape.join(', ')}]`);
+          const [c, h, w] = x.shape;
+          const { kernelSize: k, stride: s, padding: p } = op;
+          // MaxPool ignores padded positions; AveragePool with count_include_pad counts them as zeros.
+          const name =
+            op.kind === 'maxpool'
+              ? node('MaxPool', [x.name], op.name, window(op))
+              : node('AveragePool', [x.name], op.name, [...window(op), intAttr('count_include_pad', 1)]);
+          x = { name, shape: [c, windowOutput(h, k, s, p), windowOutput(w, k, s, p)] };
+          break;
         }
-        const t = `${op.name}.threshold`;
-        inits.push(
-          floatTensor(
-            t,
-            [n],
+        case 'residual': {
+          const body = emit(op.body, x, `${where}.body.`);
+          const shortcut = op.shortcut === null ? x : emit(op.shortcut, x, `${where}.shortcut.`);
+          if (body.shape.join(',') !== shortcut.shape.join(','))
+            fail(where, `body gives [${body.shape.join(', ')}], shortcut [${shortcut.shape.join(', ')}]`);
+          x = { name: node('Add', [body.name, shortcut.name], op.name), shape: body.shape };
+          break;
+        }
+        case 'scale': {
+          const alpha = perChannel(where, `${where}.alpha`, x.shape, op.alpha);
+          x = { ...x, name: node('Mul', [x.name, alpha], op.name) };
+          break;
+        }
+        case 'batchnorm': {
+          // BatchNormalization normalises axis 1 of any rank: its parameters are [C].
+          const n = op.mean.length;
+          if (n !== x.shape[0]) fail(where, `${n} channels, its input is [${x.shape.join(', ')}]`);
+          const names = [
+            initializer(`${where}.scale`, [n], op.gamma ?? new Float32Array(n).fill(1)),
+            initializer(`${where}.bias`, [n], op.beta ?? new Float32Array(n)),
+            initializer(`${where}.mean`, [n], op.mean),
+            initializer(`${where}.var`, [n], op.variance),
+          ];
+          x = {
+            ...x,
+            name: node('BatchNormalization', [x.name, ...names], op.name, [
+              { name: 'epsilon', type: FLOAT_ATTR, f: op.eps },
+            ]),
+          };
+          break;
+        }
+        case 'relu':
+          x = { ...x, name: node('Relu', [x.name], op.name) };
+          break;
+        case 'hardtanh':
+          x = { ...x, name: node('Clip', [x.name, constant('minus_one'), constant('one')], op.name) };
+          break;
+        case 'pixels': {
+          // v = Round(x * 255 std + 255 mean) per channel ([C, 1, 1] broadcasts over [N, C, H, W]): the
+          // normalised input carries the pixel with an error far below 1/2, so rounding recovers it exactly.
+          const { mean, std } = net.normalization;
+          const scaled = node(
+            'Mul',
+            [
+              x.name,
+              perChannel(
+                where,
+                `${where}.pixel_scale`,
+                x.shape,
+                std.map((s) => 255 * s),
+              ),
+            ],
+            `${op.name}_scale`,
+          );
+          const shifted = node(
+            'Add',
+            [
+              scaled,
+              perChannel(
+                where,
+                `${where}.pixel_shift`,
+                x.shape,
+                mean.map((m) => 255 * m),
+              ),
+            ],
+            `${op.name}_shift`,
+          );
+          let v = node('Round', [shifted], `${op.name}_round`);
+          // Then the model's own normalisation, (v - 255 mean') / (255 std'), as offset and gain in float32.
+          const offset = op.model.mean.map((m) => Math.fround(255 * m));
+          const gain = op.model.std.map((s) => Math.fround(1 / (255 * s)));
+          if (offset.some((o) => o !== 0))
+            v = node('Sub', [v, perChannel(where, `${where}.offset`, x.shape, offset)], `${op.name}_offset`);
+          if (gain.some((g) => g !== 1))
+            v = node('Mul', [v, perChannel(where, `${where}.gain`, x.shape, gain)], `${op.name}_gain`);
+          x = { ...x, name: v };
+          break;
+        }
+        case 'threshold': {
+          // +1 iff d z >= d t: direction -1 turns z <= t into -z >= -t (exact: negation is).
+          const flips = op.directions.some((d) => d === -1);
+          let z = x.name;
+          if (flips) {
+            const d = perChannel(where, `${where}.direction`, x.shape, op.directions);
+            z = node('Mul', [z, d], `${op.name}_direct`);
+          }
+          const t = perChannel(
+            where,
+            `${where}.threshold`,
+            x.shape,
             Array.from(op.thresholds, (v, i) => v * op.directions[i]),
-          ),
-        );
-        const on = node('GreaterOrEqual', [z, t], `${op.name}_on`);
-        x = node('Where', [on, constant('one'), constant('minus_one')], `${op.name}_sign`);
-        break;
-      }
-      case 'affine': {
-        const n = op.scale.length;
-        const scale = `${op.name}.scale`;
-        const bias = `${op.name}.bias`;
-        inits.push(floatTensor(scale, [n], op.scale), floatTensor(bias, [n], op.bias));
-        x = node('Add', [node('Mul', [x, scale], `${op.name}_mul`), bias], op.name);
-        break;
+          );
+          const on = node('GreaterOrEqual', [z, t], `${op.name}_on`);
+          x = { ...x, name: node('Where', [on, constant('one'), constant('minus_one')], `${op.name}_sign`) };
+          break;
+        }
+        case 'affine': {
+          const scale = perChannel(where, `${where}.scale`, x.shape, op.scale);
+          const bias = perChannel(where, `${where}.bias`, x.shape, op.bias);
+          x = { ...x, name: node('Add', [node('Mul', [x.name, scale], `${op.name}_mul`), bias], op.name) };
+          break;
+        }
+        default: {
+          const unknown: never = op;
+          throw new Error(`onnx export: unknown operation ${JSON.stringify(unknown)}`);
+        }
       }
     }
-  }
+    return x;
+  };
+  const [c, h, w] = net.inputShape;
+  const output = emit(net.ops, { name: 'input', shape: [c, h, w] }, '');
   // The last node's output is the graph output "logits"; "probabilities" is softmax(logits / T), the
   // calibrated prediction (T = 1 when the checkpoint has no temperature).
-  nodes[nodes.length - 1].output = ['logits'];
+  const last = nodes.at(-1);
+  if (last !== undefined && last.output[0] === output.name) last.output = ['logits'];
+  else
+    nodes.push({
+      input: [output.name],
+      output: ['logits'],
+      name: 'logits',
+      opType: 'Identity',
+      attribute: [],
+    });
   inits.push(floatTensor('temperature', [], [net.temperature]));
   nodes.push({
     input: ['logits', 'temperature'],
@@ -327,7 +460,10 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
       node: nodes,
       initializer: inits,
       input: [valueInfo('input', ['N', c, h, w])],
-      output: [valueInfo('logits', ['N', features]), valueInfo('probabilities', ['N', features])],
+      output: [
+        valueInfo('logits', ['N', ...output.shape]),
+        valueInfo('probabilities', ['N', ...output.shape]),
+      ],
     },
     metadataProps: [
       { key: 'normalization', value: JSON.stringify(net.normalization) },

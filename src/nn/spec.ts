@@ -411,6 +411,11 @@ export function layerShapes(spec: ModelSpec): Shape[] {
   return shapes;
 }
 
+/** Per-example output shape of one layer of a valid spec (a residual block included) given its input shape. */
+export function layerOutputShape(layer: LayerSpec, input: Shape): Shape {
+  return new SpecReader(null).outputShape(layer, 'layer', input);
+}
+
 /** Whether a layer type has weights a training method owns. */
 export function isBinaryLayer(spec: LayerSpec): spec is BinaryDenseSpec | BinaryConv2dSpec {
   return spec.type === 'binaryDense' || spec.type === 'binaryConv2d';

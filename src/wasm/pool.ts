@@ -127,6 +127,8 @@ export class ThreadPool<N extends string> {
       fn(0, 1, ...args);
       return;
     }
+    if (args.length > MAX_ARGS)
+      throw new Error(`wasm pool: ${name} takes ${args.length} arguments, the control block holds ${MAX_ARGS}`);
     const ctl = this.ctl;
     for (let i = 0; i < args.length; i++) this.args[i] = args[i];
     const fnIndex = this.index.get(name);

@@ -21,7 +21,8 @@ export const QUIT = 4;
 export const ERRORS = 5;
 
 export const ARGS_BYTE = 64;
-export const MAX_ARGS = 16;
+/** Arguments of one kernel call after (tid, nt): the convolution kernels take up to 23. */
+export const MAX_ARGS = 24;
 export const PARTIALS_BYTE = ARGS_BYTE + MAX_ARGS * 8;
 export const MAX_THREADS = 64;
 export const CONTROL_BYTES = PARTIALS_BYTE + MAX_THREADS * 8;

@@ -23,170 +23,7 @@
  * Threads: each kernel takes (tid, nt) and does its share: whole rows when the batch is large enough,
  * else 32-aligned runs of output channels (so a thread owns whole output words).
  */
-#include "../common.h"
-#include "../popcount.h"
-
-enum { OUT_BITS = 0, OUT_REAL = 1 };
-enum { ACT_NONE = 0, ACT_RELU = 1, ACT_HARDTANH = 2 };
-
-static inline size_t words_of(size_t cols) { return (cols + 127) / 128 * 4; }
-
-/* Rows [r0, r1) and output channels [j0, j1) of thread tid. */
-static inline void split_rows_or_channels(size_t rows, size_t n, size_t row_align, int tid, int nt, size_t *r0,
-                                          size_t *r1, size_t *j0, size_t *j1) {
-  if (rows >= 4 * (size_t)nt || n <= 32) {
-    thread_range(rows, row_align, tid, nt, r0, r1);
-    *j0 = 0;
-    *j1 = n;
-  } else {
-    *r0 = 0;
-    *r1 = rows;
-    thread_range(n, 32, tid, nt, j0, j1);
-  }
-}
-
-static inline void split_work(size_t rows, size_t n, int tid, int nt, size_t *r0, size_t *r1, size_t *j0,
-                              size_t *j1) {
-  split_rows_or_channels(rows, n, 2, tid, nt, r0, r1, j0, j1);
-}
-
-static inline float activate(float y, int act) {
-  if (act == ACT_RELU) return y > 0.0f ? y : 0.0f;
-  if (act == ACT_HARDTANH) return y < -1.0f ? -1.0f : (y > 1.0f ? 1.0f : y);
-  return y;
-}
-
-/* Clears the output words that this thread will OR bits into (its channels of its rows, plus padding). */
-static void zero_bits(uint32_t *out, size_t n, size_t r0, size_t r1, size_t j0, size_t j1) {
-  size_t words = words_of(n);
-  size_t w0 = j0 / 32, w1 = j1 == n ? words : j1 / 32;
-  for (size_t r = r0; r < r1; r++) {
-    for (size_t w = w0; w < w1; w++) out[r * words + w] = 0;
-  }
-}
-
-/* Output of an integer pre-activation z (bits-input layers). */
-static inline void emit_int(int mode, const void *p0, const void *p1, int act, void *out, size_t n, size_t row,
-                            size_t j, int32_t z) {
-  if (mode == OUT_BITS) {
-    int32_t t = ((const int32_t *)p0)[j];
-    uint32_t neg = ((const int8_t *)p1)[j] > 0 ? (uint32_t)(z < t) : (uint32_t)(z > t);
-    ((uint32_t *)out)[row * words_of(n) + (j >> 5)] |= neg << (j & 31);
-  } else {
-    double y = (double)z * (double)((const float *)p0)[j] + (double)((const float *)p1)[j];
-    ((float *)out)[row * words_of(n) * 32 + j] = activate((float)y, act);
-  }
-}
-
-/* Output of a real pre-activation s (real-input layers). */
-static inline void emit_real(int mode, const void *p0, const void *p1, int act, void *out, size_t n, size_t row,
-                             size_t j, double s) {
-  if (mode == OUT_BITS) {
-    double t = (double)((const float *)p0)[j];
-    uint32_t neg = ((const int8_t *)p1)[j] > 0 ? (uint32_t)(s < t) : (uint32_t)(s > t);
-    ((uint32_t *)out)[row * words_of(n) + (j >> 5)] |= neg << (j & 31);
-  } else {
-    double y = s * (double)((const float *)p0)[j] + (double)((const float *)p1)[j];
-    ((float *)out)[row * words_of(n) * 32 + j] = activate((float)y, act);
-  }
-}
-
-/* ---------------------------------------------------------------------------------------------------- */
-/* 1-bit activations: XNOR / popcount                                                                    */
-
-/* Rows of W per cache block: the streamed weight rows (<= 128 KiB) stay in L2 while the batch passes. */
-static size_t w_block_rows(size_t words) {
-  size_t rows = (128 * 1024) / (words * 4);
-  return rows < 4 ? 4 : rows & ~(size_t)3;
-}
-
-/* Scalar popcount(x XOR y) over `words` 32-bit words (an even number), 64 bits at a time. */
-static inline uint32_t xor_popcount_scalar(const uint32_t *x, const uint32_t *y, size_t words) {
-  const uint64_t *a = (const uint64_t *)x, *b = (const uint64_t *)y;
-  uint32_t total = 0;
-  for (size_t i = 0; i < words / 2; i++) total += (uint32_t)__builtin_popcountll(a[i] ^ b[i]);
-  return total;
-}
-
-/* Scalar variant: a 2 x 4 block of (x row, w row) pairs, i64.popcnt. */
-static void xnor_scalar(size_t r0, size_t r1, size_t j0, size_t j1, size_t k, const uint32_t *x, const uint32_t *w,
-                        int mode, const void *p0, const void *p1, int act, void *out, size_t n) {
-  size_t words = words_of(k), halves = words / 2;
-  size_t step = w_block_rows(words);
-  int32_t kk = (int32_t)k;
-  for (size_t jb = j0; jb < j1; jb += step) {
-    size_t je = min_sz(j1, jb + step);
-    size_t j4 = jb + (je - jb) / 4 * 4;
-    size_t r = r0;
-    for (; r + 2 <= r1; r += 2) {
-      const uint64_t *a0 = (const uint64_t *)(x + r * words), *a1 = (const uint64_t *)(x + (r + 1) * words);
-      for (size_t j = jb; j < j4; j += 4) {
-        const uint64_t *b0 = (const uint64_t *)(w + j * words);
-        const uint64_t *b1 = b0 + halves, *b2 = b1 + halves, *b3 = b2 + halves;
-        uint32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, u0 = 0, u1 = 0, u2 = 0, u3 = 0;
-        for (size_t i = 0; i < halves; i++) {
-          uint64_t xa = a0[i], xb = a1[i], y;
-          y = b0[i];
-          t0 += (uint32_t)__builtin_popcountll(xa ^ y);
-          u0 += (uint32_t)__builtin_popcountll(xb ^ y);
-          y = b1[i];
-          t1 += (uint32_t)__builtin_popcountll(xa ^ y);
-          u1 += (uint32_t)__builtin_popcountll(xb ^ y);
-          y = b2[i];
-          t2 += (uint32_t)__builtin_popcountll(xa ^ y);
-          u2 += (uint32_t)__builtin_popcountll(xb ^ y);
-          y = b3[i];
-          t3 += (uint32_t)__builtin_popcountll(xa ^ y);
-          u3 += (uint32_t)__builtin_popcountll(xb ^ y);
-        }
-        emit_int(mode, p0, p1, act, out, n, r, j, kk - 2 * (int32_t)t0);
-        emit_int(mode, p0, p1, act, out, n, r, j + 1, kk - 2 * (int32_t)t1);
-        emit_int(mode, p0, p1, act, out, n, r, j + 2, kk - 2 * (int32_t)t2);
-        emit_int(mode, p0, p1, act, out, n, r, j + 3, kk - 2 * (int32_t)t3);
-        emit_int(mode, p0, p1, act, out, n, r + 1, j, kk - 2 * (int32_t)u0);
-        emit_int(mode, p0, p1, act, out, n, r + 1, j + 1, kk - 2 * (int32_t)u1);
-        emit_int(mode, p0, p1, act, out, n, r + 1, j + 2, kk - 2 * (int32_t)u2);
-        emit_int(mode, p0, p1, act, out, n, r + 1, j + 3, kk - 2 * (int32_t)u3);
-      }
-    }
-    /* Ragged edges: the last odd row, and the last (< 4) channels of the block. */
-    for (size_t rr = r0; rr < r1; rr++) {
-      for (size_t j = rr < r ? j4 : jb; j < je; j++) {
-        int32_t z = kk - 2 * (int32_t)xor_popcount_scalar(x + rr * words, w + j * words, words);
-        emit_int(mode, p0, p1, act, out, n, rr, j, z);
-      }
-    }
-  }
-}
-
-#ifdef __wasm_simd128__
-/* SIMD variant: a 2 x 4 block of (x row, w row) pairs, i8x16.popcnt with byte accumulators. */
-static void xnor_simd(size_t r0, size_t r1, size_t j0, size_t j1, size_t k, const uint32_t *x, const uint32_t *w,
-                      int mode, const void *p0, const void *p1, int act, void *out, size_t n) {
-  size_t words = words_of(k), vecs = words / 4;
-  size_t step = w_block_rows(words);
-  int32_t kk = (int32_t)k;
-  for (size_t jb = j0; jb < j1; jb += step) {
-    size_t je = min_sz(j1, jb + step);
-    size_t j4 = jb + (je - jb) / 4 * 4;
-    size_t r = r0;
-    for (; r + 2 <= r1; r += 2) {
-      const uint32_t *a0 = x + r * words;
-      for (size_t j = jb; j < j4; j += 4) {
-        popcounts_2x4 p = xor_popcount_2x4(a0, w + j * words, words);
-        for (size_t q = 0; q < 4; q++) emit_int(mode, p0, p1, act, out, n, r, j + q, kk - 2 * (int32_t)p.t[q]);
-        for (size_t q = 0; q < 4; q++) emit_int(mode, p0, p1, act, out, n, r + 1, j + q, kk - 2 * (int32_t)p.u[q]);
-      }
-    }
-    for (size_t rr = r0; rr < r1; rr++) {
-      for (size_t j = rr < r ? j4 : jb; j < je; j++) {
-        int32_t z = kk - 2 * (int32_t)xor_popcount_vecs(x + rr * words, w + j * words, vecs);
-        emit_int(mode, p0, p1, act, out, n, rr, j, z);
-      }
-    }
-  }
-}
-#endif
+#include "blocks.h"
 
 /*
  * y = f(x W^T) for packed x (rows x words(k)) and packed W (n x words(k)): z = k - 2 popcount(x XOR w).
@@ -201,62 +38,19 @@ void oe_dense_bits(int tid, int nt, size_t rows, size_t k, size_t n, const uint3
   if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
 #ifdef __wasm_simd128__
   if (variant == 1) {
-    xnor_simd(r0, r1, j0, j1, k, x, w, mode, p0, p1, act, out, n);
+    xnor_simd(r0, r1, j0, j1, k, x, w, mode, p0, p1, act, out, n, 0, NULL, NULL, 1);
     return;
   }
 #endif
   (void)variant;
-  xnor_scalar(r0, r1, j0, j1, k, x, w, mode, p0, p1, act, out, n);
+  xnor_scalar(r0, r1, j0, j1, k, x, w, mode, p0, p1, act, out, n, 0, NULL, NULL, 1);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
 /* Real activations against packed weights: additions and subtractions only                             */
 
-#ifdef __wasm_simd128__
-/* SIGN_MASK[b] has 0x80000000 in lane l iff bit l of b is set: XOR with it negates those lanes. */
-#define M 0x80000000u
-static const uint32_t SIGN_MASK[16][4] __attribute__((aligned(16))) = {
-    {0, 0, 0, 0}, {M, 0, 0, 0}, {0, M, 0, 0}, {M, M, 0, 0}, {0, 0, M, 0}, {M, 0, M, 0}, {0, M, M, 0}, {M, M, M, 0},
-    {0, 0, 0, M}, {M, 0, 0, M}, {0, M, 0, M}, {M, M, 0, M}, {0, 0, M, M}, {M, 0, M, M}, {0, M, M, M}, {M, M, M, M},
-};
-#undef M
-
-static inline v128_t sign_mask(uint32_t bits, int q) { return wasm_v128_load(SIGN_MASK[(bits >> (4 * q)) & 15]); }
-
-static inline float hsum_f32(v128_t v) {
-  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
-         (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
-}
-
 /*
- * One row against one packed sign row, in the same order as the tiled loop (4 lanes, then the lane sum), so
- * every output is the same whichever way the work is tiled or split across threads.
- */
-static inline float signed_sum_simd(const float *x, const uint32_t *w, size_t words) {
-  v128_t acc = wasm_f32x4_splat(0.0f);
-  for (size_t i = 0; i < words; i++) {
-    uint32_t b = w[i];
-    for (int q = 0; q < 8; q++) acc = wasm_f32x4_add(acc, wasm_v128_xor(wasm_v128_load(x + 32 * i + 4 * q), sign_mask(b, q)));
-  }
-  return hsum_f32(acc);
-}
-#endif
-
-#ifndef __wasm_simd128__
-/* Scalar dot product of a float row with a packed sign row: the sign bit of each term flipped by its weight bit. */
-static inline float signed_sum_scalar(const float *x, const uint32_t *w, size_t words) {
-  float s = 0.0f;
-  for (size_t i = 0; i < words; i++) {
-    uint32_t bits = w[i];
-    for (int b = 0; b < 32; b++) s += (bits >> b) & 1u ? -x[32 * i + b] : x[32 * i + b];
-  }
-  return s;
-}
-#endif
-
-/*
- * y = f(x W^T) for real x (rows x kp floats, kp = words(k) * 32, padding 0) and packed W. Tiles of 4 rows x
- * 2 channels: each nibble of weight bits becomes a sign mask once and serves 4 rows.
+ * y = f(x W^T) for real x (rows x kp floats, kp = words(k) * 32, padding 0) and packed W (f32_rows, blocks.h).
  */
 EXPORT(oe_dense_f32)
 void oe_dense_f32(int tid, int nt, size_t rows, size_t k, size_t n, const float *x, const uint32_t *w, int mode,
@@ -265,56 +59,7 @@ void oe_dense_f32(int tid, int nt, size_t rows, size_t k, size_t n, const float 
   split_work(rows, n, tid, nt, &r0, &r1, &j0, &j1);
   if (r0 >= r1 || j0 >= j1) return;
   if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
-  size_t words = words_of(k), kp = words * 32;
-  size_t r = r0;
-#ifdef __wasm_simd128__
-  size_t j2 = j0 + (j1 - j0) / 2 * 2;
-  for (; r + 4 <= r1; r += 4) {
-    const float *x0 = x + r * kp, *x1 = x0 + kp, *x2 = x1 + kp, *x3 = x2 + kp;
-    for (size_t j = j0; j < j2; j += 2) {
-      const uint32_t *w0 = w + j * words, *w1 = w0 + words;
-      v128_t a00 = wasm_f32x4_splat(0.0f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-      for (size_t i = 0; i < words; i++) {
-        uint32_t b0 = w0[i], b1 = w1[i];
-        for (int q = 0; q < 8; q++) {
-          v128_t m0 = sign_mask(b0, q), m1 = sign_mask(b1, q), v;
-          size_t o = 32 * i + 4 * q;
-          v = wasm_v128_load(x0 + o);
-          a00 = wasm_f32x4_add(a00, wasm_v128_xor(v, m0));
-          a01 = wasm_f32x4_add(a01, wasm_v128_xor(v, m1));
-          v = wasm_v128_load(x1 + o);
-          a10 = wasm_f32x4_add(a10, wasm_v128_xor(v, m0));
-          a11 = wasm_f32x4_add(a11, wasm_v128_xor(v, m1));
-          v = wasm_v128_load(x2 + o);
-          a20 = wasm_f32x4_add(a20, wasm_v128_xor(v, m0));
-          a21 = wasm_f32x4_add(a21, wasm_v128_xor(v, m1));
-          v = wasm_v128_load(x3 + o);
-          a30 = wasm_f32x4_add(a30, wasm_v128_xor(v, m0));
-          a31 = wasm_f32x4_add(a31, wasm_v128_xor(v, m1));
-        }
-      }
-      emit_real(mode, p0, p1, act, out, n, r, j, hsum_f32(a00));
-      emit_real(mode, p0, p1, act, out, n, r, j + 1, hsum_f32(a01));
-      emit_real(mode, p0, p1, act, out, n, r + 1, j, hsum_f32(a10));
-      emit_real(mode, p0, p1, act, out, n, r + 1, j + 1, hsum_f32(a11));
-      emit_real(mode, p0, p1, act, out, n, r + 2, j, hsum_f32(a20));
-      emit_real(mode, p0, p1, act, out, n, r + 2, j + 1, hsum_f32(a21));
-      emit_real(mode, p0, p1, act, out, n, r + 3, j, hsum_f32(a30));
-      emit_real(mode, p0, p1, act, out, n, r + 3, j + 1, hsum_f32(a31));
-    }
-    for (size_t j = j2; j < j1; j++) {
-      for (size_t q = 0; q < 4; q++) emit_real(mode, p0, p1, act, out, n, r + q, j, signed_sum_simd(x + (r + q) * kp, w + j * words, words));
-    }
-  }
-  /* Remaining rows (< 4): one row at a time. */
-  for (; r < r1; r++) {
-    for (size_t j = j0; j < j1; j++) emit_real(mode, p0, p1, act, out, n, r, j, signed_sum_simd(x + r * kp, w + j * words, words));
-  }
-#else
-  for (; r < r1; r++) {
-    for (size_t j = j0; j < j1; j++) emit_real(mode, p0, p1, act, out, n, r, j, signed_sum_scalar(x + r * kp, w + j * words, words));
-  }
-#endif
+  f32_rows(r0, r1, j0, j1, k, x, w, mode, p0, p1, act, out, n, 0);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
