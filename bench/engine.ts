@@ -1,7 +1,7 @@
 /**
  * Inference benchmark: the bit-packed engine (1 and 2 threads) against the same network exported to ONNX
- * and run by onnxruntime-node (2 threads, float32), at batch 1 and batch 100, for mlp-2x2048 with 1-bit
- * activations and with real activations. The networks are built here with random weights (speed does not
+ * and run by onnxruntime-node (2 threads, float32), at batch 1 and batch 100, for mlp-2x2048, cnn-small
+ * (1x28x28) and vgg-small (3x32x32), each with 1-bit activations and with real activations. The networks are built here with random weights (speed does not
  * depend on the values) and random 8-bit images; the engine reads the raw bytes, onnxruntime the normalised
  * float32 images (what its graph takes).
  *
@@ -10,7 +10,7 @@
  * alike. "ratio" is engine (2 threads) / onnxruntime (2 threads); "cores busy" is process CPU time over wall
  * time during the timed runs (about 2 when two threads really ran in parallel).
  *
- * With --json the rows are {"bench":"engine-vs-onnxruntime","activations":"binary"|"real","batch":1|100,
+ * With --json the rows are {"bench":"engine-vs-onnxruntime","backend":"wasm","model":..,"activations":"binary"|"real","batch":1|100,
  * "engine1":..,"engine2":..,"onnxruntime":..,"ratio":..} (images/s), after rows {"bench":"engine-variants",...}
  * that time the engine's kernel variants (XNOR popcount SIMD or scalar, first layer by table lookup or by
  * masked adds) on one thread: the measurements behind its defaults.
@@ -30,12 +30,26 @@ export interface EngineBenchOptions {
   readonly print: (line: string) => void;
 }
 
-const NORMALIZATION = { mean: [0.286], std: [0.353] };
+/** The benchmarked networks: name and per-example input shape. */
+const MODELS: readonly { readonly name: string; readonly shape: readonly [number, number, number] }[] = [
+  { name: 'mlp-2x2048', shape: [1, 28, 28] },
+  { name: 'cnn-small', shape: [1, 28, 28] },
+  { name: 'vgg-small', shape: [3, 32, 32] },
+];
+
+/** Normalisation of `channels` channels (Fashion-MNIST's, and CIFAR-10-like for three). */
+function normalizationOf(channels: number): { mean: number[]; std: number[] } {
+  return channels === 1
+    ? { mean: [0.286], std: [0.353] }
+    : { mean: [0.491, 0.482, 0.447], std: [0.247, 0.243, 0.262] };
+}
 const ROUNDS = 3;
 const SECONDS = 0.7;
 
 interface Row {
   readonly bench: 'engine-vs-onnxruntime';
+  readonly backend: 'wasm';
+  readonly model: string;
   readonly activations: 'binary' | 'real';
   readonly batch: number;
   readonly engine1: number;
@@ -59,8 +73,10 @@ async function measureOrt(
   session: ort.InferenceSession,
   input: Float32Array,
   batch: number,
+  shape: readonly number[],
 ): Promise<{ ips: number; busy: number }> {
-  const feed = { input: new ort.Tensor('float32', input.subarray(0, batch * 784), [batch, 1, 28, 28]) };
+  const size = shape.reduce((a, b) => a * b, 1);
+  const feed = { input: new ort.Tensor('float32', input.subarray(0, batch * size), [batch, ...shape]) };
   for (let i = 0; i < 3; i++) await session.run(feed);
   let best = Infinity;
   let runs = 0;
@@ -89,113 +105,120 @@ export async function runEngineBench(options: EngineBenchOptions): Promise<void>
   const backend = await createWasmBackend({ threads: 1 });
   const rows: Row[] = [];
   const variants: Variant[] = [];
-  const images = randomImages(100, 784, 1);
-  const normalised = Float32Array.from(
-    images,
-    (v) => (v / 255 - NORMALIZATION.mean[0]) / NORMALIZATION.std[0],
-  );
   try {
-    for (const activations of ['binary', 'real'] as const) {
-      const config = {
-        ...TRAIN_DEFAULTS,
-        data: 'fashion-mnist',
-        model: 'mlp-2x2048',
-        method: 'ste',
-        activations,
-      };
-      const run = createRun(
-        config,
-        backend,
-        { inputShape: [1, 28, 28], classes: 10, stepsPerEpoch: 1, trainingExamples: 1 },
-        100,
-      );
-      let model;
-      let onnx;
-      try {
-        // The random initial network, at its mode weights (+-1), exported from its spec and tensors.
-        run.learner.predict('mode', new Rng(0));
-        const source = exportSource(
-          {
-            spec: run.spec,
-            tensors: run.learner.stateTensors(),
-            normalization: NORMALIZATION,
-            name: 'mlp-2x2048',
-          },
-          backend,
-        );
-        try {
-          model = buildOnebitModel(source);
-          onnx = encodeOnnx(describeNetwork(source));
-        } finally {
-          source.dispose();
-        }
-      } finally {
-        disposeRun(run);
-      }
-      const engine1 = await createEngine(model, { threads: 1, maxBatch: 100 });
-      const engine2 = await createEngine(model, { threads: 2, maxBatch: 100 });
-      const session = await ort.InferenceSession.create(onnx, {
-        intraOpNumThreads: 2,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-        logSeverityLevel: 3,
+    for (const { name, shape } of MODELS) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const normalization = normalizationOf(shape[0]);
+      const images = randomImages(100, size, 1);
+      const plane = shape[1] * shape[2];
+      const normalised = Float32Array.from(images, (v, i) => {
+        const c = Math.floor(i / plane) % shape[0];
+        return (v / 255 - normalization.mean[c]) / normalization.std[c];
       });
-      try {
-        if (activations === 'binary') {
-          // Kernel variants on one thread, batch 100, in interleaved rounds: the choices behind the defaults.
-          const choices = [
-            ['simd', 'lut'],
-            ['scalar', 'lut'],
-            ['simd', 'masked'],
-          ] as const;
-          const engines = await Promise.all(
-            choices.map(([popcount, firstLayer]) =>
-              createEngine(model, { threads: 1, maxBatch: 100, popcount, firstLayer }),
-            ),
+      for (const activations of ['binary', 'real'] as const) {
+        const config = {
+          ...TRAIN_DEFAULTS,
+          data: shape[0] === 1 ? 'fashion-mnist' : 'cifar10',
+          model: name,
+          method: 'ste',
+          activations,
+        };
+        const run = createRun(
+          config,
+          backend,
+          { inputShape: [...shape], classes: 10, stepsPerEpoch: 1, trainingExamples: 1 },
+          100,
+        );
+        let model;
+        let onnx;
+        try {
+          // The random initial network, at its mode weights (+-1), exported from its spec and tensors.
+          run.learner.predict('mode', new Rng(0));
+          const source = exportSource(
+            {
+              spec: run.spec,
+              tensors: run.learner.stateTensors(),
+              normalization,
+              name,
+            },
+            backend,
           );
-          const best = choices.map(() => 0);
-          for (let round = 0; round < ROUNDS; round++) {
-            engines.forEach((e, i) => (best[i] = Math.max(best[i], measureEngine(e, images, 100).ips)));
+          try {
+            model = buildOnebitModel(source);
+            onnx = encodeOnnx(describeNetwork(source));
+          } finally {
+            source.dispose();
           }
-          for (const e of engines) e.dispose();
-          choices.forEach(([popcount, firstLayer], i) =>
-            variants.push({
-              bench: 'engine-variants',
-              popcount,
-              firstLayer,
-              batch: 100,
-              threads: 1,
-              imagesPerSecond: best[i],
-            }),
-          );
+        } finally {
+          disposeRun(run);
         }
-        for (const batch of [1, 100]) {
-          let e1 = 0;
-          let e2 = { ips: 0, busy: 0 };
-          let o = { ips: 0, busy: 0 };
-          for (let round = 0; round < ROUNDS; round++) {
-            e1 = Math.max(e1, measureEngine(engine1, images, batch).ips);
-            const m2 = measureEngine(engine2, images, batch);
-            if (m2.ips > e2.ips) e2 = m2;
-            const mo = await measureOrt(session, normalised, batch);
-            if (mo.ips > o.ips) o = mo;
+        const engine1 = await createEngine(model, { threads: 1, maxBatch: 100 });
+        const engine2 = await createEngine(model, { threads: 2, maxBatch: 100 });
+        const session = await ort.InferenceSession.create(onnx, {
+          intraOpNumThreads: 2,
+          interOpNumThreads: 1,
+          executionMode: 'sequential',
+          graphOptimizationLevel: 'all',
+          logSeverityLevel: 3,
+        });
+        try {
+          if (activations === 'binary' && name === 'mlp-2x2048') {
+            // Kernel variants on one thread, batch 100, in interleaved rounds: the choices behind the defaults.
+            const choices = [
+              ['simd', 'lut'],
+              ['scalar', 'lut'],
+              ['simd', 'masked'],
+            ] as const;
+            const engines = await Promise.all(
+              choices.map(([popcount, firstLayer]) =>
+                createEngine(model, { threads: 1, maxBatch: 100, popcount, firstLayer }),
+              ),
+            );
+            const best = choices.map(() => 0);
+            for (let round = 0; round < ROUNDS; round++) {
+              engines.forEach((e, i) => (best[i] = Math.max(best[i], measureEngine(e, images, 100).ips)));
+            }
+            for (const e of engines) e.dispose();
+            choices.forEach(([popcount, firstLayer], i) =>
+              variants.push({
+                bench: 'engine-variants',
+                popcount,
+                firstLayer,
+                batch: 100,
+                threads: 1,
+                imagesPerSecond: best[i],
+              }),
+            );
           }
-          rows.push({
-            bench: 'engine-vs-onnxruntime',
-            activations,
-            batch,
-            engine1: e1,
-            engine2: e2.ips,
-            onnxruntime: o.ips,
-            ratio: e2.ips / o.ips,
-            coresBusy: { engine2: e2.busy, onnxruntime: o.busy },
-          });
+          for (const batch of [1, 100]) {
+            let e1 = 0;
+            let e2 = { ips: 0, busy: 0 };
+            let o = { ips: 0, busy: 0 };
+            for (let round = 0; round < ROUNDS; round++) {
+              e1 = Math.max(e1, measureEngine(engine1, images, batch).ips);
+              const m2 = measureEngine(engine2, images, batch);
+              if (m2.ips > e2.ips) e2 = m2;
+              const mo = await measureOrt(session, normalised, batch, shape);
+              if (mo.ips > o.ips) o = mo;
+            }
+            rows.push({
+              bench: 'engine-vs-onnxruntime',
+              backend: 'wasm',
+              model: name,
+              activations,
+              batch,
+              engine1: e1,
+              engine2: e2.ips,
+              onnxruntime: o.ips,
+              ratio: e2.ips / o.ips,
+              coresBusy: { engine2: e2.busy, onnxruntime: o.busy },
+            });
+          }
+        } finally {
+          await session.release();
+          engine1.dispose();
+          engine2.dispose();
         }
-      } finally {
-        await session.release();
-        engine1.dispose();
-        engine2.dispose();
       }
     }
   } finally {
@@ -211,11 +234,13 @@ export async function runEngineBench(options: EngineBenchOptions): Promise<void>
       `  XNOR popcount ${v.popcount.padEnd(6)}  first layer ${v.firstLayer.padEnd(6)}  ${Math.round(v.imagesPerSecond)}`,
     );
   }
-  print('mlp-2x2048, images/s (best of interleaved runs); ratio = engine 2 threads / onnxruntime 2 threads');
-  print('activations  batch   engine 1t   engine 2t   onnxruntime 2t   ratio   cores busy (engine 2t / ort)');
+  print('images/s (best of interleaved runs); ratio = engine 2 threads / onnxruntime 2 threads');
+  print(
+    'model        activations  batch   engine 1t   engine 2t   onnxruntime 2t   ratio   cores busy (engine 2t / ort)',
+  );
   for (const r of rows) {
     print(
-      `${r.activations.padEnd(11)}  ${String(r.batch).padStart(5)}  ${Math.round(r.engine1).toString().padStart(10)}  ` +
+      `${r.model.padEnd(11)}  ${r.activations.padEnd(11)}  ${String(r.batch).padStart(5)}  ${Math.round(r.engine1).toString().padStart(10)}  ` +
         `${Math.round(r.engine2).toString().padStart(10)}  ${Math.round(r.onnxruntime).toString().padStart(15)}  ` +
         `${r.ratio.toFixed(2).padStart(6)}   ${r.coresBusy.engine2.toFixed(2)} / ${r.coresBusy.onnxruntime.toFixed(2)}`,
     );

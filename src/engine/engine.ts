@@ -763,6 +763,7 @@ function planLayers(
                 o.p1,
                 o.act,
                 out.offset,
+                scratch,
               ]),
             trace: { name, value: out },
           });

@@ -41,13 +41,24 @@ import type { Layer } from '../nn/layer.js';
 import { buildModelFromSpec, type Model } from '../nn/models.js';
 import type { Residual } from '../nn/residual.js';
 import type { Sequential } from '../nn/sequential.js';
-import { layerOutputShape, type LayerSpec, type LayerType, type ModelSpec } from '../nn/spec.js';
+import { layerOutputShape, layerShapes, type LayerSpec, type LayerType, type ModelSpec } from '../nn/spec.js';
 import { Rng } from '../tensor/rng.js';
 import type { NamedTensor, TensorData } from '../tensor/tensor-data.js';
 import { loadCheckpoint, type Checkpoint } from './checkpoint.js';
 
 /** Batch size the model is planned for: rows per probe. */
 const PROBE_BATCH = 256;
+/** Values of the largest layer output over the rows the model is planned for, at most (bounds its memory). */
+const PROBE_PLAN_VALUES = 1 << 22;
+
+/** Rows to plan the model for: PROBE_BATCH, fewer for a model with large feature maps (vgg-small: 32). */
+function probeRows(spec: ModelSpec): number {
+  const largest = Math.max(
+    spec.input.reduce((a, b) => a * b, 1),
+    ...layerShapes(spec).map((shape) => shape.reduce((a, b) => a * b, 1)),
+  );
+  return Math.max(2, Math.min(PROBE_BATCH, Math.floor(PROBE_PLAN_VALUES / largest)));
+}
 
 type MetadataRecord = Readonly<Record<string, string | number | boolean>>;
 
@@ -85,7 +96,7 @@ export interface ExportSource {
   /** Names the source in error messages. */
   readonly path: string;
   readonly spec: ModelSpec;
-  /** Planned on `backend` for PROBE_BATCH rows, in evaluation use only. */
+  /** Planned on `backend` for `maxBatch` rows (probeRows), in evaluation use only. */
   readonly model: Model;
   readonly backend: Backend;
   /** Rows the model is planned for. */
@@ -151,8 +162,9 @@ export function exportSource(input: ExportInput, backend: Backend): ExportSource
     );
   }
   const model = buildModelFromSpec(spec);
+  const rows = probeRows(spec);
   try {
-    model.planFor(backend, PROBE_BATCH);
+    model.planFor(backend, rows);
     const live = [
       ...model.parameters().map((p) => ({ name: p.name, value: p.value, binary: p.kind === 'binary' })),
       ...model.stateBuffers().map((s) => ({ name: s.name, value: s.value, binary: false })),
@@ -187,7 +199,7 @@ export function exportSource(input: ExportInput, backend: Backend): ExportSource
     spec,
     model,
     backend,
-    maxBatch: PROBE_BATCH,
+    maxBatch: rows,
     inputShape,
     classes: spec.classes,
     normalization: input.normalization,
@@ -1015,6 +1027,36 @@ function convColumns(weight: FloatArray, n: number, c: number, k: number): Float
   return out;
 }
 
+/**
+ * A convolution followed directly by max pooling and then per-channel layers (vgg-small: conv -> maxpool ->
+ * batch norm -> activation) can fold those layers into its own output stage, with the pooling moved after
+ * them, when they are non-decreasing in every channel: then f(max z) = max f(z), and for signs the maximum of
+ * +-1 values is an AND of bits, so the pooled map never exists in reals. Non-decreasing means every
+ * threshold has direction +1 (signs), or every folded scale is positive (reals; relu and hardtanh are
+ * monotone). Returns that output stage and where the pools and the folded layers end, or null when the
+ * layers are not like that (a negative batch-norm gamma, for one); the caller then pools the raw
+ * pre-activations and applies the layers after it.
+ */
+function poolFirst(
+  source: ExportSource,
+  where: string,
+  views: readonly LayerView[],
+  start: number,
+  integerBound: number | null,
+): { output: DenseOutput; poolsEnd: number; end: number } | null {
+  let poolsEnd = start;
+  while (poolsEnd < views.length && roleOf(views[poolsEnd]) === 'max-pool') poolsEnd++;
+  if (poolsEnd === start) return null;
+  const end = perChannelRun(views, poolsEnd);
+  const post = views.slice(poolsEnd, end);
+  if (post.every((v) => roleOf(v) === 'identity')) return null;
+  const bits = feedsSign(views, end);
+  const output = foldedOutput(source, where, post, views[poolsEnd].inShape, integerBound, bits);
+  const monotone =
+    output.kind === 'bits' ? output.directions.every((d) => d === 1) : output.scale.every((a) => a > 0);
+  return monotone ? { output, poolsEnd, end } : null;
+}
+
 /** Exports `views` (a model's layers or a residual branch) from `flow`, appending to `out`. */
 function exportViews(
   source: ExportSource,
@@ -1108,7 +1150,10 @@ function exportViews(
           const g = convOf(view);
           const taps = g.kernelSize * g.kernelSize * g.inChannels;
           const shape = view.outShape;
-          const output = foldedOutput(source, where, post, shape, integerIn ? taps : null, bits);
+          const pooled =
+            post.length === 0 ? poolFirst(source, where, views, end, integerIn ? taps : null) : null;
+          const output =
+            pooled?.output ?? foldedOutput(source, where, post, shape, integerIn ? taps : null, bits);
           out.push({
             kind: 'conv2d',
             name,
@@ -1129,6 +1174,23 @@ function exportViews(
           flow.kind = output.kind;
           // The identity output of a bits conv carries integer z (for a pooled batch norm's integer thresholds).
           flow.integerBound = output.kind === 'real' && integerIn && post.length === 0 ? taps : null;
+          if (pooled !== null) {
+            // The pools, now after the folded layers, then past those layers.
+            for (const pool of views.slice(end, pooled.poolsEnd)) {
+              const window = poolOf(pool);
+              out.push({
+                kind: 'maxpool',
+                name: pool.layer.name,
+                kernel: window.kernelSize,
+                stride: window.stride,
+                padding: window.padding,
+              });
+              flow.shape = pool.outShape;
+            }
+            flow.started = true;
+            i = pooled.end;
+            break;
+          }
         }
         flow.started = true;
         i = end;

@@ -115,6 +115,7 @@ message OperatorSetIdProto {
 `;
 
 const FLOAT = 1;
+const DOUBLE = 11;
 const OPSET = 13;
 const IR_VERSION = 7;
 
@@ -143,6 +144,11 @@ function onnxModelType(): protobuf.Type {
 function floatTensor(name: string, dims: number[], values: ArrayLike<number>): Initializer {
   const data = Float32Array.from(values);
   return { name, dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer) };
+}
+
+function doubleTensor(name: string, dims: number[], values: ArrayLike<number>): Initializer {
+  const data = Float64Array.from(values);
+  return { name, dims, dataType: DOUBLE, rawData: new Uint8Array(data.buffer) };
 }
 
 function valueInfo(name: string, dims: (number | string)[]): Record<string, unknown> {
@@ -201,11 +207,11 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
    * Adds a float initialiser named `name` (or `name_2`, `name_3`, ... when taken: layers inside residual
    * branches may share a local name with another layer) and returns the name it got.
    */
-  const initializer = (name: string, dims: number[], values: ArrayLike<number>): string => {
+  const initializer = (name: string, dims: number[], values: ArrayLike<number>, double = false): string => {
     let unique = name;
     for (let k = 2; initNames.has(unique); k++) unique = `${name}_${k}`;
     initNames.add(unique);
-    inits.push(floatTensor(unique, dims, values));
+    inits.push((double ? doubleTensor : floatTensor)(unique, dims, values));
     return unique;
   };
   const constants = new Set<string>();
@@ -239,10 +245,29 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
     name: string,
     shape: readonly number[],
     values: ArrayLike<number>,
+    double = false,
   ): string => {
     if (values.length !== shape[0])
       fail(where, `${values.length} per-channel values for ${shape[0]} channels ([${shape.join(', ')}])`);
-    return initializer(name, shape.length === 3 ? [values.length, 1, 1] : [values.length], values);
+    return initializer(name, shape.length === 3 ? [values.length, 1, 1] : [values.length], values, double);
+  };
+  /**
+   * y = float32(x * mul + add) per channel, the product and sum in double: the training layers' own
+   * arithmetic in evaluation (ob_channel_affine), so a value on a threshold gets the training model's sign.
+   */
+  const affineInDouble = (
+    where: string,
+    x: string,
+    shape: readonly number[],
+    mul: ArrayLike<number>,
+    add: ArrayLike<number> | null,
+    name: string,
+  ): string => {
+    let y = node('Cast', [x], `${name}_double`, [intAttr('to', DOUBLE)]);
+    y = node('Mul', [y, perChannel(where, `${where}.mul`, shape, mul, true)], `${name}_mul`);
+    if (add !== null)
+      y = node('Add', [y, perChannel(where, `${where}.add`, shape, add, true)], `${name}_add`);
+    return node('Cast', [y], name, [intAttr('to', FLOAT)]);
   };
   const window = (op: {
     readonly kernelSize: number;
@@ -318,26 +343,31 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
           break;
         }
         case 'scale': {
-          const alpha = perChannel(where, `${where}.alpha`, x.shape, op.alpha);
-          x = { ...x, name: node('Mul', [x.name, alpha], op.name) };
+          // As ChannelScale computes it: x * alpha in double, rounded once.
+          x = { ...x, name: affineInDouble(where, x.name, x.shape, op.alpha, null, op.name) };
           break;
         }
         case 'batchnorm': {
-          // BatchNormalization normalises axis 1 of any rank: its parameters are [C].
+          // As BatchNorm computes it in evaluation (src/nn/batch-norm.ts), not as BatchNormalization would:
+          // xhat = float32(x * invStd + shift) in double with invStd = float32(1 / sqrt(var + eps)) and
+          // shift = float32(-mean * invStd), then float32(xhat * gamma + beta) when affine. A pre-activation on
+          // the threshold (an integer z equal to the running mean) then gets exactly the training model's sign.
           const n = op.mean.length;
           if (n !== x.shape[0]) fail(where, `${n} channels, its input is [${x.shape.join(', ')}]`);
-          const names = [
-            initializer(`${where}.scale`, [n], op.gamma ?? new Float32Array(n).fill(1)),
-            initializer(`${where}.bias`, [n], op.beta ?? new Float32Array(n)),
-            initializer(`${where}.mean`, [n], op.mean),
-            initializer(`${where}.var`, [n], op.variance),
-          ];
-          x = {
-            ...x,
-            name: node('BatchNormalization', [x.name, ...names], op.name, [
-              { name: 'epsilon', type: FLOAT_ATTR, f: op.eps },
-            ]),
-          };
+          const invStd = Float32Array.from(op.variance, (v) => 1 / Math.sqrt(v + op.eps));
+          const shift = Float32Array.from(op.mean, (m, c) => -m * invStd[c]);
+          const affine = op.gamma !== null && op.beta !== null;
+          let y = affineInDouble(
+            `${where}.normalize`,
+            x.name,
+            x.shape,
+            invStd,
+            shift,
+            affine ? `${op.name}_xhat` : op.name,
+          );
+          if (op.gamma !== null && op.beta !== null)
+            y = affineInDouble(`${where}.affine`, y, x.shape, op.gamma, op.beta, op.name);
+          x = { ...x, name: y };
           break;
         }
         case 'relu':

@@ -107,6 +107,27 @@ static inline int32_t correction(const int32_t *cidx, const int32_t *corr, size_
 #define EMIT_Z(row, j, z) \
   emit_int(mode, p0, p1, act, out, n, orow + (row), (j), (z) - correction(cidx, corr, positions, n, orow + (row), (j)))
 
+/* The border correction row of output row `row` (n values), or NULL when it has none. */
+static inline const int32_t *corr_row(const int32_t *cidx, const int32_t *corr, size_t positions, size_t n,
+                                      size_t row) {
+  if (cidx == NULL) return NULL;
+  int32_t c = cidx[row % positions];
+  return c < 0 ? NULL : corr + (size_t)c * n;
+}
+
+/* The bits of channels j..j+3 (j a multiple of 4) of one row from their popcounts, OR-ed into the row at once. */
+static inline void emit4_bits(const void *p0, const void *p1, void *out, size_t n, size_t row, size_t j, int32_t kk,
+                              const uint32_t *pop, const int32_t *c) {
+  const int32_t *t = (const int32_t *)p0 + j;
+  const int8_t *d = (const int8_t *)p1 + j;
+  uint32_t bits = 0;
+  for (int q = 0; q < 4; q++) {
+    int32_t z = kk - 2 * (int32_t)pop[q] - (c ? c[j + (size_t)q] : 0);
+    bits |= (d[q] > 0 ? (uint32_t)(z < t[q]) : (uint32_t)(z > t[q])) << q;
+  }
+  ((uint32_t *)out)[row * words_of(n) + (j >> 5)] |= bits << (j & 31);
+}
+
 /* Scalar variant: a 2 x 4 block of (x row, w row) pairs, i64.popcnt. */
 static inline void xnor_scalar(size_t r0, size_t r1, size_t j0, size_t j1, size_t k, const uint32_t *x, const uint32_t *w,
                         int mode, const void *p0, const void *p1, int act, void *out, size_t n, size_t orow,
@@ -173,10 +194,21 @@ static inline void xnor_simd(size_t r0, size_t r1, size_t j0, size_t j1, size_t 
     size_t r = r0;
     for (; r + 2 <= r1; r += 2) {
       const uint32_t *a0 = x + r * words;
+      /* Each row's border correction, looked up once per row (NULL: none). */
+      const int32_t *c0 = corr_row(cidx, corr, positions, n, orow + r);
+      const int32_t *c1 = corr_row(cidx, corr, positions, n, orow + r + 1);
       for (size_t j = jb; j < j4; j += 4) {
         popcounts_2x4 p = xor_popcount_2x4(a0, w + j * words, words);
-        for (size_t q = 0; q < 4; q++) EMIT_Z(r, j + q, kk - 2 * (int32_t)p.t[q]);
-        for (size_t q = 0; q < 4; q++) EMIT_Z(r + 1, j + q, kk - 2 * (int32_t)p.u[q]);
+        if (mode == OUT_BITS) {
+          /* Four channels' bits into their word at once (j is a multiple of 4). */
+          emit4_bits(p0, p1, out, n, orow + r, j, kk, p.t, c0);
+          emit4_bits(p0, p1, out, n, orow + r + 1, j, kk, p.u, c1);
+        } else {
+          for (size_t q = 0; q < 4; q++)
+            emit_int(mode, p0, p1, act, out, n, orow + r, j + q, kk - 2 * (int32_t)p.t[q] - (c0 ? c0[j + q] : 0));
+          for (size_t q = 0; q < 4; q++)
+            emit_int(mode, p0, p1, act, out, n, orow + r + 1, j + q, kk - 2 * (int32_t)p.u[q] - (c1 ? c1[j + q] : 0));
+        }
       }
     }
     for (size_t rr = r0; rr < r1; rr++) {
@@ -234,13 +266,30 @@ static inline float signed_sum_scalar(const float *x, const uint32_t *w, size_t 
 #endif
 
 /*
+ * The first convolution on raw pixels through f32_rows: the gathered rows hold the pixel values themselves,
+ * so the signed sums S are integers (exact in float32 below 2^24) and s = a S + c (wsum[j] - corr), the
+ * normalisation x = a v + c applied with the weight sum over in-image taps only (padded taps are 0 in training).
+ */
+struct pixel_sums {
+  const int32_t *wsum;
+  double a, c;
+  const int32_t *cidx, *corr;
+  size_t positions;
+};
+
+static inline double pixel_fix(const struct pixel_sums *ps, double s, size_t row, size_t j, size_t n) {
+  if (ps == NULL) return s;
+  return ps->a * s + ps->c * (double)(ps->wsum[j] - correction(ps->cidx, ps->corr, ps->positions, n, row, j));
+}
+
+/*
  * Rows [r0, r1) of real x (local row r at x + r * kp, kp = words(k) * 32, padding 0) against packed sign rows
  * j0..j1 of W, written as global rows orow + r. Tiles of 4 rows x 2 channels: each nibble of weight bits becomes
  * a sign mask once and serves 4 rows. Only the first ceil(k / 4) nibbles are visited (the rest are padding:
  * adding +0 changes nothing), so a short row (a 3 x 3 x 3 convolution) does not pay for its 128-float padding.
  */
-static inline void f32_rows(size_t r0, size_t r1, size_t j0, size_t j1, size_t k, const float *x, const uint32_t *w, int mode,
-                     const void *p0, const void *p1, int act, void *out, size_t n, size_t orow) {
+static inline __attribute__((always_inline)) void f32_rows(size_t r0, size_t r1, size_t j0, size_t j1, size_t k, const float *x, const uint32_t *w, int mode,
+                     const void *p0, const void *p1, int act, void *out, size_t n, size_t orow, const struct pixel_sums *ps) {
   size_t words = words_of(k), kp = words * 32;
   size_t nib = (k + 3) / 4, full = nib / 8, tail = nib % 8, vis = full + (tail != 0);
   size_t r = r0;
@@ -272,26 +321,26 @@ static inline void f32_rows(size_t r0, size_t r1, size_t j0, size_t j1, size_t k
           a31 = wasm_f32x4_add(a31, wasm_v128_xor(v, m1));
         }
       }
-      emit_real(mode, p0, p1, act, out, n, orow + r, j, hsum_f32(a00));
-      emit_real(mode, p0, p1, act, out, n, orow + r, j + 1, hsum_f32(a01));
-      emit_real(mode, p0, p1, act, out, n, orow + r + 1, j, hsum_f32(a10));
-      emit_real(mode, p0, p1, act, out, n, orow + r + 1, j + 1, hsum_f32(a11));
-      emit_real(mode, p0, p1, act, out, n, orow + r + 2, j, hsum_f32(a20));
-      emit_real(mode, p0, p1, act, out, n, orow + r + 2, j + 1, hsum_f32(a21));
-      emit_real(mode, p0, p1, act, out, n, orow + r + 3, j, hsum_f32(a30));
-      emit_real(mode, p0, p1, act, out, n, orow + r + 3, j + 1, hsum_f32(a31));
+      emit_real(mode, p0, p1, act, out, n, orow + r, j, pixel_fix(ps, hsum_f32(a00), orow + r, j, n));
+      emit_real(mode, p0, p1, act, out, n, orow + r, j + 1, pixel_fix(ps, hsum_f32(a01), orow + r, j + 1, n));
+      emit_real(mode, p0, p1, act, out, n, orow + r + 1, j, pixel_fix(ps, hsum_f32(a10), orow + r + 1, j, n));
+      emit_real(mode, p0, p1, act, out, n, orow + r + 1, j + 1, pixel_fix(ps, hsum_f32(a11), orow + r + 1, j + 1, n));
+      emit_real(mode, p0, p1, act, out, n, orow + r + 2, j, pixel_fix(ps, hsum_f32(a20), orow + r + 2, j, n));
+      emit_real(mode, p0, p1, act, out, n, orow + r + 2, j + 1, pixel_fix(ps, hsum_f32(a21), orow + r + 2, j + 1, n));
+      emit_real(mode, p0, p1, act, out, n, orow + r + 3, j, pixel_fix(ps, hsum_f32(a30), orow + r + 3, j, n));
+      emit_real(mode, p0, p1, act, out, n, orow + r + 3, j + 1, pixel_fix(ps, hsum_f32(a31), orow + r + 3, j + 1, n));
     }
     for (size_t j = j2; j < j1; j++) {
-      for (size_t q = 0; q < 4; q++) emit_real(mode, p0, p1, act, out, n, orow + r + q, j, signed_sum_simd(x + (r + q) * kp, w + j * words, k));
+      for (size_t q = 0; q < 4; q++) emit_real(mode, p0, p1, act, out, n, orow + r + q, j, pixel_fix(ps, signed_sum_simd(x + (r + q) * kp, w + j * words, k), orow + r + q, j, n));
     }
   }
   /* Remaining rows (< 4): one row at a time. */
   for (; r < r1; r++) {
-    for (size_t j = j0; j < j1; j++) emit_real(mode, p0, p1, act, out, n, orow + r, j, signed_sum_simd(x + r * kp, w + j * words, k));
+    for (size_t j = j0; j < j1; j++) emit_real(mode, p0, p1, act, out, n, orow + r, j, pixel_fix(ps, signed_sum_simd(x + r * kp, w + j * words, k), orow + r, j, n));
   }
 #else
   for (; r < r1; r++) {
-    for (size_t j = j0; j < j1; j++) emit_real(mode, p0, p1, act, out, n, orow + r, j, signed_sum_scalar(x + r * kp, w + j * words, words));
+    for (size_t j = j0; j < j1; j++) emit_real(mode, p0, p1, act, out, n, orow + r, j, pixel_fix(ps, signed_sum_scalar(x + r * kp, w + j * words, words), orow + r, j, n));
   }
 #endif
 }

@@ -137,44 +137,48 @@ void oe_conv_f32(int tid, int nt, size_t n_img, size_t h, size_t w, size_t c, si
   for (size_t b = r0; b < r1; b += CONV_BLOCK) {
     size_t e = min_sz(r1, b + CONV_BLOCK);
     for (size_t r = b; r < e; r++) gather_f32(rowsbuf + (r - b) * kp, r, x, h, w, c, xs, k, stride, pad, oh, ow);
-    f32_rows(0, e - b, j0, j1, taps, rowsbuf, wt, mode, p0, p1, act, out, n, b);
+    f32_rows(0, e - b, j0, j1, taps, rowsbuf, wt, mode, p0, p1, act, out, n, b, NULL);
   }
+}
+
+/* The receptive field of output pixel `row` of one-channel bytes as float pixel values (padded taps 0). */
+static inline void gather_u8(float *dst, size_t row, const uint8_t *x, size_t h, size_t w, size_t k, size_t stride,
+                             size_t pad, size_t oh, size_t ow) {
+  size_t kp = words_of(k * k) * 32;
+  size_t img = row / (oh * ow), p = row % (oh * ow), oy = p / ow, ox = p % ow;
+  const uint8_t *base = x + img * h * w;
+  size_t t = 0;
+  for (size_t i = 0; i < k; i++) {
+    long y = (long)(oy * stride + i) - (long)pad;
+    for (size_t j = 0; j < k; j++, t++) {
+      long xx = (long)(ox * stride + j) - (long)pad;
+      dst[t] = (y < 0 || y >= (long)h || xx < 0 || xx >= (long)w) ? 0.0f : (float)base[(size_t)y * w + (size_t)xx];
+    }
+  }
+  for (; t < kp; t++) dst[t] = 0.0f;
 }
 
 /*
  * The first convolution on raw one-channel bytes x [n_img, h, w], normalised as x = a v + c: for each output
- * pixel and channel, s = a sum_t w_t v_t + c (wsum[j] - corr), the sum over in-image taps exact in integers.
+ * pixel and channel, s = a sum_t w_t v_t + c (wsum[j] - corr), the sum over in-image taps exact (integers in
+ * float32). scratch: CONV_BLOCK * words(k * k) * 32 floats per thread.
  */
 EXPORT(oe_conv_u8)
 void oe_conv_u8(int tid, int nt, size_t n_img, size_t h, size_t w, size_t k, size_t stride, size_t pad, size_t oh,
                 size_t ow, size_t n, const uint8_t *x, const uint32_t *wt, const int32_t *wsum, const int32_t *cidx,
                 const int32_t *corr, double a, double cc, int mode, const void *p0, const void *p1, int act,
-                void *out) {
-  size_t rows = n_img * oh * ow, taps = k * k, words = words_of(taps);
+                void *out, float *scratch) {
+  size_t rows = n_img * oh * ow, taps = k * k, kp = words_of(taps) * 32;
   size_t r0, r1, j0, j1;
   conv_split(rows, n, tid, nt, &r0, &r1, &j0, &j1);
   if (r0 >= r1 || j0 >= j1) return;
+  float *rowsbuf = scratch + (size_t)tid * CONV_BLOCK * kp;
   if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
-  size_t positions = oh * ow;
-  for (size_t r = r0; r < r1; r++) {
-    size_t img = r / positions, p = r % positions, oy = p / ow, ox = p % ow;
-    const uint8_t *base = x + img * h * w;
-    for (size_t j = j0; j < j1; j++) {
-      const uint32_t *wj = wt + j * words;
-      int32_t s = 0;
-      size_t t = 0;
-      for (size_t i = 0; i < k; i++) {
-        long y = (long)(oy * stride + i) - (long)pad;
-        for (size_t q = 0; q < k; q++, t++) {
-          long xx = (long)(ox * stride + q) - (long)pad;
-          if (y < 0 || y >= (long)h || xx < 0 || xx >= (long)w) continue;
-          int32_t v = base[(size_t)y * w + (size_t)xx];
-          s += (wj[t >> 5] >> (t & 31)) & 1u ? -v : v;
-        }
-      }
-      int32_t valid = wsum[j] - correction(cidx, corr, positions, n, r, j);
-      emit_real(mode, p0, p1, act, out, n, r, j, a * (double)s + cc * (double)valid);
-    }
+  struct pixel_sums ps = {wsum, a, cc, cidx, corr, oh * ow};
+  for (size_t b = r0; b < r1; b += CONV_BLOCK) {
+    size_t e = min_sz(r1, b + CONV_BLOCK);
+    for (size_t r = b; r < e; r++) gather_u8(rowsbuf + (r - b) * kp, r, x, h, w, k, stride, pad, oh, ow);
+    f32_rows(0, e - b, j0, j1, taps, rowsbuf, wt, mode, p0, p1, act, out, n, b, &ps);
   }
 }
 
@@ -221,7 +225,29 @@ void oe_pool_f32(int tid, int nt, size_t n_img, size_t h, size_t w, size_t c, si
   for (size_t r = lo; r < hi; r++) {
     size_t img = r / (oh * ow), p = r % (oh * ow), oy = p / ow, ox = p % ow;
     float *o = out + r * xs;
-    for (size_t ch = 0; ch < c; ch++) {
+    size_t ch = 0;
+#ifdef __wasm_simd128__
+    if (!avg) {
+      /* Four channels at a time; pmax keeps the first of equal values, as the training layer does. */
+      for (; ch + 4 <= c; ch += 4) {
+        v128_t best = wasm_f32x4_splat(0.0f);
+        int seen = 0;
+        for (size_t i = 0; i < k; i++) {
+          long y = (long)(oy * stride + i) - (long)pad;
+          if (y < 0 || y >= (long)h) continue;
+          for (size_t j = 0; j < k; j++) {
+            long xx = (long)(ox * stride + j) - (long)pad;
+            if (xx < 0 || xx >= (long)w) continue;
+            v128_t v = wasm_v128_load(x + ((img * h + (size_t)y) * w + (size_t)xx) * xs + ch);
+            best = seen ? wasm_f32x4_pmax(best, v) : v;
+            seen = 1;
+          }
+        }
+        wasm_v128_store(o + ch, best);
+      }
+    }
+#endif
+    for (; ch < c; ch++) {
       double s = 0.0;
       float best = 0.0f;
       int seen = 0;

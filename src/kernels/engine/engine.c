@@ -59,7 +59,7 @@ void oe_dense_f32(int tid, int nt, size_t rows, size_t k, size_t n, const float 
   split_work(rows, n, tid, nt, &r0, &r1, &j0, &j1);
   if (r0 >= r1 || j0 >= j1) return;
   if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
-  f32_rows(r0, r1, j0, j1, k, x, w, mode, p0, p1, act, out, n, 0);
+  f32_rows(r0, r1, j0, j1, k, x, w, mode, p0, p1, act, out, n, 0, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
