@@ -275,6 +275,25 @@ describe(
           testSet,
         );
         t.diagnostic(await checkAgreement(checkpoint, testSet, `vgg-small ${activations}`));
+        if (activations !== 'binary') continue;
+        // The CLI on a 3-channel convnet: export, predict --image on an RGB PNG, bench.
+        const model = join(dir, 'vgg.onebit');
+        const exported = await runCli(['export', checkpoint, '--out', model]);
+        assert.equal(exported.code, 0, exported.stderr);
+        const png = join(dir, 'rgb.png');
+        const first = testSet.images.subarray(0, 3 * 32 * 32);
+        writeFileSync(png, encodePngImage(first, [3, 32, 32]));
+        const predicted = await runCli(['predict', model, '--image', png, '--json']);
+        assert.equal(predicted.code, 0, predicted.stderr);
+        const engine = await createEngine(readFileSync(model), { threads: 1, maxBatch: 1 });
+        try {
+          assert.equal(lastJson(predicted.stdout).class, engine.classify(first, 1)[0]);
+        } finally {
+          engine.dispose();
+        }
+        const bench = await runCli(['bench', model, '--seconds', '0.2', '--json']);
+        assert.equal(bench.code, 0, bench.stderr);
+        assert.ok(Number(lastJson(bench.stdout).imagesPerSecond) > 0, bench.stdout);
       }
     });
   },

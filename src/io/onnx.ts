@@ -13,9 +13,14 @@
  *   maxpool:     MaxPool (kernel_shape, strides, pads; padded positions never win)
  *   avgpool:     AveragePool with count_include_pad = 1 (every window divides by k^2)
  *   residual:    the body's operators and the shortcut's (or the identity) on the same input, then Add
- *   per channel: Mul by the channel scale, BatchNormalization(running statistics, epsilon), Relu or
- *                Clip(-1, 1) (hardtanh); they act on axis 1, so on [N, C, H, W] their initialisers are
- *                [C, 1, 1] (BatchNormalization's are [C]: it normalises axis 1 at any rank)
+ *   per channel: the channel scale and batch norm as the training layers compute them in evaluation, in
+ *                double and rounded once to float32 (Cast, Mul, Add, Cast; invStd and shift as BatchNorm
+ *                rounds them), then Relu or Clip(-1, 1) (hardtanh); they act on axis 1, so on [N, C, H, W]
+ *                their initialisers are [C, 1, 1]. BatchNormalization would round differently, and a
+ *                pre-activation exactly on the running mean (an integer sum of signs can be) would then
+ *                get the other sign in some examples. `batchNorm: 'standard'` writes Mul and
+ *                BatchNormalization instead: the usual graph, which onnxruntime fuses into the convolution
+ *                (the engine benchmark's baseline), agreeing except at such ties
  *   output "logits" [N, classes], and "probabilities" = Softmax(logits / temperature).
  * The sign: ONNX Sign(0) = 0 while onebit's sign(0) = +1, so the binarizer is
  * Where(GreaterOrEqual(x, 0), 1, -1) (NaN -> -1, as onebit's). Opset 13, IR version 7.
@@ -187,7 +192,15 @@ function windowOutput(size: number, k: number, s: number, p: number): number {
 }
 
 /** Serialises the network as an ONNX model (protobuf bytes). */
-export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): Uint8Array {
+export interface OnnxOptions {
+  /** 'exact' (default): batch norm and channel scale in the training layers' arithmetic; 'standard': Mul and BatchNormalization. */
+  readonly batchNorm?: 'exact' | 'standard';
+  readonly producerVersion?: string;
+}
+
+export function encodeOnnx(net: NetworkDescription, options: OnnxOptions = {}): Uint8Array {
+  const producerVersion = options.producerVersion ?? '0.1.0';
+  const exact = (options.batchNorm ?? 'exact') === 'exact';
   const nodes: Node[] = [];
   const inits: Initializer[] = [];
   let counter = 0;
@@ -344,7 +357,12 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
         }
         case 'scale': {
           // As ChannelScale computes it: x * alpha in double, rounded once.
-          x = { ...x, name: affineInDouble(where, x.name, x.shape, op.alpha, null, op.name) };
+          x = exact
+            ? { ...x, name: affineInDouble(where, x.name, x.shape, op.alpha, null, op.name) }
+            : {
+                ...x,
+                name: node('Mul', [x.name, perChannel(where, `${where}.alpha`, x.shape, op.alpha)], op.name),
+              };
           break;
         }
         case 'batchnorm': {
@@ -354,6 +372,21 @@ export function encodeOnnx(net: NetworkDescription, producerVersion = '0.1.0'): 
           // the threshold (an integer z equal to the running mean) then gets exactly the training model's sign.
           const n = op.mean.length;
           if (n !== x.shape[0]) fail(where, `${n} channels, its input is [${x.shape.join(', ')}]`);
+          if (!exact) {
+            const names = [
+              initializer(`${where}.scale`, [n], op.gamma ?? new Float32Array(n).fill(1)),
+              initializer(`${where}.bias`, [n], op.beta ?? new Float32Array(n)),
+              initializer(`${where}.mean`, [n], op.mean),
+              initializer(`${where}.var`, [n], op.variance),
+            ];
+            x = {
+              ...x,
+              name: node('BatchNormalization', [x.name, ...names], op.name, [
+                { name: 'epsilon', type: FLOAT_ATTR, f: op.eps },
+              ]),
+            };
+            break;
+          }
           const invStd = Float32Array.from(op.variance, (v) => 1 / Math.sqrt(v + op.eps));
           const shift = Float32Array.from(op.mean, (m, c) => -m * invStd[c]);
           const affine = op.gamma !== null && op.beta !== null;
