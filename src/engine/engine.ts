@@ -623,16 +623,8 @@ function planLayers(
         const out = newValue(o.kind, [n], outputStride(o.kind, n));
         const name = path + layer.name;
         if (isFirst && head.bytes) {
-          const sums = new Int32Array(n);
-          const words = packedWords(k);
-          for (let j = 0; j < n; j++) {
-            let set = 0;
-            for (let w = 0; w < words; w++) set += popcount32(layer.weights[j * words + w]);
-            sums[j] = k - 2 * set;
-          }
-          const wsum = mem.put(sums);
-          const scaleA = 1 / (255 * model.input.std[0]);
-          const shiftC = -model.input.mean[0] / model.input.std[0];
+          const wsum = mem.put(weightSums(layer.weights, n, k));
+          const { scale: scaleA, shift: shiftC } = byteNormalization(model);
           if (head.kernel === 'lut') {
             const groups = packedWords(k) * 8;
             const nibbles = mem.alloc(Math.ceil(n / 16) * groups * 16);
@@ -730,16 +722,8 @@ function planLayers(
         const geometry = [h, w];
         const name = path + layer.name;
         if (isFirst && head.bytes) {
-          const sums = new Int32Array(n);
-          const words = packedWords(taps);
-          for (let j = 0; j < n; j++) {
-            let set = 0;
-            for (let q = 0; q < words; q++) set += popcount32(layer.weights[j * words + q]);
-            sums[j] = taps - 2 * set;
-          }
-          const wsum = mem.put(sums);
-          const a = 1 / (255 * model.input.std[0]);
-          const shift = -model.input.mean[0] / model.input.std[0];
+          const wsum = mem.put(weightSums(layer.weights, n, taps));
+          const { scale: a, shift } = byteNormalization(model);
           steps.push({
             run: (rows) =>
               call('oe_conv_u8', rows * pixels, n, rows * pixels * n * taps, [
@@ -998,6 +982,23 @@ export function borderCorrection(
     }
   });
   return { index, sums };
+}
+
+/** Each row's sum of its k +-1 weights (k - 2 * the set bits): the first layer's weight sums. */
+function weightSums(weights: Uint32Array, n: number, k: number): Int32Array {
+  const sums = new Int32Array(n);
+  const words = packedWords(k);
+  for (let j = 0; j < n; j++) {
+    let set = 0;
+    for (let w = 0; w < words; w++) set += popcount32(weights[j * words + w]);
+    sums[j] = k - 2 * set;
+  }
+  return sums;
+}
+
+/** The normalisation of one-channel raw bytes as x = scale * v + shift. */
+function byteNormalization(model: OnebitModel): { scale: number; shift: number } {
+  return { scale: 1 / (255 * model.input.std[0]), shift: -model.input.mean[0] / model.input.std[0] };
 }
 
 function popcount32(x: number): number {
