@@ -255,12 +255,9 @@ static inline float signed_sum_simd(const float *x, const uint32_t *w, size_t k)
 
 #ifndef __wasm_simd128__
 /* Scalar dot product of a float row with a packed sign row: the sign bit of each term flipped by its weight bit. */
-static inline float signed_sum_scalar(const float *x, const uint32_t *w, size_t words) {
+static inline float signed_sum_scalar(const float *x, const uint32_t *w, size_t k) {
   float s = 0.0f;
-  for (size_t i = 0; i < words; i++) {
-    uint32_t bits = w[i];
-    for (int b = 0; b < 32; b++) s += (bits >> b) & 1u ? -x[32 * i + b] : x[32 * i + b];
-  }
+  for (size_t c = 0; c < k; c++) s += (w[c >> 5] >> (c & 31)) & 1u ? -x[c] : x[c];
   return s;
 }
 #endif
@@ -340,7 +337,7 @@ static inline __attribute__((always_inline)) void f32_rows(size_t r0, size_t r1,
   }
 #else
   for (; r < r1; r++) {
-    for (size_t j = j0; j < j1; j++) emit_real(mode, p0, p1, act, out, n, orow + r, j, pixel_fix(ps, signed_sum_scalar(x + r * kp, w + j * words, words), orow + r, j, n));
+    for (size_t j = j0; j < j1; j++) emit_real(mode, p0, p1, act, out, n, orow + r, j, pixel_fix(ps, signed_sum_scalar(x + r * kp, w + j * words, k), orow + r, j, n));
   }
 #endif
 }

@@ -105,7 +105,8 @@ void oe_conv_bits(int tid, int nt, size_t n_img, size_t h, size_t w, size_t c, s
 /* The receptive field of output pixel `row` as floats (padded taps 0) into `dst` (words(k*k*c) * 32 floats). */
 static inline void gather_f32(float *dst, size_t row, const float *x, size_t h, size_t w, size_t c, size_t xs,
                               size_t k, size_t stride, size_t pad, size_t oh, size_t ow) {
-  size_t kp = words_of(k * k * c) * 32, taps = k * k * c;
+  /* f32_rows reads the first ceil(taps / 4) * 4 floats of a row: only those need the zero tail. */
+  size_t taps = k * k * c, used = (taps + 3) / 4 * 4;
   size_t img = row / (oh * ow), p = row % (oh * ow), oy = p / ow, ox = p % ow;
   size_t at = 0;
   for (size_t i = 0; i < k; i++) {
@@ -120,7 +121,7 @@ static inline void gather_f32(float *dst, size_t row, const float *x, size_t h, 
       }
     }
   }
-  for (size_t q = taps; q < kp; q++) dst[q] = 0.0f;
+  for (size_t q = taps; q < used; q++) dst[q] = 0.0f;
 }
 
 /* Binary convolution on real inputs (1W32A), zero padding; as oe_conv_bits otherwise. */
@@ -144,7 +145,7 @@ void oe_conv_f32(int tid, int nt, size_t n_img, size_t h, size_t w, size_t c, si
 /* The receptive field of output pixel `row` of one-channel bytes as float pixel values (padded taps 0). */
 static inline void gather_u8(float *dst, size_t row, const uint8_t *x, size_t h, size_t w, size_t k, size_t stride,
                              size_t pad, size_t oh, size_t ow) {
-  size_t kp = words_of(k * k) * 32;
+  size_t used = (k * k + 3) / 4 * 4; /* the floats f32_rows reads */
   size_t img = row / (oh * ow), p = row % (oh * ow), oy = p / ow, ox = p % ow;
   const uint8_t *base = x + img * h * w;
   size_t t = 0;
@@ -155,7 +156,7 @@ static inline void gather_u8(float *dst, size_t row, const uint8_t *x, size_t h,
       dst[t] = (y < 0 || y >= (long)h || xx < 0 || xx >= (long)w) ? 0.0f : (float)base[(size_t)y * w + (size_t)xx];
     }
   }
-  for (; t < kp; t++) dst[t] = 0.0f;
+  for (; t < used; t++) dst[t] = 0.0f;
 }
 
 /*
