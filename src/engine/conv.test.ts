@@ -401,6 +401,19 @@ describe('engine convnets', () => {
         try {
           assert.equal(engine.firstLayer, 'direct');
           checkTrace(decodeOnebit(bytes), engine.trace(pictures, count), pictures, count, true, 0);
+          // Normalised inputs take the float kernel: the same logits as an engine whose first layer is float.
+          const normalised = Float32Array.from(pictures, (v) => (v / 255 - 0.25) / 0.35);
+          const float = await createEngine(bytes, { threads, maxBatch: count, firstLayer: 'float' });
+          try {
+            assert.deepEqual(
+              engine.logitsNormalized(normalised, count),
+              float.logitsNormalized(normalised, count),
+            );
+            // ... and raw bytes still the byte kernel afterwards.
+            checkTrace(decodeOnebit(bytes), engine.trace(pictures, count), pictures, count, true, 0);
+          } finally {
+            float.dispose();
+          }
         } finally {
           engine.dispose();
         }

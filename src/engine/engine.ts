@@ -1,17 +1,22 @@
 /**
  * The bit-packed inference engine: runs a `.onebit` model (format.ts) in WebAssembly.
  *
- * Kernels (src/kernels/engine/engine.c, built into wasm/onebit-engine.wasm, a module of its own so the
- * engine ships without the training kernels):
+ * Kernels (src/kernels/engine/engine.c for dense layers, conv.c for convolutions, pooling and reshaping,
+ * built into wasm/onebit-engine.wasm, a module of its own so the engine ships without the training kernels):
  *  - binary-activation layers: XNOR/popcount on bit-packed activations, which stay packed from one binary
  *    layer to the next; batch norm and the sign are one integer threshold per channel;
  *  - real-activation layers (1W32A): real inputs against packed +-1 weights with additions/subtractions
  *    only (each weight bit flips the sign bit of its input); the weights are never unpacked;
- *  - the first layer on raw 8-bit single-channel images: an exact masked byte sum, the normalisation
- *    folded in afterwards (float inputs, or several channels, take the real-activation kernel).
+ *  - the first layer on raw 8-bit single-channel images: exact integer pixel sums, the normalisation
+ *    folded in afterwards (float inputs, or several channels, take the real-activation kernel);
+ *  - convolutions as the same blocks over output pixels (feature maps are pixel-major, a pixel being one
+ *    row), with an exact border correction for zero padding; max pooling as an AND of bits on signs;
+ *    average pooling, thresholds, affine layers, flatten and residual additions (docs/architecture.md,
+ *    "Engine layout and padding").
  *
  * Memory: one shared WebAssembly.Memory sized once for the model and `maxBatch` (weights, per-channel
- * parameters, one activation buffer per layer); nothing is allocated per call except the returned arrays.
+ * parameters, one activation buffer per layer, the convolutions' per-thread scratch rows), by running the
+ * plan once over a counting allocator; nothing is allocated per call except the returned arrays.
  * Threads: the shared persistent worker pool (src/wasm/pool.ts, the one the wasm backend and the float-free
  * kernels use too) over that memory; each kernel call splits rows or output channels across threads when
  * the work is large enough. Loading, instantiation and the heap are the shared ones of src/wasm as well,
@@ -282,11 +287,13 @@ export async function createEngine(
     if (pool.threads > 1 && useful > 1 && work >= PARALLEL_MIN_WORK) pool.run(name, args);
     else kernels[name](0, 1, ...args);
   }
-  const plan = planLayers(model, head, placing, maxBatch, threads, {
+  const runner: Runner = {
     run,
     nibbles: (k, n, weights, out) => kernels.oe_nibbles(0, 1, k, n, weights, out),
     variant: popcount === 'simd' ? 1 : 0,
-  });
+    fromBytes: true,
+  };
+  const plan = planLayers(model, head, placing, maxBatch, threads, runner);
   const { steps, input, logits } = plan;
   const classes = model.classes;
   const temperature = model.temperature ?? 1;
@@ -297,9 +304,9 @@ export async function createEngine(
     for (let v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255 - model.input.mean[c]) / model.input.std[c];
   }
   const plane = height * width;
-  // Only the buffer the first layer reads exists (the other is empty).
+  // The byte input exists only for a first layer that reads bytes; normalised inputs always have theirs.
   const inBytesView = new Uint8Array(buf, input.bytes, head.bytes ? maxBatch * input.byteStride : 0);
-  const inFloatsView = new Float32Array(buf, input.floats, head.bytes ? 0 : maxBatch * input.floatStride);
+  const inFloatsView = new Float32Array(buf, input.floats, maxBatch * input.floatStride);
 
   function forward(rows: number, visit?: (step: Step) => void): void {
     if (disposed) throw new Error('onebit engine: used after dispose()');
@@ -327,6 +334,7 @@ export async function createEngine(
 
   /** Copies raw images [start, start + rows) into the input buffer (bytes, or normalised floats). */
   function loadBytes(images: Uint8Array, start: number, rows: number): void {
+    runner.fromBytes = true;
     if (head.bytes) {
       for (let b = 0; b < rows; b++) {
         inBytesView.set(
@@ -347,6 +355,7 @@ export async function createEngine(
   }
 
   function loadFloats(inputs: Float32Array, start: number, rows: number): void {
+    runner.fromBytes = false;
     for (let b = 0; b < rows; b++) {
       const src = (start + b) * inputSize;
       for (let c = 0; c < channels; c++) {
@@ -408,10 +417,6 @@ export async function createEngine(
     },
     logitsNormalized(inputs, count) {
       const n = checkCount('logitsNormalized', inputs.length, count);
-      if (head.bytes)
-        throw new Error(
-          `onebit engine: this engine's first layer reads raw bytes (firstLayer '${head.kernel}'); create it with firstLayer: 'float' to feed normalised inputs`,
-        );
       const out = new Float32Array(n * classes);
       for (let start = 0; start < n; start += maxBatch) {
         const rows = Math.min(maxBatch, n - start);
@@ -492,6 +497,8 @@ interface Runner {
   run(name: EngineKernel, rows: number, n: number, work: number, args: number[]): void;
   nibbles(k: number, n: number, weights: number, out: number): void;
   variant: number;
+  /** Whether this pass's input is raw bytes (logits, trace) or normalised floats (logitsNormalized). */
+  fromBytes: boolean;
 }
 
 interface InputBuffers {
@@ -521,6 +528,12 @@ function planLayers(
   const call = (name: EngineKernel, rows: number, n: number, work: number, args: number[]): void =>
     (runner as Runner).run(name, rows, n, work, args);
 
+  /** A first layer's step: its byte kernel on raw images, its float kernel on normalised inputs. */
+  const firstRun =
+    (byteRun: ((rows: number) => void) | null, floatRun: (rows: number) => void) =>
+    (rows: number): void =>
+      byteRun !== null && (runner as Runner).fromBytes ? byteRun(rows) : floatRun(rows);
+
   // The input buffers, laid out for the first layer.
   const firstLayer = head.first >= 0 ? model.layers[head.first] : null;
   let input: InputBuffers;
@@ -530,14 +543,14 @@ function planLayers(
     input = {
       bytes: mem.alloc(head.bytes ? maxBatch * stride : 0),
       byteStride: stride,
-      floats: mem.alloc(head.bytes ? 0 : maxBatch * stride * 4),
+      floats: mem.alloc(maxBatch * stride * 4),
       floatStride: stride,
       floatLayout: 'chw',
     };
     start = { kind: 'real', shape: [firstLayer.inFeatures], offset: input.floats, stride };
   } else {
     const bytes = head.bytes ? mem.alloc(maxBatch * channels * plane) : 0;
-    const floats = head.bytes ? 0 : mem.alloc(maxBatch * channels * plane * 4);
+    const floats = mem.alloc(maxBatch * channels * plane * 4);
     input = {
       bytes,
       byteStride: channels * plane,
@@ -622,6 +635,8 @@ function planLayers(
         const o = outputStage(layer.output);
         const out = newValue(o.kind, [n], outputStride(o.kind, n));
         const name = path + layer.name;
+        // The first layer on raw bytes (normalised inputs take the float kernel below).
+        let byteRun: ((rows: number) => void) | null = null;
         if (isFirst && head.bytes) {
           const wsum = mem.put(weightSums(layer.weights, n, k));
           const { scale: scaleA, shift: shiftC } = byteNormalization(model);
@@ -630,80 +645,71 @@ function planLayers(
             const nibbles = mem.alloc(Math.ceil(n / 16) * groups * 16);
             const tables = mem.alloc(threads * 4 * groups * 32);
             runner?.nibbles(k, n, weights, nibbles);
-            steps.push({
-              run: (rows) =>
-                call('oe_dense_lut', rows, n, rows * n * k, [
-                  rows,
-                  k,
-                  n,
-                  input.bytes,
-                  nibbles,
-                  wsum,
-                  scaleA,
-                  shiftC,
-                  o.mode,
-                  o.p0,
-                  o.p1,
-                  o.act,
-                  out.offset,
-                  tables,
-                ]),
-              trace: { name, value: out },
-            });
+            byteRun = (rows) =>
+              call('oe_dense_lut', rows, n, rows * n * k, [
+                rows,
+                k,
+                n,
+                input.bytes,
+                nibbles,
+                wsum,
+                scaleA,
+                shiftC,
+                o.mode,
+                o.p0,
+                o.p1,
+                o.act,
+                out.offset,
+                tables,
+              ]);
           } else {
-            steps.push({
-              run: (rows) =>
-                call('oe_dense_u8', rows, n, rows * n * k, [
-                  rows,
-                  k,
-                  n,
-                  input.bytes,
-                  weights,
-                  wsum,
-                  scaleA,
-                  shiftC,
-                  o.mode,
-                  o.p0,
-                  o.p1,
-                  o.act,
-                  out.offset,
-                ]),
-              trace: { name, value: out },
-            });
+            byteRun = (rows) =>
+              call('oe_dense_u8', rows, n, rows * n * k, [
+                rows,
+                k,
+                n,
+                input.bytes,
+                weights,
+                wsum,
+                scaleA,
+                shiftC,
+                o.mode,
+                o.p0,
+                o.p1,
+                o.act,
+                out.offset,
+              ]);
           }
-          return out;
         }
         const bits = layer.input === 'bits';
-        steps.push({
-          run: (rows) =>
-            bits
-              ? call('oe_dense_bits', rows, n, (rows * n * k) / 8, [
-                  rows,
-                  k,
-                  n,
-                  x.offset,
-                  weights,
-                  o.mode,
-                  o.p0,
-                  o.p1,
-                  o.act,
-                  out.offset,
-                  (runner as Runner).variant,
-                ])
-              : call('oe_dense_f32', rows, n, rows * n * k, [
-                  rows,
-                  k,
-                  n,
-                  x.offset,
-                  weights,
-                  o.mode,
-                  o.p0,
-                  o.p1,
-                  o.act,
-                  out.offset,
-                ]),
-          trace: { name, value: out },
-        });
+        const floatRun = (rows: number): void =>
+          bits
+            ? call('oe_dense_bits', rows, n, (rows * n * k) / 8, [
+                rows,
+                k,
+                n,
+                x.offset,
+                weights,
+                o.mode,
+                o.p0,
+                o.p1,
+                o.act,
+                out.offset,
+                (runner as Runner).variant,
+              ])
+            : call('oe_dense_f32', rows, n, rows * n * k, [
+                rows,
+                k,
+                n,
+                x.offset,
+                weights,
+                o.mode,
+                o.p0,
+                o.p1,
+                o.act,
+                out.offset,
+              ]);
+        steps.push({ run: firstRun(byteRun, floatRun), trace: { name, value: out } });
         return out;
       }
       case 'conv2d': {
@@ -721,86 +727,82 @@ function planLayers(
         const pixels = oh * ow;
         const geometry = [h, w];
         const name = path + layer.name;
+        // The first layer on raw bytes (normalised inputs take the float kernel below).
+        let byteRun: ((rows: number) => void) | null = null;
         if (isFirst && head.bytes) {
           const wsum = mem.put(weightSums(layer.weights, n, taps));
           const { scale: a, shift } = byteNormalization(model);
-          steps.push({
-            run: (rows) =>
-              call('oe_conv_u8', rows * pixels, n, rows * pixels * n * taps, [
+          byteRun = (rows) =>
+            call('oe_conv_u8', rows * pixels, n, rows * pixels * n * taps, [
+              rows,
+              ...geometry,
+              k,
+              stride,
+              padding,
+              oh,
+              ow,
+              n,
+              input.bytes,
+              weights,
+              wsum,
+              cidx,
+              corr,
+              a,
+              shift,
+              o.mode,
+              o.p0,
+              o.p1,
+              o.act,
+              out.offset,
+              scratch,
+            ]);
+        }
+        const bits = layer.input === 'bits';
+        const floatRun = (rows: number): void =>
+          bits
+            ? call('oe_conv_bits', rows * pixels, n, (rows * pixels * n * taps) / 8, [
                 rows,
                 ...geometry,
+                c,
+                x.stride,
                 k,
                 stride,
                 padding,
                 oh,
                 ow,
                 n,
-                input.bytes,
+                x.offset,
                 weights,
-                wsum,
                 cidx,
                 corr,
-                a,
-                shift,
                 o.mode,
                 o.p0,
                 o.p1,
                 o.act,
                 out.offset,
                 scratch,
-              ]),
-            trace: { name, value: out },
-          });
-          return out;
-        }
-        const bits = layer.input === 'bits';
-        steps.push({
-          run: (rows) =>
-            bits
-              ? call('oe_conv_bits', rows * pixels, n, (rows * pixels * n * taps) / 8, [
-                  rows,
-                  ...geometry,
-                  c,
-                  x.stride,
-                  k,
-                  stride,
-                  padding,
-                  oh,
-                  ow,
-                  n,
-                  x.offset,
-                  weights,
-                  cidx,
-                  corr,
-                  o.mode,
-                  o.p0,
-                  o.p1,
-                  o.act,
-                  out.offset,
-                  scratch,
-                ])
-              : call('oe_conv_f32', rows * pixels, n, rows * pixels * n * taps, [
-                  rows,
-                  ...geometry,
-                  c,
-                  x.stride,
-                  k,
-                  stride,
-                  padding,
-                  oh,
-                  ow,
-                  n,
-                  x.offset,
-                  weights,
-                  o.mode,
-                  o.p0,
-                  o.p1,
-                  o.act,
-                  out.offset,
-                  scratch,
-                ]),
-          trace: { name, value: out },
-        });
+              ])
+            : call('oe_conv_f32', rows * pixels, n, rows * pixels * n * taps, [
+                rows,
+                ...geometry,
+                c,
+                x.stride,
+                k,
+                stride,
+                padding,
+                oh,
+                ow,
+                n,
+                x.offset,
+                weights,
+                o.mode,
+                o.p0,
+                o.p1,
+                o.act,
+                out.offset,
+                scratch,
+              ]);
+        steps.push({ run: firstRun(byteRun, floatRun), trace: { name, value: out } });
         return out;
       }
       case 'maxpool':
