@@ -6,6 +6,7 @@
 export { OnebitFormatError, type OnebitErrorCode } from '../errors.js';
 export {
   createEngine,
+  borderCorrection,
   argmax,
   softmax,
   DEFAULT_POPCOUNT,
@@ -28,12 +29,19 @@ export {
   packSignRows,
   packedWords as onebitPackedWords,
   type Activation,
+  type AffineLayer,
+  type AvgPoolLayer,
+  type ConvLayer,
   type DenseLayer,
   type DenseOutput,
   type FlattenLayer,
+  type MaxPoolLayer,
   type MetadataValue,
   type OnebitInput,
   type OnebitLayer,
   type OnebitModel,
+  type PoolWindow,
+  type ResidualLayer,
+  type ThresholdLayer,
 } from './format.js';
 export { measureThroughput, randomImages, type ThroughputOptions } from './measure.js';
