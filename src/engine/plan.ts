@@ -198,13 +198,17 @@ export function planLayers(
   model.layers.forEach(convScratch);
   const scratch = mem.alloc(scratchBytes);
 
-  const outputStage = (
-    out: DenseOutput,
-  ): { mode: number; p0: number; p1: number; act: number; kind: 'bits' | 'real' } => ({
-    mode: out.kind === 'bits' ? OUT_BITS : OUT_REAL,
-    p0: mem.put(out.kind === 'bits' ? out.thresholds : out.scale),
-    p1: mem.put(out.kind === 'bits' ? out.directions : out.bias),
-    act: out.kind === 'real' ? ACTIVATIONS[out.activation] : 0,
+  /**
+   * An output stage placed in memory: `args` are the kernels' (mode, p0, p1, act) arguments, in that order
+   * (thresholds and directions for bits, scale and bias for reals).
+   */
+  const outputStage = (out: DenseOutput): { args: number[]; kind: 'bits' | 'real' } => ({
+    args: [
+      out.kind === 'bits' ? OUT_BITS : OUT_REAL,
+      mem.put(out.kind === 'bits' ? out.thresholds : out.scale),
+      mem.put(out.kind === 'bits' ? out.directions : out.bias),
+      out.kind === 'real' ? ACTIVATIONS[out.activation] : 0,
+    ],
     kind: out.kind,
   });
 
@@ -277,10 +281,7 @@ export function planLayers(
                 wsum,
                 scaleA,
                 shiftC,
-                o.mode,
-                o.p0,
-                o.p1,
-                o.act,
+                ...o.args,
                 out.offset,
                 tables,
               ]);
@@ -295,10 +296,7 @@ export function planLayers(
                 wsum,
                 scaleA,
                 shiftC,
-                o.mode,
-                o.p0,
-                o.p1,
-                o.act,
+                ...o.args,
                 out.offset,
               ]);
           }
@@ -312,10 +310,7 @@ export function planLayers(
                 n,
                 x.offset,
                 weights,
-                o.mode,
-                o.p0,
-                o.p1,
-                o.act,
+                ...o.args,
                 out.offset,
                 (runner as Runner).variant,
               ])
@@ -325,10 +320,7 @@ export function planLayers(
                 n,
                 x.offset,
                 weights,
-                o.mode,
-                o.p0,
-                o.p1,
-                o.act,
+                ...o.args,
                 out.offset,
               ]);
         steps.push({ run: firstRun(byteRun, floatRun), trace: { name, value: out } });
@@ -344,8 +336,10 @@ export function planLayers(
         const o = outputStage(layer.output);
         const out = newValue(o.kind, [n, oh, ow], outputStride(o.kind, n));
         const border = borderCorrection(layer, h, w);
-        const cidx = mem.put(border.index);
-        const corr = mem.put(border.sums);
+        // Without padding no window reaches the border: the kernels get no table (NULL) and look nothing up.
+        const padded = border.index.some((c) => c >= 0);
+        const cidx = padded ? mem.put(border.index) : 0;
+        const corr = padded ? mem.put(border.sums) : 0;
         const pixels = oh * ow;
         const geometry = [h, w];
         const name = path + layer.name;
@@ -371,10 +365,7 @@ export function planLayers(
               corr,
               a,
               shift,
-              o.mode,
-              o.p0,
-              o.p1,
-              o.act,
+              ...o.args,
               out.offset,
               scratch,
             ]);
@@ -397,10 +388,7 @@ export function planLayers(
                 weights,
                 cidx,
                 corr,
-                o.mode,
-                o.p0,
-                o.p1,
-                o.act,
+                ...o.args,
                 out.offset,
                 scratch,
               ])
@@ -417,10 +405,7 @@ export function planLayers(
                 n,
                 x.offset,
                 weights,
-                o.mode,
-                o.p0,
-                o.p1,
-                o.act,
+                ...o.args,
                 out.offset,
                 scratch,
               ]);

@@ -32,7 +32,9 @@ import { datasetShape } from '../data/dataset.js';
 import {
   packSignRows,
   type Activation,
+  type AvgPoolLayer,
   type DenseOutput,
+  type MaxPoolLayer,
   type OnebitLayer,
   type OnebitModel,
 } from '../engine/format.js';
@@ -621,6 +623,13 @@ function poolOf(view: LayerView): PoolWindow {
   return { kernelSize: spec.kernelSize, stride: spec.stride ?? spec.kernelSize, padding: spec.padding ?? 0 };
 }
 
+/** A pooling layer as the `.onebit` op of the same window. */
+function poolLayer(view: LayerView): MaxPoolLayer | AvgPoolLayer {
+  const { kernelSize, stride, padding } = poolOf(view);
+  const kind = roleOf(view) === 'max-pool' ? 'maxpool' : 'avgpool';
+  return { kind, name: view.layer.name, kernel: kernelSize, stride, padding };
+}
+
 /** The layers as plain operations (dropout, the identity in evaluation, is left out). */
 function describeViews(views: readonly LayerView[]): NetworkOp[] {
   const ops: NetworkOp[] = [];
@@ -1177,14 +1186,7 @@ function exportViews(
           if (pooled !== null) {
             // The pools, now after the folded layers, then past those layers.
             for (const pool of views.slice(end, pooled.poolsEnd)) {
-              const window = poolOf(pool);
-              out.push({
-                kind: 'maxpool',
-                name: pool.layer.name,
-                kernel: window.kernelSize,
-                stride: window.stride,
-                padding: window.padding,
-              });
+              out.push(poolLayer(pool));
               flow.shape = pool.outShape;
             }
             flow.started = true;
@@ -1198,16 +1200,9 @@ function exportViews(
       }
       case 'max-pool':
       case 'avg-pool': {
-        const window = poolOf(view);
         if (role === 'avg-pool' && flow.kind === 'bits')
           throw new ExportError(where, 'average pooling of signs is not supported: pool before the sign');
-        out.push({
-          kind: role === 'max-pool' ? 'maxpool' : 'avgpool',
-          name,
-          kernel: window.kernelSize,
-          stride: window.stride,
-          padding: window.padding,
-        });
+        out.push(poolLayer(view));
         flow.shape = view.outShape;
         if (role === 'avg-pool') flow.integerBound = null;
         flow.started = true;
