@@ -33,4 +33,13 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// A sweep runs each job as a child of this CLI with an IPC channel (sweep/run-job.ts). When that parent
+// dies, even by SIGKILL, the channel closes: the job stops too, so a retried job never shares its run
+// folder with an orphan. Its checkpoints are written atomically, so stopping anywhere is safe. Unref'd,
+// the channel does not keep a finished command alive.
+if (process.channel !== undefined) {
+  process.channel.unref();
+  process.on('disconnect', () => process.exit(129));
+}
+
 await main(process.argv);

@@ -15,7 +15,9 @@ import { modelCommand } from './model-command.js';
 import { upgradeCommand } from './upgrade-command.js';
 import { predictCommand } from './predict-command.js';
 import { summaryCommand } from './summary-command.js';
+import { sweepCommand } from './sweep-command.js';
 import { trainCommand } from './train-command.js';
+import { workerCommand } from './worker-command.js';
 
 function packageVersion(): string {
   const pkg: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
@@ -46,6 +48,8 @@ export function buildProgram(): Command {
     upgradeCommand(),
     predictCommand(),
     benchCommand(),
+    sweepCommand(),
+    workerCommand(),
   ]) {
     program.addCommand(command.exitOverride());
   }
