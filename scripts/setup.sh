@@ -3,9 +3,10 @@
 #   clang, lld               - compile the WebAssembly kernels (npm run build:kernels)
 #   wabt                     - wasm-objdump, used by tests that list a module's opcodes
 #   dataset-fashion-mnist    - the real data set the demo and some tests train on
+#   redis-server             - the queue server the sweep tests start (onebit sweep --queue / onebit worker)
 # Safe to run again; does nothing when everything is present.
 set -euo pipefail
-needed=(clang lld wabt dataset-fashion-mnist)
+needed=(clang lld wabt dataset-fashion-mnist redis-server)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

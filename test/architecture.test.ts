@@ -27,6 +27,7 @@ const RANKS: Readonly<Record<string, number>> = {
   methods: 6,
   io: 7,
   train: 8,
+  sweep: 8,
   cli: 9,
   'index.ts': 10,
 };

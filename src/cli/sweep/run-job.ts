@@ -5,8 +5,8 @@
  * needs. The children keep an IPC channel to this process, so if it dies, even by SIGKILL, they exit too
  * (main.ts) and a retried job never shares its run folder with an orphan.
  *
- * Each attempt appends a `start` and, when it succeeds, a `finish` line to attempts.jsonl in the job
- * folder: the record of how often a job ran, which the tests read.
+ * Each attempt appends a `start` line, a `spawn` line per child (with its pid) and, when it succeeds, a
+ * `finish` line to attempts.jsonl in the job folder: the record of how often a job ran, which the tests read.
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -108,6 +108,8 @@ function runOnebit(
     const child = spawn(options.cli.node, [...options.cli.args, ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
+    if (child.pid !== undefined)
+      appendAttempt(options.jobDir, { event: 'spawn', command: args[0], pid: child.pid });
     const { stdout, stderr } = child;
     if (stdout === null || stderr === null) throw new Error('spawn gave no pipes');
     const lines: JsonObject[] = [];
