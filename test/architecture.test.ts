@@ -28,8 +28,9 @@ const RANKS: Readonly<Record<string, number>> = {
   io: 7,
   train: 8,
   sweep: 8,
-  cli: 9,
-  'index.ts': 10,
+  report: 9,
+  cli: 10,
+  'index.ts': 11,
 };
 
 function sourceFiles(dir: string): string[] {

@@ -14,6 +14,7 @@ import { exportCommand } from './export-command.js';
 import { modelCommand } from './model-command.js';
 import { upgradeCommand } from './upgrade-command.js';
 import { predictCommand } from './predict-command.js';
+import { reportCommand } from './report-command.js';
 import { summaryCommand } from './summary-command.js';
 import { sweepCommand } from './sweep-command.js';
 import { trainCommand } from './train-command.js';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
     upgradeCommand(),
     predictCommand(),
     benchCommand(),
+    reportCommand(),
     sweepCommand(),
     workerCommand(),
   ]) {

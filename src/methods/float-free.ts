@@ -67,6 +67,7 @@ import { createWasmKernels } from './float-free/wasm-kernels.js';
 import {
   measuredStateBytes,
   type Learner,
+  type BinarySigns,
   type LearnerScalars,
   type LearnerSetup,
   type LearnerStep,
@@ -482,6 +483,19 @@ export class FloatFreeMethod implements Learner {
   private requireKernels(): FfKernels {
     if (this.kernels === null) throw new Error('float-free: bind() must be called before use');
     return this.kernels;
+  }
+
+  binarySigns(): BinarySigns[] {
+    // The weights are the counters' signs (h < 0 is -1), whatever `predict` asked for.
+    return this.slots.map((s) => {
+      const { inFeatures, outFeatures } = s.spec;
+      const negative = new Uint8Array(inFeatures * outFeatures);
+      for (let i = 0; i < outFeatures; i++) {
+        for (let j = 0; j < inFeatures; j++)
+          negative[i * inFeatures + j] = s.counters[i * s.p + j] < 0 ? 1 : 0;
+      }
+      return { name: `${s.spec.name}.weight`, negative };
+    });
   }
 
   /** Rebuilds the packed signs from the counters (after a restore). */

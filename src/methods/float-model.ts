@@ -22,6 +22,7 @@ import type { NamedTensor } from '../tensor/tensor-data.js';
 import {
   measuredStateBytes,
   type Learner,
+  type BinarySigns,
   type LearnerScalars,
   type LearnerSetup,
   type LearnerStep,
@@ -139,6 +140,14 @@ class FloatModelLearner implements Learner {
 
   predict(kind: PredictionKind, rng: Rng): void {
     this.methodObject.predict(kind, rng);
+  }
+
+  binarySigns(): BinarySigns[] {
+    return this.binaryParameters.map((p) => {
+      const negative = new Uint8Array(p.value.length);
+      for (let i = 0; i < negative.length; i++) negative[i] = p.value[i] < 0 ? 1 : 0;
+      return { name: p.name, negative };
+    });
   }
 
   get hasMean(): boolean {

@@ -40,6 +40,13 @@ export interface RealOptimizerSettings {
   readonly weightDecay: number;
 }
 
+/** One binary layer's weight signs: `negative[i]` is 1 where weight i is -1. */
+export interface BinarySigns {
+  /** The weight's parameter name (as in checkpoints, without the `model/` prefix), e.g. "fc1.weight". */
+  readonly name: string;
+  readonly negative: Uint8Array;
+}
+
 /** Everything a learner is built from. */
 export interface LearnerSetup {
   readonly spec: ModelSpec;
@@ -112,6 +119,11 @@ export interface Learner {
   loadStateScalars(scalars: LearnerScalars): void;
   /** Binary weights the method trains. */
   readonly binaryWeights: number;
+  /**
+   * The signs of the test-time binary weights, per binary layer (call after `predict`): 1 where the weight
+   * is -1. A fresh copy; the run compares successive epochs' to report how many weights flipped.
+   */
+  binarySigns(): BinarySigns[];
   /** Bytes of the method's training state per binary weight, measured from its state tensors. */
   stateBytesPerWeight(): number;
   /**

@@ -24,6 +24,8 @@ import {
   type TemperatureRecord,
 } from '../io/checkpoint.js';
 import { fitTemperature } from './calibration.js';
+import { flipRatios, stepRecorder, testReport, type StepProgress } from './run-records.js';
+import type { BinarySigns } from '../methods/learner.js';
 import { atomicWriteLive, atomicWriteTarget, writeFileAtomic } from '../io/atomic.js';
 import type { DataSource } from '../data/dataset.js';
 import { validateConfig, type TrainConfig } from '../config/train-config.js';
@@ -44,8 +46,10 @@ export const CHECKPOINT_FILE = 'checkpoint.ckpt';
 export const METRICS_FILE = 'metrics.jsonl';
 /** The run's config, written when a run starts, so a run killed before its first checkpoint can resume. */
 export const RUN_FILE = 'run.json';
+/** The final test evaluation's confusion matrix, per-class accuracy and reliability diagrams (run-records.ts). */
+export const TEST_FILE = 'test.json';
 /** Every file a run writes in its folder. */
-export const RUN_FILES: readonly string[] = [CHECKPOINT_FILE, METRICS_FILE, RUN_FILE];
+export const RUN_FILES: readonly string[] = [CHECKPOINT_FILE, METRICS_FILE, RUN_FILE, TEST_FILE];
 
 export interface BatchProgress {
   readonly epoch: number;
@@ -313,6 +317,8 @@ export interface EpochPlan {
   /** The 0-based step at which the schedules are read, from the run step (continual learning remaps it). */
   readonly scheduleStep?: (step: number) => number;
   readonly onBatch?: (progress: BatchProgress) => CallbackAnswer;
+  /** Called after every step with that step's own figures (the run's step records, run-records.ts). */
+  readonly onStep?: (progress: StepProgress) => void;
   readonly signal?: AbortSignal;
   /** The last good checkpoint, for the divergence message. */
   readonly lastCheckpoint: string | null;
@@ -357,6 +363,16 @@ export async function trainEpoch(run: Run, data: Dataset, plan: EpochPlan): Prom
     lossSum += result.loss * n;
     correct += result.correct;
     seen += n;
+    plan.onStep?.({
+      epoch: plan.epoch,
+      step: step + 1,
+      batch: b + 1,
+      batches,
+      batchLoss: result.loss,
+      examples: n,
+      correct: result.correct,
+      learningRate,
+    });
     const answer = plan.onBatch?.({
       epoch: plan.epoch,
       epochs: plan.epochs,
@@ -471,6 +487,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       appendFileSync(files.metrics, `${JSON.stringify(record)}\n`);
     }
     await run.learner.prepare();
+    // For the report: the step lines, and the signs of the binary weights to count each epoch's flips
+    // against (epoch 1 against the initial weights; a resumed run against its checkpoint's).
+    const recordStep = stepRecorder((record) => {
+      if (files !== null) appendFileSync(files.metrics, `${JSON.stringify(record)}\n`);
+    });
+    let signs: BinarySigns[] | null = files !== null ? run.learner.binarySigns() : null;
     const records: EpochRecord[] = [];
     let trainedSamples = 0;
     let trainingSeconds = 0;
@@ -485,6 +507,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         batchSize: config.batchSize,
         stepsBefore: step,
         onBatch: callbacks?.onBatch,
+        ...(files !== null ? { onStep: recordStep } : {}),
         signal: options.signal,
         lastCheckpoint,
       });
@@ -518,6 +541,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         stepMilliseconds: (totals.seconds * 1000) / totals.steps,
       };
       if (files !== null) {
+        if (signs !== null) {
+          const now = run.learner.binarySigns();
+          appendFileSync(
+            files.metrics,
+            `${JSON.stringify({ type: 'flips', epoch, layers: flipRatios(signs, now) })}\n`,
+          );
+          signs = now;
+        }
         // The metrics line first: a kill between the two leaves a line that resume drops (it keeps the
         // lines up to the checkpoint's epoch), never a checkpointed epoch without its line.
         appendFileSync(files.metrics, `${JSON.stringify({ type: 'epoch', ...record })}\n`);
@@ -553,7 +584,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       seed: config.seed,
       limit: config.testLimit,
       temperature: calibration?.mode.temperature ?? 1,
+      keepScores: files !== null,
     });
+    if (files !== null && outDir !== null) {
+      const report = testReport(test, run.spec.classNames ?? run.shape.classNames ?? null);
+      writeFileAtomic(join(outDir, TEST_FILE), [new TextEncoder().encode(`${JSON.stringify(report)}\n`)]);
+    }
     options.keep?.(run, { epoch: epochsDone, step }, calibration);
     return {
       epochs: records,
