@@ -4,9 +4,10 @@
 #   wabt                     - wasm-objdump, used by tests that list a module's opcodes
 #   dataset-fashion-mnist    - the real data set the demo and some tests train on
 #   redis-server             - the queue server the sweep tests start (onebit sweep --queue / onebit worker)
+#   chromium                 - the browser the browser tests drive headless (with the playwright-core package)
 # Safe to run again; does nothing when everything is present.
 set -euo pipefail
-needed=(clang lld wabt dataset-fashion-mnist redis-server)
+needed=(clang lld wabt dataset-fashion-mnist redis-server chromium)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -4,13 +4,14 @@
  * have data for, no script and nothing fetched, the model summary and the settings.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadCheckpoint } from '../src/io/checkpoint.js';
 import { modelSpecByName } from '../src/nn/models.js';
 import { summarizeModel } from '../src/train/summary.js';
+import { chromium } from 'playwright-core';
 import { lastJson, runCli } from './cli.js';
 
 const DATA = [
@@ -27,6 +28,11 @@ const DATA = [
 ];
 
 type Line = Record<string, unknown>;
+
+/** Debian's Chromium (scripts/setup.sh installs it); playwright-core drives it and downloads nothing. */
+const CHROMIUM = '/usr/bin/chromium';
+/** Screenshots the browser tests leave for people to look at (not checked in). */
+const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts');
 
 function metrics(dir: string): Line[] {
   return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
@@ -159,6 +165,45 @@ describe('onebit report', { timeout: 180_000 }, () => {
     assert.match(html, new RegExp(`<td>${summary.totals.binaryParameters.toLocaleString('en-US')}</td>`));
     // Settings that differ come first: the method.
     assert.match(html, /<tbody>\n<tr><th scope="row">method<\/th><td>ste<\/td><td>bop<\/td><\/tr>/);
+  });
+
+  test('in Chromium the report renders every chart, with no console error and no request', async () => {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+      const problems: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+      });
+      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+      page.on('request', (r) => {
+        if (!r.url().startsWith('file:')) problems.push(`request: ${r.url()}`);
+      });
+      await page.goto(`file://${join(dir, 'report.html')}`);
+      // Every chart's SVG is laid out at a real size and holds drawn marks.
+      const charts = await page.$$eval('section.chart', (sections) =>
+        sections.map((s) => {
+          const svg = s.querySelector('svg');
+          const box = svg?.getBoundingClientRect();
+          return {
+            id: s.id,
+            width: box?.width ?? 0,
+            height: box?.height ?? 0,
+            marks: svg?.querySelectorAll('path, rect, text').length ?? 0,
+          };
+        }),
+      );
+      assert.equal(charts.length, 10);
+      for (const c of charts) {
+        assert.ok(c.width > 200 && c.height > 150, `${c.id}: ${c.width} x ${c.height}`);
+        assert.ok(c.marks > 10, `${c.id}: ${c.marks} marks`);
+      }
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'report.png'), fullPage: true });
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+    }
   });
 
   test('refuses a folder that holds no run, naming it', async () => {
