@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { CLI, TSX } from './cli.js';
 
 interface Running {
@@ -325,6 +326,44 @@ describe('onebit sweep and onebit worker', { timeout: 300_000 }, () => {
     } finally {
       await queue.close();
     }
+  });
+
+  test("queue: a worker that loses a job's lock stops it at once; the job resumes and finishes once", async () => {
+    // A job only this test has (the queue keeps the other tests' jobs by id).
+    const spec = {
+      grids: [{ command: 'train', flags: { ...DATA, model: 'mlp-100', epochs: 8, method: 'ste', seed: 7 } }],
+    };
+    writeFileSync(join(dir, 'lock.json'), JSON.stringify(spec));
+    const out = join(dir, 'lock');
+    const worker = start(
+      ['worker', '--queue', url, '--concurrency', '1', '--threads', '1', '--stall-timeout', '2', '--json'],
+      dir,
+    );
+    const sweep = start(['sweep', 'lock.json', '--out', out, '--queue', url], dir);
+    const id = await waitFor('the job mid-run', 120, () => {
+      if (!existsSync(join(out, 'jobs'))) return null;
+      return jobIds(out).find((j) => existsSync(join(out, 'jobs', j, 'run', 'checkpoint.ckpt'))) ?? null;
+    });
+    // What a worker cut off from Redis (or paused) past its lock time finds: its lock gone.
+    const redisClient = new Redis({ host: '127.0.0.1', port: Number(new URL(url).port) });
+    try {
+      assert.equal(await redisClient.del(`bull:onebit-sweep:${id}:lock`), 1);
+    } finally {
+      redisClient.disconnect();
+    }
+    assert.equal(await sweep.exited, 0, sweep.output.stderr);
+    worker.child.kill('SIGTERM');
+    assert.equal(await worker.exited, 0, worker.output.stderr);
+    const log = attempts(out, id);
+    const starts = log.filter((e) => e.event === 'start');
+    assert.equal(starts.length, 2, JSON.stringify(log));
+    assert.equal(starts[1].resume, true);
+    assert.equal(log.filter((e) => e.event === 'finish').length, 1);
+    // The first attempt's training child was stopped, not left running beside the second.
+    const [firstChild] = log.filter((e) => e.event === 'spawn');
+    assert.equal(alive(Number(firstChild.pid)), false);
+    assert.match(worker.output.stdout, /"type":"job-lost","id":"[0-9a-f]{12}"/);
+    assert.equal(result(out, id)?.status, 'finished');
   });
 
   test('sweep --table prints the table of a sweep folder; worker --work-dir runs jobs whose folder it cannot see', async () => {

@@ -8,7 +8,9 @@
  * SIGKILL; its children follow it, see run-job.ts) stops renewing: after `stallSeconds` another worker's
  * stalled-job check puts the job back in the queue, and the next attempt resumes from the job's checkpoint
  * when the job folder is on storage both workers see, or starts over in the worker's own folder when not.
- * BullMQ completes a job only for the holder of its lock, so a result is returned once; a job that fails
+ * A worker that fails to renew a lock (cut off from Redis, paused) stops that job's child at once, since the
+ * job may already be running elsewhere. BullMQ completes a job only for the holder of its lock, so a result
+ * is returned once; a job that fails
  * for its own reason is failed with its error (UnrecoverableError: no retry); a job that stalls more than
  * MAX_STALLS times (it keeps killing its worker) fails too, rather than cycling forever.
  */
@@ -178,6 +180,8 @@ export interface RunningWorker {
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const stopping = new AbortController();
+  /** Per running job, what stops it when this worker loses the job's lock. */
+  const lockLost = new Map<string, () => void>();
   const runner = `worker ${process.pid}@${hostname()}`;
   const worker = new Worker<QueuedJob, JobOutcome>(
     QUEUE_NAME,
@@ -192,13 +196,22 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         folder,
         attempt: bullJob.attemptsStarted,
       });
+      // Stops the job's child: the worker stopping, or the job's lock lost.
+      const halt = new AbortController();
+      let lost = false;
+      const onStop = (): void => halt.abort();
+      stopping.signal.addEventListener('abort', onStop, { once: true });
+      lockLost.set(bullJob.id ?? job.id, () => {
+        lost = true;
+        halt.abort();
+      });
       try {
         const outcome = await runSweepJob(job, {
           jobDir: folder,
           threads: options.threads,
           runner,
           cli: options.cli,
-          signal: stopping.signal,
+          signal: halt.signal,
           onEpoch: (epoch, epochs) => void bullJob.updateProgress({ epoch, epochs }).catch(() => undefined),
         });
         options.log({ type: 'finish', id: job.id, name: jobName(job), metrics: outcome.metrics });
@@ -208,12 +221,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           options.log({ type: 'fail', id: job.id, name: jobName(job), error: error.message });
           throw new UnrecoverableError(error.message);
         }
+        if (error instanceof JobInterruptedError && lost) {
+          // The job is no longer ours (the stalled-job check has handed it on); whatever we throw, BullMQ
+          // records nothing for a job whose lock we lost.
+          options.log({ type: 'lost', id: job.id, name: jobName(job) });
+          throw error;
+        }
         if (error instanceof JobInterruptedError && stopping.signal.aborted && token !== undefined) {
           await bullJob.moveToWait(token);
           options.log({ type: 'returned', id: job.id, name: jobName(job) });
           throw new WaitingError();
         }
         throw error;
+      } finally {
+        lockLost.delete(bullJob.id ?? job.id);
+        stopping.signal.removeEventListener('abort', onStop);
       }
     },
     {
@@ -226,6 +248,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     },
   );
   worker.on('error', () => undefined); // connection errors: ioredis reconnects; the job locks decide delivery
+  // A lock this worker could not renew (it was cut off or paused past the lock time) may already have
+  // been handed to another worker: stop the job here at once, so two runs never share its folder.
+  worker.on('lockRenewalFailed', (ids) => {
+    for (const id of ids) lockLost.get(id)?.();
+  });
   await connected(worker.waitUntilReady(), options.url);
   const closed = worker.run();
   return {
