@@ -96,7 +96,7 @@ describe('run folders are never overwritten by accident', () => {
     const replaced = await runCli([...QUICK, '--epochs', '1', '--seed', '2', '--out', run, '--overwrite']);
     assert.equal(replaced.code, 0, replaced.stderr);
     assert.equal(loadCheckpoint(join(run, 'checkpoint.ckpt')).meta.config.seed, 2);
-    assert.deepEqual(readdirSync(run).sort(), ['checkpoint.ckpt', 'metrics.jsonl', 'run.json']);
+    assert.deepEqual(readdirSync(run).sort(), ['checkpoint.ckpt', 'metrics.jsonl', 'run.json', 'test.json']);
     assert.deepEqual(
       readdirSync(dir).filter((n) => n.startsWith('.rerun')),
       [],
