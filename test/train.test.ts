@@ -64,14 +64,18 @@ describe(
       assert.equal(result.checkpoint, join(out, CHECKPOINT_FILE));
       // mlp-100 STE on 12k examples for 2 epochs; full-data mlp-2x2048 is gated by npm run e2e.
       assert.ok((result.testAccuracy as number) >= 0.78, `testAccuracy ${String(result.testAccuracy)}`);
-      // One data line naming the files read (path and SHA-256), then one line per epoch.
+      // One data line naming the files read (path and SHA-256), then per epoch its step lines (every
+      // ceil(steps / 50) steps and its last), its flip ratios and its epoch line.
       const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const stepsPerEpoch = Number(metrics.find((m) => m.type === 'epoch')?.step);
+      const stepLines = Math.ceil(stepsPerEpoch / Math.ceil(stepsPerEpoch / 50));
+      const epochLines = [...Array<string>(stepLines).fill('step'), 'flips', 'epoch'];
       assert.deepEqual(
         metrics.map((m) => m.type),
-        ['data', 'epoch', 'epoch'],
+        ['data', ...epochLines, ...epochLines],
       );
       const trainFiles = (metrics[0].train as { files: { path: string; sha256: string }[] }).files;
       assert.equal(trainFiles.length, 2);
