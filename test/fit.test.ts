@@ -80,7 +80,12 @@ describe('fit', () => {
       backend: createReferenceBackend('float32'),
     });
     assert.equal(result.checkpointPath, join(outDir, 'checkpoint.ckpt'));
-    assert.deepEqual(readdirSync(outDir).sort(), ['checkpoint.ckpt', 'metrics.jsonl', 'run.json', 'test.json']);
+    assert.deepEqual(readdirSync(outDir).sort(), [
+      'checkpoint.ckpt',
+      'metrics.jsonl',
+      'run.json',
+      'test.json',
+    ]);
 
     // A second run into the same folder is refused before it writes anything.
     const before = readdirSync(outDir).map((n) => readFileSync(join(outDir, n)));
