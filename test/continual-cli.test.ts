@@ -98,6 +98,7 @@ describe('onebit continual --out', () => {
       stream: 'split',
       task: 2,
       tasks: 2,
+      testSamples: 0,
     });
 
     // eval reads it, and it is the network task 2 was tested with: on the first TEST_LIMIT test examples
@@ -190,5 +191,86 @@ describe('onebit continual refuses flags that would do nothing', () => {
   test('a negative --test-samples is a usage error, not a silent 0', async () => {
     const error = await failure([...base, '--test-samples', '-1']);
     assert.match(error.message, /--test-samples expects an integer >= 0, got "-1"/);
+  });
+});
+
+describe('onebit continual --resume', () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'onebit-continual-resume-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const RUN = [
+    ...[
+      'continual',
+      '--data',
+      'synthetic-mnist',
+      '--model',
+      'mlp-100',
+      '--stream',
+      'permuted',
+      '--tasks',
+      '3',
+    ],
+    ...['--epochs-per-task', '1', '--train-limit', '400', '--test-limit', '100', '--method', 'bayesbinn'],
+    ...['--test-samples', '2', '--batch-size', '50', '--threads', '1', '--json'],
+  ];
+
+  test('goes on from the latest task checkpoint to the same checkpoints and result as an uninterrupted run', async () => {
+    const whole = join(dir, 'whole');
+    const first = await runCli([...RUN, '--out', whole]);
+    assert.equal(first.code, 0, first.stderr);
+    // A run stopped during task 2: its first checkpoint, and metrics.jsonl with lines of the tasks after it
+    // (which resume drops).
+    const stopped = join(dir, 'stopped');
+    mkdirSync(stopped);
+    writeFileSync(join(stopped, 'task-1.ckpt'), readFileSync(join(whole, 'task-1.ckpt')));
+    writeFileSync(join(stopped, 'metrics.jsonl'), readFileSync(join(whole, 'metrics.jsonl')));
+    const resumed = await runCli(['continual', '--resume', stopped, '--threads', '1', '--json']);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    for (const t of [2, 3]) {
+      assert.deepEqual(
+        readFileSync(join(stopped, `task-${t}.ckpt`)),
+        readFileSync(join(whole, `task-${t}.ckpt`)),
+        `task-${t}.ckpt`,
+      );
+    }
+    const { config: c1, ...r1 } = lastJson(first.stdout);
+    const { config: c2, ...r2 } = lastJson(resumed.stdout);
+    assert.deepEqual(r2, r1);
+    // The checkpoint's config carries the named model's spec as well.
+    assert.deepEqual({ ...(c2 as object), spec: undefined }, { ...(c1 as object), spec: undefined });
+    // Only the resumed tasks are trained and printed; the log has each task once, and a data line per start.
+    assert.deepEqual(
+      jsonLines(resumed.stdout)
+        .filter((l) => l.type === 'task')
+        .map((l) => l.task),
+      [2, 3],
+    );
+    const log = jsonLines(readFileSync(join(stopped, 'metrics.jsonl'), 'utf8'));
+    assert.deepEqual(
+      log.filter((l) => l.type === 'task').map((l) => l.task),
+      [1, 2, 3],
+    );
+    assert.deepEqual(
+      log.filter((l) => l.type === 'data').map((l) => l.resumedAtTask),
+      [undefined, 1],
+    );
+  });
+
+  test('refuses a setting flag, and a folder without a task checkpoint', async () => {
+    const changed = await runCli(['continual', '--resume', join(dir, 'whole'), '--tasks', '4']);
+    assert.equal(changed.code, 1);
+    assert.match(
+      changed.stderr,
+      /--tasks: expected no --tasks with --resume: a resumed run keeps the settings it was started with/,
+    );
+    mkdirSync(join(dir, 'empty'));
+    const empty = await runCli(['continual', '--resume', join(dir, 'empty')]);
+    assert.equal(empty.code, 1);
+    assert.match(
+      empty.stderr,
+      /--resume: expected a continual run folder holding task-<t>\.ckpt, got .*empty, which holds none/,
+    );
   });
 });

@@ -4,11 +4,22 @@
  * a checkpoint per task (`task-<t>.ckpt`) and `metrics.jsonl` are written there (train/continual.ts); an
  * existing folder that holds anything is refused unless `--overwrite`.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import { BAYES_BINN_CONTINUAL_DEFAULTS } from '../methods/bayes-binn.js';
-import { STREAM_KINDS, trainContinual, type StreamKind, type TaskRecord } from '../train/continual.js';
+import {
+  continualMeta,
+  isTaskCheckpointFile,
+  STREAM_KINDS,
+  taskCheckpointFile,
+  trainContinual,
+  type ContinualCheckpointMeta,
+  type StreamKind,
+  type TaskRecord,
+} from '../train/continual.js';
+import { loadCheckpoint, type Checkpoint } from '../io/checkpoint.js';
 import type { TrainConfig } from '../config/train-config.js';
 import { checkDataDirFlag, checkThreadsFlag } from './flag-checks.js';
 import { CONTINUAL_RUN_FILES, prepareRunFolder } from './run-folder.js';
@@ -38,6 +49,7 @@ interface ContinualFlags extends TrainFlags {
   testSamples?: number;
   overwrite?: boolean;
   progressEvery?: number;
+  resume?: string;
 }
 
 /**
@@ -95,6 +107,51 @@ function checkContinualFlags(flags: ContinualFlags, command: Command): void {
   checkDataDirFlag(flags.data, flags.dataDir);
 }
 
+/** Flags a resumed continual run accepts: where the data is now, and how to run and print. */
+const RESUME_FLAGS = new Set(['resume', 'dataDir', 'threads', 'backend', 'json', 'progressEvery']);
+
+/** Refuses, on --resume, every typed flag that would change the experiment (the checkpoint's settings are the run). */
+function checkResumeFlags(command: Command): void {
+  for (const option of command.options) {
+    const key = option.attributeName();
+    if (RESUME_FLAGS.has(key) || !optionGiven(command, key)) continue;
+    const flag = option.long ?? key;
+    throw new ConfigError(
+      flag,
+      `no ${flag} with --resume: a resumed run keeps the settings it was started with (it takes only --data-dir, --threads, --backend, --json and --progress-every)`,
+      flag,
+    );
+  }
+}
+
+/** The run's latest task checkpoint and its continual metadata; a folder without one is refused. */
+function latestTaskCheckpoint(dir: string): {
+  path: string;
+  checkpoint: Checkpoint;
+  meta: ContinualCheckpointMeta;
+} {
+  const names = existsSync(dir) ? readdirSync(dir).filter(isTaskCheckpointFile) : [];
+  if (names.length === 0) {
+    throw new ConfigError(
+      '--resume',
+      'a continual run folder holding task-<t>.ckpt',
+      `${dir}, which holds none (a run stopped during its first task starts again: --out ${dir} --overwrite)`,
+    );
+  }
+  const task = Math.max(...names.map((n) => Number(/\d+/.exec(n)?.[0])));
+  const path = join(dir, taskCheckpointFile(task));
+  const checkpoint = loadCheckpoint(path);
+  const meta = continualMeta(checkpoint);
+  if (meta === null) {
+    throw new ConfigError(
+      '--resume',
+      'a task checkpoint with its continual settings',
+      `${path}, written by an older onebit without them`,
+    );
+  }
+  return { path, checkpoint, meta };
+}
+
 function formatTask(r: TaskRecord, tasks: number): string {
   const accs = r.accuracies.map((a, j) => `T${j + 1} ${a.toFixed(4)}`).join('  ');
   return (
@@ -134,10 +191,33 @@ export function continualCommand(): Command {
       parsePositiveNumber('--progress-every'),
     )
     .option('--overwrite', "write into an --out folder that holds files (an earlier run's are replaced)")
+    .option(
+      '--resume <dir>',
+      'go on from the latest task checkpoint of the continual run in <dir>, with its settings',
+    )
     .action(async (flags: ContinualFlags, command: Command) => {
-      checkContinualFlags(flags, command);
-      const { config, testSamples } = continualConfig(flags);
-      checkConfig(config);
+      let config: TrainConfig;
+      let testSamples: number;
+      let stream = flags.stream;
+      let tasks = flags.tasks;
+      let out = flags.out;
+      let resume: { path: string; checkpoint: Checkpoint } | undefined;
+      if (flags.resume !== undefined) {
+        checkResumeFlags(command);
+        checkThreadsFlag(flags.backend, flags.threads);
+        const saved = latestTaskCheckpoint(flags.resume);
+        resume = { path: saved.path, checkpoint: saved.checkpoint };
+        config =
+          flags.dataDir !== undefined
+            ? { ...saved.checkpoint.meta.config, dataDir: flags.dataDir }
+            : saved.checkpoint.meta.config;
+        ({ testSamples, stream, tasks } = saved.meta);
+        out = flags.resume;
+      } else {
+        checkContinualFlags(flags, command);
+        ({ config, testSamples } = continualConfig(flags));
+        checkConfig(config);
+      }
       const backend = await openBackend(flags.backend, flags.threads);
       // As train's: an --out that holds anything is refused unless --overwrite, which swaps the new run in
       // after its first task's checkpoint; a run that fails before it removes only what it created.
@@ -154,10 +234,11 @@ export function continualCommand(): Command {
           backend,
           train: data.train,
           test: data.test,
-          stream: flags.stream,
-          tasks: flags.tasks,
+          stream,
+          tasks,
           testSamples,
-          outDir: folder?.trainIn ?? null,
+          outDir: folder?.trainIn ?? out ?? null,
+          ...(resume !== undefined ? { resume } : {}),
           ...(folder?.onFirstCheckpoint !== undefined ? { onFirstCheckpoint: folder.onFirstCheckpoint } : {}),
           callbacks: {
             onBatch: progress.onBatch,
@@ -175,7 +256,7 @@ export function continualCommand(): Command {
                   `${JSON.stringify({
                     type: 'task',
                     task: r.task + 1,
-                    tasks: flags.tasks,
+                    tasks,
                     trainExamples: r.trainExamples,
                     trainLoss: r.trainLoss,
                     trainAccuracy: r.trainAccuracy,
@@ -189,7 +270,7 @@ export function continualCommand(): Command {
                   })}\n`,
                 );
               } else {
-                process.stdout.write(`${formatTask(r, flags.tasks)}\n`);
+                process.stdout.write(`${formatTask(r, tasks)}\n`);
               }
             },
           },
@@ -198,8 +279,8 @@ export function continualCommand(): Command {
           process.stdout.write(
             `${JSON.stringify({
               type: 'result',
-              stream: flags.stream,
-              tasks: flags.tasks,
+              stream,
+              tasks,
               testSamples,
               averageAccuracy: result.averageAccuracy,
               forgetting: result.forgetting,
@@ -209,12 +290,12 @@ export function continualCommand(): Command {
           );
         } else {
           process.stdout.write(
-            `after ${flags.tasks} ${flags.stream} tasks (${config.method}, ${testSamples > 0 ? `${testSamples} test samples` : 'mode'}): ` +
+            `after ${tasks} ${stream} tasks (${config.method}, ${testSamples > 0 ? `${testSamples} test samples` : 'mode'}): ` +
               `average accuracy ${result.averageAccuracy.toFixed(4)}  forgetting ${result.forgetting.toFixed(4)}\n`,
           );
-          if (flags.out !== undefined)
+          if (out !== undefined)
             process.stdout.write(
-              `checkpoints ${join(flags.out, 'task-1.ckpt')} .. task-${flags.tasks}.ckpt and metrics.jsonl in ${flags.out}\n`,
+              `checkpoints ${join(out, 'task-1.ckpt')} .. task-${tasks}.ckpt and metrics.jsonl in ${out}\n`,
             );
         }
       } catch (error) {

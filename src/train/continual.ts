@@ -28,7 +28,11 @@
  * With an output folder, after each task (once it is evaluated) the run is set to its deployed network, as
  * the trainer does before a checkpoint (the mode; with `recalibrateBatchNorm`, batch-norm statistics
  * recalibrated for it), and saved atomically as `task-<t>.ckpt` in the trainer's checkpoint format, so
- * `onebit eval`, `summary` and `export` take it; its metadata adds `continual: { stream, task, tasks }`.
+ * `onebit eval`, `summary` and `export` take it; its metadata adds `continual: { stream, task, tasks,
+ * testSamples }`. `resume` goes on from such a checkpoint: the run's state (weights, method and optimizer
+ * state, step, generator) is restored and training continues with the next task, exactly as if it had
+ * never stopped; the accuracy history comes from metrics.jsonl, whose lines of later tasks (a run killed
+ * mid-task) are dropped.
  * `metrics.jsonl` gets one JSON line per epoch (`type: 'epoch'`) and one per task's evaluation
  * (`type: 'task'`, with the checkpoint's file name). The run is set to its deployed network after every
  * task whether or not there is an output folder, so writing one changes no result.
@@ -42,10 +46,17 @@ import { subsetDataset } from '../data/pipeline.js';
 import { permuteDataset, permutedTasks, splitTasks } from '../data/tasks.js';
 import { validateConfig, type TrainConfig } from '../config/train-config.js';
 import { evaluate, type Evaluation } from './evaluate.js';
-import { createRun, disposeRun, runCheckpointMeta, runTensors } from './run.js';
+import { createRun, disposeRun, restoreRun, runCheckpointMeta, runTensors } from './run.js';
 import { Rng } from '../tensor/rng.js';
-import { saveCheckpoint } from '../io/checkpoint.js';
-import { METRICS_FILE, dataRecord, prepareData, trainEpoch, type BatchProgress } from './trainer.js';
+import { saveCheckpoint, type Checkpoint } from '../io/checkpoint.js';
+import {
+  METRICS_FILE,
+  dataRecord,
+  prepareData,
+  readMetrics,
+  trainEpoch,
+  type BatchProgress,
+} from './trainer.js';
 
 export const STREAM_KINDS = ['permuted', 'split'] as const;
 export type StreamKind = (typeof STREAM_KINDS)[number];
@@ -86,6 +97,38 @@ export interface ContinualOptions {
    * on in the folder it returns (the CLI's --overwrite swaps a new run in there, as train's does).
    */
   readonly onFirstCheckpoint?: (outDir: string) => string;
+  /** Go on from this task checkpoint of the run in `outDir` (its latest); the config must be its config. */
+  readonly resume?: { readonly path: string; readonly checkpoint: Checkpoint };
+}
+
+/** What a task checkpoint's metadata adds (see the top of this file). */
+export interface ContinualCheckpointMeta {
+  readonly stream: StreamKind;
+  /** 1-based: the task just trained. */
+  readonly task: number;
+  readonly tasks: number;
+  readonly testSamples: number;
+}
+
+/** The continual metadata of a task checkpoint, or null when it has none (or lacks a field). */
+export function continualMeta(checkpoint: Checkpoint): ContinualCheckpointMeta | null {
+  const value = (checkpoint.meta as unknown as { continual?: unknown }).continual;
+  if (typeof value !== 'object' || value === null) return null;
+  const c = value as Record<string, unknown>;
+  const positive = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+  if (
+    !(STREAM_KINDS as readonly unknown[]).includes(c.stream) ||
+    !positive(c.task) ||
+    !positive(c.tasks) ||
+    !(Number.isInteger(c.testSamples) && (c.testSamples as number) >= 0)
+  )
+    return null;
+  return {
+    stream: c.stream as StreamKind,
+    task: c.task,
+    tasks: c.tasks,
+    testSamples: c.testSamples as number,
+  };
 }
 
 export interface ContinualEpoch {
@@ -253,7 +296,50 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
       );
     }
     let metricsPath = outDir === null ? null : join(outDir, METRICS_FILE);
-    if (outDir !== null && metricsPath !== null) {
+    const accuracy: number[][] = [];
+    let step = 0;
+    let startTask = 0;
+    const resume = options.resume;
+    if (resume !== undefined) {
+      if (metricsPath === null)
+        throw new ConfigError('resume', 'the output folder of the run to resume', 'none');
+      const saved = continualMeta(resume.checkpoint);
+      const expected = `a task checkpoint of a ${options.stream} stream of ${stream.count} tasks with ${options.testSamples} test samples`;
+      if (saved === null)
+        throw new ConfigError(
+          '--resume',
+          expected,
+          `${resume.path}, which has no continual metadata (written by an older onebit?)`,
+        );
+      if (
+        saved.stream !== options.stream ||
+        saved.tasks !== stream.count ||
+        saved.testSamples !== options.testSamples
+      ) {
+        throw new ConfigError(
+          '--resume',
+          expected,
+          `${resume.path}: ${saved.stream}, ${saved.tasks} tasks, ${saved.testSamples} test samples`,
+        );
+      }
+      restoreRun(run, resume.path, resume.checkpoint);
+      step = resume.checkpoint.meta.step;
+      startTask = saved.task;
+      // Lines up to the checkpoint's task; a run killed mid-task left lines of the next one.
+      const kept = readMetrics(metricsPath).filter(
+        (r) => r.type === 'data' || (typeof r.task === 'number' && r.task <= startTask),
+      );
+      for (const r of kept)
+        if (r.type === 'task' && Array.isArray(r.accuracies)) accuracy.push(r.accuracies as number[]);
+      if (accuracy.length !== startTask) {
+        throw new ConfigError(
+          '--resume',
+          `the task lines of tasks 1..${startTask} in ${metricsPath}`,
+          `${accuracy.length} of them`,
+        );
+      }
+      writeFileSync(metricsPath, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    } else if (outDir !== null && metricsPath !== null) {
       mkdirSync(outDir, { recursive: true });
       writeFileSync(metricsPath, '');
     }
@@ -261,16 +347,17 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
       if (metricsPath !== null) appendFileSync(metricsPath, `${JSON.stringify(line)}\n`);
     };
     // Which files the tasks are made from, as train records them.
-    appendMetrics(dataRecord(options.train, options.test));
+    appendMetrics({
+      ...dataRecord(options.train, options.test),
+      ...(resume !== undefined ? { resumedAtTask: startTask } : {}),
+    });
     await run.learner.prepare();
     // The last task checkpoint written, for the message if a later task diverges.
-    let lastCheckpoint: string | null = null;
+    let lastCheckpoint: string | null = resume?.path ?? null;
     const runStepsPerTask = config.epochs * run.shape.stepsPerEpoch;
     const ensemble = options.testSamples > 0;
-    const accuracy: number[][] = [];
     const records: TaskRecord[] = [];
-    let step = 0;
-    for (let t = 0; t < stream.count; t++) {
+    for (let t = startTask; t < stream.count; t++) {
       if (t > 0) current = stream.train(t);
       const stepsPerEpoch = stepsOf(current);
       const taskSteps = config.epochs * stepsPerEpoch;
@@ -339,7 +426,12 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
         checkpoint = join(outDir, taskCheckpointFile(t + 1));
         const meta = {
           ...runCheckpointMeta(run, (t + 1) * config.epochs, step),
-          continual: { stream: options.stream, task: t + 1, tasks: stream.count },
+          continual: {
+            stream: options.stream,
+            task: t + 1,
+            tasks: stream.count,
+            testSamples: options.testSamples,
+          },
         };
         saveCheckpoint(checkpoint, meta, runTensors(run));
         if (t === 0 && options.onFirstCheckpoint !== undefined) {
@@ -380,8 +472,8 @@ export async function trainContinual(options: ContinualOptions): Promise<Continu
       records.push(record);
       callbacks?.onTask?.(record);
     }
-    const last = records[records.length - 1];
-    return { tasks: records, averageAccuracy: last.averageAccuracy, forgetting: last.forgetting, accuracy };
+    const { averageAccuracy, forgetting } = continualMetrics(accuracy, accuracy.length - 1);
+    return { tasks: records, averageAccuracy, forgetting, accuracy };
   } finally {
     disposeRun(run);
   }

@@ -1,7 +1,7 @@
 /**
- * Runs one sweep job: `onebit train` (resuming its run when the job folder already holds a checkpoint),
- * then `onebit eval` when the spec asks for it, or `onebit continual` (which has no resume and starts
- * over), each as a child process of this onebit with `--json`; and reads the figures the results table
+ * Runs one sweep job: `onebit train`, then `onebit eval` when the spec asks for it, or `onebit continual`,
+ * each as a child process of this onebit with `--json`, resuming the run when the job folder already holds
+ * a checkpoint (train's, or a continual run's task checkpoint); and reads the figures the results table
  * needs. The children keep an IPC channel to this process, so if it dies, even by SIGKILL, they exit too
  * (main.ts) and a retried job never shares its run folder with an orphan.
  *
@@ -9,7 +9,7 @@
  * `finish` line to attempts.jsonl in the job folder: the record of how often a job ran, which the tests read.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { flagArguments, type SweepJob } from '../../sweep/grid.js';
@@ -201,7 +201,8 @@ export async function runSweepJob(job: SweepJob, options: JobRunOptions): Promis
   const runDir = join(options.jobDir, 'run');
   mkdirSync(options.jobDir, { recursive: true });
   const checkpoint = join(runDir, 'checkpoint.ckpt');
-  const resumed = job.command === 'train' && existsSync(checkpoint);
+  const hasTaskCheckpoint = existsSync(runDir) && readdirSync(runDir).some((n) => /^task-\d+\.ckpt$/.test(n));
+  const resumed = job.command === 'train' ? existsSync(checkpoint) : hasTaskCheckpoint;
   appendAttempt(options.jobDir, {
     event: 'start',
     runner: options.runner,
@@ -230,6 +231,8 @@ export async function runSweepJob(job: SweepJob, options: JobRunOptions): Promis
           '--json',
           ...threads,
         ];
+  } else if (resumed) {
+    args = ['continual', '--resume', runDir, '--json', ...threads];
   } else {
     args = [
       'continual',
@@ -271,7 +274,8 @@ export async function runSweepJob(job: SweepJob, options: JobRunOptions): Promis
       samplesPerSecond: trainThroughput(runDir),
     };
   } else {
-    const tasks = lines.filter((o) => o.type === 'task');
+    // From the run's log: a resumed run prints only the tasks it trained.
+    const tasks = readJsonLines(join(runDir, 'metrics.jsonl')).filter((o) => o.type === 'task');
     const finalNll = tasks.length === 0 ? null : tasks[tasks.length - 1].nll;
     const nlls = Array.isArray(finalNll) ? finalNll.filter((v): v is number => typeof v === 'number') : [];
     metrics = {
@@ -285,13 +289,13 @@ export async function runSweepJob(job: SweepJob, options: JobRunOptions): Promis
       samplesPerSecond: continualThroughput(runDir),
     };
   }
-  const tasks = job.command === 'continual' ? lines.filter((o) => o.type === 'task') : [];
+  const taskLines =
+    job.command === 'continual'
+      ? readJsonLines(join(runDir, 'metrics.jsonl')).filter((o) => o.type === 'task')
+      : [];
+  const lastTask = taskLines[taskLines.length - 1]?.checkpoint;
   const lastCheckpoint =
-    job.command === 'train'
-      ? checkpoint
-      : typeof tasks[tasks.length - 1]?.checkpoint === 'string'
-        ? String(tasks[tasks.length - 1].checkpoint)
-        : null;
+    job.command === 'train' ? checkpoint : typeof lastTask === 'string' ? join(runDir, lastTask) : null;
   const outcome: JobOutcome = {
     id: job.id,
     metrics,
