@@ -27,7 +27,7 @@ export const METRICS: readonly { key: keyof JobMetrics; title: string; digits: n
   { key: 'nll', title: 'NLL', digits: 4 },
   { key: 'ece', title: 'ECE', digits: 4 },
   { key: 'ensembleAccuracy', title: 'Ensemble accuracy', digits: 4 },
-  { key: 'ensembleNll', title: 'Ensemble NLL', digits: 4 },
+  { key: 'ensembleNll', title: 'Ensemble NLL (T = 1)', digits: 4 },
   { key: 'averageAccuracy', title: 'Continual avg. accuracy', digits: 4 },
   { key: 'forgetting', title: 'Forgetting', digits: 4 },
   { key: 'samplesPerSecond', title: 'Samples/s', digits: 0 },
