@@ -116,10 +116,11 @@ const COMMANDS: readonly TrainingCommand[] = [
       });
     },
     // test/continual-cli.test.ts: --out/--overwrite, --stream/--tasks (the task lines), --validation (refused
-    // unless 0, before the config), --test-samples (refused without a distribution), progress lines.
+    // unless 0, before the config), --test-samples (refused without a distribution), progress lines, --resume.
     notInConfig: new Set([
       'out',
       'overwrite',
+      'resume',
       'json',
       'threads',
       'backend',
