@@ -218,32 +218,19 @@ export async function runSweepJob(job: SweepJob, options: JobRunOptions): Promis
       options.onEpoch?.(epoch, epochs ?? Number(job.flags.epochs ?? 5));
     if (o.type === 'task') options.onEpoch?.(numberField(o, 'task') ?? 0, numberField(o, 'tasks') ?? 0);
   };
-  let args: string[];
-  if (job.command === 'train') {
-    args = resumed
-      ? ['train', '--resume', runDir, '--json', ...threads]
-      : [
-          'train',
-          ...flagArguments(job.flags),
-          '--out',
-          runDir,
-          ...(existsSync(runDir) ? ['--overwrite'] : []),
-          '--json',
-          ...threads,
-        ];
-  } else if (resumed) {
-    args = ['continual', '--resume', runDir, '--json', ...threads];
-  } else {
-    args = [
-      'continual',
-      ...flagArguments(job.flags),
-      '--out',
-      runDir,
-      ...(existsSync(runDir) ? ['--overwrite'] : []),
-      '--json',
-      ...threads,
-    ];
-  }
+  // Both commands take --resume DIR (the run's own settings) and --out DIR (--overwrite: a folder a killed
+  // first attempt left without a checkpoint).
+  const args = resumed
+    ? [job.command, '--resume', runDir, '--json', ...threads]
+    : [
+        job.command,
+        ...flagArguments(job.flags),
+        '--out',
+        runDir,
+        ...(existsSync(runDir) ? ['--overwrite'] : []),
+        '--json',
+        ...threads,
+      ];
   const lines = await runOnebit(args, options, onLine);
   const result = [...lines].reverse().find((o) => o.type === 'result');
   if (result === undefined) throw new JobFailedError(`onebit ${job.command} printed no result`);
