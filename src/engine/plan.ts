@@ -342,6 +342,7 @@ export function planLayers(
         const corr = padded ? mem.put(border.sums) : 0;
         const pixels = oh * ow;
         const geometry = [h, w];
+        const window = [k, stride, padding, oh, ow, n];
         const name = path + layer.name;
         // The first layer on raw bytes (normalised inputs take the float kernel below).
         let byteRun: ((rows: number) => void) | null = null;
@@ -352,12 +353,7 @@ export function planLayers(
             call('oe_conv_u8', rows * pixels, n, rows * pixels * n * taps, [
               rows,
               ...geometry,
-              k,
-              stride,
-              padding,
-              oh,
-              ow,
-              n,
+              ...window,
               input.bytes,
               weights,
               wsum,
@@ -371,44 +367,19 @@ export function planLayers(
             ]);
         }
         const bits = layer.input === 'bits';
-        const floatRun = (rows: number): void =>
-          bits
-            ? call('oe_conv_bits', rows * pixels, n, (rows * pixels * n * taps) / 8, [
-                rows,
-                ...geometry,
-                c,
-                x.stride,
-                k,
-                stride,
-                padding,
-                oh,
-                ow,
-                n,
-                x.offset,
-                weights,
-                cidx,
-                corr,
-                ...o.args,
-                out.offset,
-                scratch,
-              ])
-            : call('oe_conv_f32', rows * pixels, n, rows * pixels * n * taps, [
-                rows,
-                ...geometry,
-                c,
-                x.stride,
-                k,
-                stride,
-                padding,
-                oh,
-                ow,
-                n,
-                x.offset,
-                weights,
-                ...o.args,
-                out.offset,
-                scratch,
-              ]);
+        const floatRun = (rows: number): void => {
+          // The bits and float kernels read the same source and window; the bits kernel adds the border table.
+          const source = [rows, ...geometry, c, x.stride, ...window, x.offset, weights];
+          const tail = [...o.args, out.offset, scratch];
+          if (bits)
+            call('oe_conv_bits', rows * pixels, n, (rows * pixels * n * taps) / 8, [
+              ...source,
+              cidx,
+              corr,
+              ...tail,
+            ]);
+          else call('oe_conv_f32', rows * pixels, n, rows * pixels * n * taps, [...source, ...tail]);
+        };
         steps.push({ run: firstRun(byteRun, floatRun), trace: { name, value: out } });
         return out;
       }
