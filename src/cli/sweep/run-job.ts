@@ -171,8 +171,7 @@ function trainThroughput(runDir: string): number | null {
 }
 
 /** Continual runs: examples seen (task size x its epochs) over training seconds, across all tasks. */
-function continualThroughput(runDir: string): number | null {
-  const lines = readJsonLines(join(runDir, 'metrics.jsonl'));
+function continualThroughput(lines: readonly JsonObject[]): number | null {
   let examples = 0;
   let seconds = 0;
   for (const task of lines.filter((o) => o.type === 'task')) {
@@ -246,6 +245,9 @@ export async function runSweepJob(job: SweepJob, options: JobRunOptions): Promis
     if (evaluation === null) throw new JobFailedError('onebit eval printed no result');
   }
 
+  // A continual run's task lines, from its log: a resumed run prints only the tasks it trained.
+  const log = job.command === 'continual' ? readJsonLines(join(runDir, 'metrics.jsonl')) : [];
+  const tasks = log.filter((o) => o.type === 'task');
   let metrics: JobMetrics;
   if (job.command === 'train') {
     const mode = objectField(evaluation, 'mode');
@@ -261,8 +263,6 @@ export async function runSweepJob(job: SweepJob, options: JobRunOptions): Promis
       samplesPerSecond: trainThroughput(runDir),
     };
   } else {
-    // From the run's log: a resumed run prints only the tasks it trained.
-    const tasks = readJsonLines(join(runDir, 'metrics.jsonl')).filter((o) => o.type === 'task');
     const finalNll = tasks.length === 0 ? null : tasks[tasks.length - 1].nll;
     const nlls = Array.isArray(finalNll) ? finalNll.filter((v): v is number => typeof v === 'number') : [];
     metrics = {
@@ -273,14 +273,10 @@ export async function runSweepJob(job: SweepJob, options: JobRunOptions): Promis
       ensembleNll: null,
       averageAccuracy: numberField(result, 'averageAccuracy'),
       forgetting: numberField(result, 'forgetting'),
-      samplesPerSecond: continualThroughput(runDir),
+      samplesPerSecond: continualThroughput(log),
     };
   }
-  const taskLines =
-    job.command === 'continual'
-      ? readJsonLines(join(runDir, 'metrics.jsonl')).filter((o) => o.type === 'task')
-      : [];
-  const lastTask = taskLines[taskLines.length - 1]?.checkpoint;
+  const lastTask = tasks[tasks.length - 1]?.checkpoint;
   const lastCheckpoint =
     job.command === 'train' ? checkpoint : typeof lastTask === 'string' ? join(runDir, lastTask) : null;
   const outcome: JobOutcome = {
