@@ -344,12 +344,24 @@ describe('onebit sweep and onebit worker', { timeout: 300_000 }, () => {
       if (!existsSync(join(out, 'jobs'))) return null;
       return jobIds(out).find((j) => existsSync(join(out, 'jobs', j, 'run', 'checkpoint.ckpt'))) ?? null;
     });
-    // What a worker cut off from Redis (or paused) past its lock time finds: its lock gone.
-    const redisClient = new Redis({ host: '127.0.0.1', port: Number(new URL(url).port) });
+    // The training child is paused so that it cannot finish before the worker notices (a race the test
+    // would otherwise lose on a loaded machine); a stop signal sent meanwhile waits for SIGCONT.
+    const [trainChild] = attempts(out, id).filter((e) => e.event === 'spawn');
+    const trainPid = Number(trainChild.pid);
+    process.kill(trainPid, 'SIGSTOP');
     try {
-      assert.equal(await redisClient.del(`bull:onebit-sweep:${id}:lock`), 1);
+      // What a worker cut off from Redis (or paused) past its lock time finds: its lock gone.
+      const redisClient = new Redis({ host: '127.0.0.1', port: Number(new URL(url).port) });
+      try {
+        assert.equal(await redisClient.del(`bull:onebit-sweep:${id}:lock`), 1);
+      } finally {
+        redisClient.disconnect();
+      }
+      await waitFor('the worker to notice the lost lock', 60, () =>
+        worker.output.stdout.includes(`"type":"job-lock-lost","id":"${id}"`) ? true : null,
+      );
     } finally {
-      redisClient.disconnect();
+      process.kill(trainPid, 'SIGCONT');
     }
     assert.equal(await sweep.exited, 0, sweep.output.stderr);
     worker.child.kill('SIGTERM');
@@ -360,8 +372,7 @@ describe('onebit sweep and onebit worker', { timeout: 300_000 }, () => {
     assert.equal(starts[1].resume, true);
     assert.equal(log.filter((e) => e.event === 'finish').length, 1);
     // The first attempt's training child was stopped, not left running beside the second.
-    const [firstChild] = log.filter((e) => e.event === 'spawn');
-    assert.equal(alive(Number(firstChild.pid)), false);
+    assert.equal(alive(trainPid), false);
     assert.match(worker.output.stdout, /"type":"job-lost","id":"[0-9a-f]{12}"/);
     assert.equal(result(out, id)?.status, 'finished');
   });

@@ -202,7 +202,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       const onStop = (): void => halt.abort();
       stopping.signal.addEventListener('abort', onStop, { once: true });
       lockLost.set(bullJob.id ?? job.id, () => {
+        if (lost) return;
         lost = true;
+        options.log({ type: 'lock-lost', id: job.id, name: jobName(job) });
         halt.abort();
       });
       try {
