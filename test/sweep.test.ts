@@ -252,11 +252,14 @@ describe('onebit sweep and onebit worker', { timeout: 300_000 }, () => {
       }
       return null;
     });
-    workerA.child.kill('SIGKILL');
-    await workerA.exited;
-    // The killed worker's training child exits too (its IPC channel closed).
     const orphan = attempts(queued(), victim).find((e) => e.event === 'spawn' && e.command === 'train');
     assert.ok(orphan !== undefined);
+    // Paused first, so that the job cannot end between the check above and the kill.
+    process.kill(Number(orphan.pid), 'SIGSTOP');
+    workerA.child.kill('SIGKILL');
+    await workerA.exited;
+    process.kill(Number(orphan.pid), 'SIGCONT');
+    // The killed worker's training child exits too (its IPC channel closed).
     await waitFor("the killed worker's child to exit", 20, () => (alive(Number(orphan.pid)) ? null : true));
 
     assert.equal(await sweep.exited, 1, sweep.output.stderr);
