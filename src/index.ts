@@ -31,7 +31,8 @@ export {
   type EarlyStopping,
 } from './train/fit.js';
 export { createRun, disposeRun, restoreRun, type Run, type RunShape } from './train/run.js';
-export { trainEpoch, type BatchProgress, type CallbackAnswer, type TrainCallbacks } from './train/trainer.js';
+export type { TrainCallbacks } from './train/trainer.js';
+export { trainEpoch, type BatchProgress, type CallbackAnswer } from './train/epoch.js';
 export { evaluate, type Evaluation, type EvaluationOptions } from './train/evaluate.js';
 export { MetricsAccumulator, type ClassificationMetrics, type ReliabilityBin } from './train/metrics.js';
 export { loadCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta } from './io/checkpoint.js';

@@ -30,6 +30,7 @@ const RANKS: Readonly<Record<string, number>> = {
   sweep: 8,
   report: 9,
   cli: 10,
+  app: 10,
   'index.ts': 11,
 };
 

@@ -26,7 +26,7 @@ interface PredictFlags {
 }
 
 /** Class names of the data sets onebit knows, by the name recorded in the model's metadata. */
-const CLASS_NAMES: Readonly<Record<string, readonly string[]>> = {
+export const CLASS_NAMES: Readonly<Record<string, readonly string[]>> = {
   'fashion-mnist': [
     'T-shirt/top',
     'Trouser',

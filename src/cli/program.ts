@@ -15,6 +15,7 @@ import { modelCommand } from './model-command.js';
 import { upgradeCommand } from './upgrade-command.js';
 import { predictCommand } from './predict-command.js';
 import { reportCommand } from './report-command.js';
+import { serveCommand } from './serve-command.js';
 import { summaryCommand } from './summary-command.js';
 import { sweepCommand } from './sweep-command.js';
 import { trainCommand } from './train-command.js';
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
     predictCommand(),
     benchCommand(),
     reportCommand(),
+    serveCommand(),
     sweepCommand(),
     workerCommand(),
   ]) {

@@ -33,10 +33,10 @@ import {
   recordedBackend,
   RUN_FILE,
   train,
-  type BatchProgress,
   type EpochRecord,
   type TrainResult,
 } from '../train/trainer.js';
+import type { BatchProgress } from '../train/epoch.js';
 import {
   methodFlagOptions,
   methodOptionsFromFlags,

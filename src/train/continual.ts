@@ -49,14 +49,8 @@ import { evaluate, type Evaluation } from './evaluate.js';
 import { createRun, disposeRun, restoreRun, runCheckpointMeta, runTensors } from './run.js';
 import { Rng } from '../tensor/rng.js';
 import { saveCheckpoint, type Checkpoint } from '../io/checkpoint.js';
-import {
-  METRICS_FILE,
-  dataRecord,
-  prepareData,
-  readMetrics,
-  trainEpoch,
-  type BatchProgress,
-} from './trainer.js';
+import { METRICS_FILE, dataRecord, prepareData, readMetrics } from './trainer.js';
+import { trainEpoch, type BatchProgress } from './epoch.js';
 
 export const STREAM_KINDS = ['permuted', 'split'] as const;
 export type StreamKind = (typeof STREAM_KINDS)[number];

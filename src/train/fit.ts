@@ -23,13 +23,8 @@ import type { TensorData } from '../tensor/tensor-data.js';
 import type { TrainConfig } from '../config/train-config.js';
 import { trainConfig } from './run-config.js';
 import { runCheckpointMeta, type Run } from './run.js';
-import {
-  train,
-  type BatchProgress,
-  type CallbackAnswer,
-  type EpochRecord,
-  type TrainResult,
-} from './trainer.js';
+import type { BatchProgress, CallbackAnswer } from './epoch.js';
+import { train, type EpochRecord, type TrainResult } from './trainer.js';
 
 /** Stop when a validation figure has not improved for `patience` epochs. */
 export interface EarlyStopping {

@@ -3,16 +3,17 @@
  * (wasm/onebit-kernels.wasm), the float-free kernels (wasm/onebit-float-free.wasm) and the engine
  * (wasm/onebit-engine.wasm), all built by scripts/build-kernels.mjs.
  *
- * In Node the bytes are read from the package's wasm/ folder; `../../wasm/` is right both from
- * src/wasm/*.ts (under tsx) and from dist/wasm/*.js. A browser bundle passes the module (or its bytes)
- * itself, e.g. from `WebAssembly.compileStreaming(fetch(url))`. Node-only modules are imported
- * dynamically so that such a bundle never touches them; the synchronous path (the float-free kernels,
- * which are created without awaiting) takes the file reader from its caller for the same reason.
+ * By default the bytes come from the package's wasm/ folder; `../../wasm/` is right both from
+ * src/wasm/*.ts (under tsx) and from dist/wasm/*.js. Node reads the file; a browser fetches that URL,
+ * which is right when the package is served as it is laid out. A bundle that moves files passes the
+ * module (or its bytes) itself, e.g. from `WebAssembly.compileStreaming(fetch(url))`. Reading goes through
+ * host.ts, so nothing here imports a `node:` module.
  *
  * Every module imports one shared memory as env.memory and exports __heap_base (the first byte after
  * its own stack and data) and __stack_pointer.
  */
 import { wasmApi, type KernelFunction, type WasmBytes, type WasmMemory, type WasmModule } from './api.js';
+import { isNode, readPackagedFile, readPackagedFileSync } from './host.js';
 
 /** A module of the package: which file, and what to say when it cannot be had. */
 export interface PackagedModule {
@@ -33,14 +34,9 @@ export function packagedModuleUrl(file: string): URL {
 const compiled = new Map<string, WasmModule>();
 const compiling = new Map<string, Promise<WasmModule>>();
 
-function isNode(): boolean {
-  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-}
-
 function unreadable(spec: PackagedModule, url: URL, err: unknown): Error {
-  return new Error(
-    `${spec.label}: cannot read ${url.pathname} (${String(err)}); build it with \`npm run build:kernels\``,
-  );
+  const fix = isNode() ? 'build it with `npm run build:kernels`' : `or pass ${spec.howToPass}`;
+  return new Error(`${spec.label}: cannot read ${url.href} (${String(err)}); ${fix}`);
 }
 
 /** The caller's module, the module compiled from the caller's bytes, or the packaged one (Node only). */
@@ -52,12 +48,10 @@ export async function loadModule(spec: PackagedModule, source?: WasmModule | Was
   let pending = compiling.get(spec.file);
   if (pending === undefined) {
     pending = (async () => {
-      if (!isNode()) throw new Error(`${spec.label}: outside Node, pass ${spec.howToPass}`);
-      const { readFile } = await import('node:fs/promises');
       const url = packagedModuleUrl(spec.file);
       let bytes: Uint8Array;
       try {
-        bytes = await readFile(url);
+        bytes = await readPackagedFile(url);
       } catch (err) {
         throw unreadable(spec, url, err);
       }
@@ -74,14 +68,10 @@ export async function loadModule(spec: PackagedModule, source?: WasmModule | Was
 }
 
 /**
- * `loadModule` without awaiting: bytes are compiled in place (fine for small modules) and the packaged
- * file is read with the caller's `readFileSync` (node:fs's), which keeps node:fs out of this module.
+ * `loadModule` without awaiting: bytes are compiled in place (fine for small modules); the packaged file
+ * can be read this way in Node only (a browser passes the module or its bytes).
  */
-export function loadModuleSync(
-  spec: PackagedModule,
-  source: WasmModule | WasmBytes | undefined,
-  readFileSync: (url: URL) => Uint8Array,
-): WasmModule {
+export function loadModuleSync(spec: PackagedModule, source: WasmModule | WasmBytes | undefined): WasmModule {
   if (source instanceof wasmApi.Module) return source;
   if (source !== undefined) return new wasmApi.Module(source as WasmBytes);
   const done = compiled.get(spec.file);
@@ -89,7 +79,8 @@ export function loadModuleSync(
   const url = packagedModuleUrl(spec.file);
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(url);
+    if (!isNode()) throw new Error(`outside Node, pass ${spec.howToPass}`);
+    bytes = readPackagedFileSync(url);
   } catch (err) {
     throw unreadable(spec, url, err);
   }

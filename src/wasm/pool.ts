@@ -4,15 +4,15 @@
  *
  * `run` is synchronous, like every Backend kernel: the calling thread writes the job into the control
  * block (protocol.ts), bumps GEN and notifies, runs share 0 itself, then waits until PENDING drops to 0.
- * Node allows Atomics.wait on its main thread; a browser main thread does not, so there the caller must
- * run in a worker or with threads = 1. With threads = 1 no worker is started and nothing is imported
- * from node:worker_threads.
+ * Node allows Atomics.wait on its main thread; a browser's main thread does not, so there the caller
+ * spins on PENDING instead (the shares are short; a page that trains runs in a Web Worker anyway).
+ * The workers are Node worker threads or Web Workers (host.ts); with threads = 1 none is started.
  *
- * Workers are unref'd so they never keep the process alive, and `dispose` stops and terminates them.
+ * Node workers are unref'd so they never keep the process alive, and `dispose` stops and terminates them.
  */
-import type { Worker } from 'node:worker_threads';
 import type { KernelFunction, WasmMemory, WasmModule } from './api.js';
 import { alignUp } from './heap.js';
+import { availableCores, startPoolWorker, type PoolWorker } from './host.js';
 import {
   ARGS_BYTE,
   CONTROL_BYTES,
@@ -60,9 +60,11 @@ export class ThreadPool<N extends string> {
   private readonly kernels: Record<N, KernelFunction>;
   /** Kernel name -> its index in the names list (the FN slot of the control block). */
   private readonly index: ReadonlyMap<N, number>;
-  private readonly workers: Worker[];
+  private readonly workers: PoolWorker[];
+  /** False once Atomics.wait has refused this thread (a browser's main thread): spin instead. */
+  private mayWait = true;
 
-  private constructor(options: PoolOptions<N>, workers: Worker[]) {
+  private constructor(options: PoolOptions<N>, workers: PoolWorker[]) {
     this.threads = options.threads;
     this.label = options.label;
     this.index = new Map(options.names.map((name, i) => [name, i]));
@@ -81,40 +83,24 @@ export class ThreadPool<N extends string> {
     new Int32Array(options.memory.buffer, options.control, CONTROL_BYTES / 4).fill(0);
     if (threads === 1) return new ThreadPool<N>(options, []);
 
-    const { Worker } = await import('node:worker_threads');
-    const workers: Worker[] = [];
-    const ready: Promise<void>[] = [];
-    for (let tid = 1; tid < threads; tid++) {
-      const stackTop = alignUp(options.reserve(WORKER_STACK_BYTES) + WORKER_STACK_BYTES - 16, 16);
-      const init: WorkerInit = {
-        module: options.module,
-        memory: options.memory,
-        names: options.names,
-        control: options.control,
-        tid,
-        stackTop,
-      };
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: init });
-      workers.push(worker);
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          worker.once('message', () => resolve());
-          worker.once('error', (err) => reject(new Error(`${label}: worker ${tid} failed to start: ${String(err)}`)));
-          worker.once('exit', (code) => reject(new Error(`${label}: worker ${tid} exited (${code}) before starting`)));
-        }),
-      );
-    }
+    const workers: PoolWorker[] = [];
     try {
-      await Promise.all(ready);
+      for (let tid = 1; tid < threads; tid++) {
+        const stackTop = alignUp(options.reserve(WORKER_STACK_BYTES) + WORKER_STACK_BYTES - 16, 16);
+        const init: WorkerInit = {
+          module: options.module,
+          memory: options.memory,
+          names: options.names,
+          control: options.control,
+          tid,
+          stackTop,
+        };
+        workers.push(startPoolWorker(init, WORKER_SOURCE, label));
+      }
+      await Promise.all(workers.map((w) => w.ready));
     } catch (err) {
-      for (const w of workers) void w.terminate();
+      for (const w of workers) w.terminate();
       throw err;
-    }
-    for (const w of workers) {
-      w.removeAllListeners();
-      // A worker that dies later (it should not) must not crash the process through an unhandled 'error'.
-      w.on('error', () => undefined);
-      w.unref();
     }
     return new ThreadPool<N>(options, workers);
   }
@@ -162,7 +148,7 @@ export class ThreadPool<N extends string> {
     Atomics.store(this.ctl, QUIT, 1);
     Atomics.add(this.ctl, GEN, 1);
     Atomics.notify(this.ctl, GEN);
-    for (const w of this.workers) void w.terminate();
+    for (const w of this.workers) w.terminate();
     this.workers.length = 0;
   }
 
@@ -174,7 +160,12 @@ export class ThreadPool<N extends string> {
     for (;;) {
       const pending = Atomics.load(ctl, PENDING);
       if (pending === 0) return;
-      Atomics.wait(ctl, PENDING, pending);
+      if (!this.mayWait) continue;
+      try {
+        Atomics.wait(ctl, PENDING, pending);
+      } catch {
+        this.mayWait = false; // a browser's main thread may not block
+      }
     }
   }
 }
@@ -186,11 +177,10 @@ export function checkThreads(threads: number, label: string): void {
   }
 }
 
-/** All available cores in Node, capped at 8 (beyond that the memory-bound kernels stop scaling); 1 elsewhere. */
-export async function defaultThreads(): Promise<number> {
-  if (typeof process !== 'undefined' && typeof process.versions?.node === 'string') {
-    const os = await import('node:os');
-    return Math.max(1, Math.min(8, os.availableParallelism()));
-  }
-  return 1;
+/**
+ * The available cores (host.ts), capped at 8: beyond that the memory-bound kernels stop scaling. In a
+ * browser that is 1 unless the page is cross-origin isolated.
+ */
+export function defaultThreads(): Promise<number> {
+  return Promise.resolve(Math.max(1, Math.min(8, availableCores())));
 }

@@ -8,7 +8,6 @@
  * until they are ready (`ready()` waits for them). Results never depend on the thread count (every kernel
  * splits work so that integer results are identical), so when the workers join does not matter.
  */
-import { readFileSync } from 'node:fs';
 import type { WasmBytes, WasmModule } from '../../wasm/api.js';
 import { WasmHeap } from '../../wasm/heap.js';
 import {
@@ -72,7 +71,7 @@ export function createWasmKernels(options: WasmKernelOptions = {}): FfKernels {
   const threads = options.threads ?? 1;
   checkThreads(threads, LABEL);
   const alwaysParallel = options.alwaysParallel ?? false;
-  const module = loadModuleSync(FLOAT_FREE_MODULE, options.module, readFileSync);
+  const module = loadModuleSync(FLOAT_FREE_MODULE, options.module);
   const memory = sharedMemory(INITIAL_PAGES, MAX_PAGES);
   const { kernels, heapBase } = instantiate(module, memory, FF_KERNEL_NAMES, LABEL);
   const heap = new WasmHeap(memory, heapBase, MAX_PAGES * PAGE, LABEL);

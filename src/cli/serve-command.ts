@@ -1,0 +1,49 @@
+/**
+ * `onebit serve [MODEL.onebit] [--port N]`: a local web app (docs/browser.md) in which the model classifies
+ * what the user draws or drops, on the WebAssembly engine in the page. Serves on 127.0.0.1 only, until
+ * Ctrl-C.
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { ConfigError } from '../errors.js';
+import { parseNonNegativeInteger } from './options.js';
+import { CLASS_NAMES, readModelFile } from './predict-command.js';
+import { startAppServer } from './serve/server.js';
+
+interface ServeFlags {
+  port: number;
+  json: boolean;
+}
+
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('serve a web app on 127.0.0.1 that runs a .onebit model in the page')
+    .argument('[model]', 'the .onebit model the page loads (one can also be dropped on the page)')
+    .option('--port <n>', 'the port (0: any free one)', parseNonNegativeInteger('--port'), 8080)
+    .option('--json', 'print one JSON object with the address', false)
+    .action(async (modelPath: string | undefined, flags: ServeFlags) => {
+      if (flags.port > 65535) throw new ConfigError('--port', 'a port in 0..65535', String(flags.port));
+      let model: Uint8Array | null = null;
+      if (modelPath !== undefined) {
+        readModelFile(modelPath, 'serve'); // refused with what it is unless it is a valid .onebit file
+        model = readFileSync(modelPath);
+      }
+      const app = await startAppServer({ model, classNames: CLASS_NAMES, port: flags.port });
+      if (flags.json) {
+        process.stdout.write(
+          `${JSON.stringify({ type: 'serve', url: app.url, model: modelPath ?? null })}\n`,
+        );
+      } else {
+        process.stderr.write(`onebit serve: ${app.url} (Ctrl-C to stop)\n`);
+      }
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          void app.close().then(resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+}
