@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Bundles the page `onebit serve` shows (src/app) into app/: app.js (esbuild, browser platform, the
-// package's `browser` condition) and index.html. `npm run build` runs it; the browser tests call
+// Bundles the page `onebit serve` shows (src/app) into app/: app.js and its training worker
+// train-worker.js (esbuild, browser platform, the package's `browser` condition) and index.html. `npm run build` runs it; the browser tests call
 // buildApp themselves so that they always test the sources.
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -9,12 +9,15 @@ import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Writes app.js and index.html into `outDir` (default: the package's app/ folder). */
+/** Writes app.js, train-worker.js and index.html into `outDir` (default: the package's app/ folder). */
 export async function buildApp(outDir = join(root, 'app')) {
   mkdirSync(outDir, { recursive: true });
   await build({
-    entryPoints: [join(root, 'src/app/main.ts')],
-    outfile: join(outDir, 'app.js'),
+    entryPoints: {
+      app: join(root, 'src/app/main.ts'),
+      'train-worker': join(root, 'src/app/train-worker.ts'),
+    },
+    outdir: outDir,
     bundle: true,
     platform: 'browser',
     format: 'esm',

@@ -16,6 +16,7 @@ const SRC = resolve(import.meta.dirname, '..', 'src');
  */
 const RANKS: Readonly<Record<string, number>> = {
   'errors.ts': 0,
+  'node-builtins.ts': 0,
   tensor: 1,
   wasm: 1,
   backend: 2,
@@ -30,8 +31,9 @@ const RANKS: Readonly<Record<string, number>> = {
   sweep: 8,
   report: 9,
   cli: 10,
-  app: 10,
+  app: 12,
   'index.ts': 11,
+  'browser.ts': 11,
 };
 
 function sourceFiles(dir: string): string[] {

@@ -8,7 +8,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,8 +16,11 @@ import { build } from 'esbuild';
 import { chromium, type Page } from 'playwright-core';
 import { createReferenceBackend } from '../src/backend/index.js';
 import { createEngine } from '../src/engine/engine.js';
-import { DEBIAN_FASHION_MNIST_DIR, loadDataset, type Dataset } from '../src/data/dataset.js';
+import { createDataset, DEBIAN_FASHION_MNIST_DIR, loadDataset, type Dataset } from '../src/data/dataset.js';
 import { exportModel, fit } from '../src/train/fit.js';
+import { createBackend } from '../src/backend/index.js';
+import { trainConfig } from '../src/train/run-config.js';
+import { train as trainRun } from '../src/train/trainer.js';
 import { CLASS_NAMES } from '../src/cli/predict-command.js';
 import { startAppServer, type AppServer } from '../src/cli/serve/server.js';
 // @ts-expect-error: a plain ES module script without type declarations
@@ -38,6 +41,7 @@ const ARTIFACTS = join(ROOT, 'test-artifacts');
 let dir = '';
 let model: Uint8Array;
 let test100: Dataset;
+let trainSet: Dataset;
 let server: AppServer;
 
 before(async () => {
@@ -45,6 +49,7 @@ before(async () => {
   const appDir = (await (buildApp as (out: string) => Promise<string>)(join(dir, 'app'))) as string;
   const data = { dataDir: DEBIAN_FASHION_MNIST_DIR, cacheDir: join(dir, 'cache') };
   const train = await loadDataset('fashion-mnist', { ...data, split: 'train' });
+  trainSet = train;
   test100 = await loadDataset('fashion-mnist', { ...data, split: 'test' });
   const result = await fit({
     model: 'mlp-100',
@@ -57,7 +62,14 @@ before(async () => {
   });
   model = await exportModel(result.model, 'onebit', { backend: createReferenceBackend('float32') });
   writeFileSync(join(dir, 'm.onebit'), model);
-  server = await startAppServer({ model, classNames: CLASS_NAMES, port: 0, appDir });
+  const splits = { train, test: test100 };
+  server = await startAppServer({
+    model,
+    classNames: CLASS_NAMES,
+    port: 0,
+    appDir,
+    data: (split) => Promise.resolve(splits[split]),
+  });
 });
 
 after(async () => {
@@ -175,6 +187,81 @@ describe('onebit serve: the web app in Chromium', () => {
     }
   });
 
+  test('trains mlp-100 in the page (STE, one epoch, 10,000 examples) to >= 0.80, exactly as Node does; the download runs in Node', async () => {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1000, height: 1000 }, acceptDownloads: true });
+      const problems = await openApp(page, server.url);
+      await page.evaluate(() => (globalThis as unknown as AppWindow).onebitApp.ready);
+      await page.click('#train');
+      await page.waitForSelector('#train-status[data-state=done], #train-status[data-state=error]', {
+        timeout: 240_000,
+      });
+      const accuracy = Number(await page.getAttribute('#train-status', 'data-test-accuracy'));
+      assert.ok(accuracy >= 0.8, `${await page.textContent('#train-status')}`);
+
+      // Node's training loop on the same examples and settings gives the same figure.
+      const backend = await createBackend({ kind: 'wasm', threads: 1 });
+      try {
+        const node = await trainRun({
+          config: trainConfig({
+            data: 'fashion-mnist',
+            model: 'mlp-100',
+            method: 'ste',
+            activations: 'real',
+            epochs: 1,
+            batchSize: 50,
+            learningRate: 0.005,
+            seed: 1,
+            validationFraction: 0,
+          }),
+          backend,
+          // The page trains on the first 10,000 examples, as the server sends them.
+          train: createDataset({
+            name: 'fashion-mnist',
+            images: trainSet.images.subarray(0, 10_000 * 784),
+            labels: trainSet.labels.subarray(0, 10_000),
+            shape: trainSet.shape,
+            classes: trainSet.classes,
+          }),
+          test: test100,
+          outDir: null,
+        });
+        assert.equal(accuracy, node.test.accuracy);
+      } finally {
+        backend.dispose();
+      }
+
+      // The downloaded model is the one the page now classifies with.
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+      const trained = readFileSync(await download.path());
+      const engine = await createEngine(trained, { threads: 1, maxBatch: 100 });
+      const images = Array.from(test100.images.subarray(0, 100 * engine.inputSize));
+      const expected = [...engine.classify(Uint8Array.from(images), 100)];
+      engine.dispose();
+      await page.waitForSelector('#model[data-source=trained]');
+      assert.deepEqual(
+        await page.evaluate((x) => (globalThis as unknown as AppWindow).onebitApp.classify(x), images),
+        expected,
+      );
+      assert.deepEqual(problems, []);
+      await page.screenshot({ path: join(ARTIFACTS, 'app-trained.png'), fullPage: true });
+
+      // Float-free trains in the page too (integer step, 1-bit activations).
+      await page.selectOption('#method', 'float-free');
+      await page.fill('#examples', '2000');
+      await page.click('#train');
+      await page.waitForSelector('#train-status[data-state=done], #train-status[data-state=error]', {
+        timeout: 240_000,
+      });
+      const floatFree = Number(await page.getAttribute('#train-status', 'data-test-accuracy'));
+      assert.ok(floatFree > 0.5, `${await page.textContent('#train-status')}`);
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+    }
+  });
+
   test('the server answers only its own paths, with the isolation headers', async () => {
     const page = await fetch(server.url);
     assert.equal(page.status, 200);
@@ -190,53 +277,56 @@ describe('onebit serve: the web app in Chromium', () => {
   });
 });
 
-describe('the engine in a browser bundle', () => {
-  test('the engine entry bundles for the browser with no node: import; the package maps it by the browser condition', async () => {
+describe('the package in a browser bundle; the serve command', () => {
+  test('the browser entries (the library, the engine) bundle with no node: import; the package maps them by the browser condition', async () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
-      exports: Record<string, Record<string, string> | string>;
+      exports: Record<string, Record<string, unknown> | string>;
     };
-    const engine = pkg.exports['./engine'] as Record<string, string>;
-    assert.equal(
-      engine.browser,
-      './dist/engine/index.js',
-      'dist/engine/index.js is compiled from src/engine/index.ts',
-    );
-    assert.equal(pkg.exports['./wasm/*.wasm'], './wasm/*.wasm');
-    // esbuild's browser platform refuses to resolve a node: module, so a build that succeeds has none; the
-    // metafile says what every input imports.
-    const result = await build({
-      entryPoints: [join(ROOT, 'src/engine/index.ts')],
-      bundle: true,
-      platform: 'browser',
-      format: 'esm',
-      conditions: ['browser'],
-      write: false,
-      metafile: true,
-      logLevel: 'silent',
+    // dist/x.js is compiled from src/x.ts.
+    assert.deepEqual((pkg.exports['.'] as Record<string, unknown>).browser, {
+      types: './dist/browser.d.ts',
+      default: './dist/browser.js',
     });
-    const imports = Object.values(result.metafile.inputs).flatMap((input) =>
-      input.imports.map((i) => i.path),
-    );
-    assert.deepEqual(
-      imports.filter((p) => p.startsWith('node:')),
-      [],
-    );
-    assert.ok(Object.keys(result.metafile.inputs).some((p) => p.endsWith('src/wasm/pool.ts')));
+    assert.equal((pkg.exports['./engine'] as Record<string, string>).browser, './dist/engine/index.js');
+    assert.equal(pkg.exports['./wasm/*.wasm'], './wasm/*.wasm');
+    for (const [entry, reaches] of [
+      ['src/browser.ts', 'src/train/trainer.ts'],
+      ['src/engine/index.ts', 'src/wasm/pool.ts'],
+    ]) {
+      // esbuild's browser platform refuses to resolve a node: module, so a build that succeeds has none;
+      // the metafile says what every input imports.
+      const result = await build({
+        entryPoints: [join(ROOT, entry)],
+        bundle: true,
+        platform: 'browser',
+        format: 'esm',
+        conditions: ['browser'],
+        write: false,
+        metafile: true,
+        logLevel: 'silent',
+      });
+      const imports = Object.values(result.metafile.inputs).flatMap((input) =>
+        input.imports.map((i) => i.path),
+      );
+      assert.deepEqual(
+        imports.filter((p) => p.startsWith('node:')),
+        [],
+        entry,
+      );
+      assert.ok(
+        Object.keys(result.metafile.inputs).some((p) => p.endsWith(reaches)),
+        `${entry} bundles ${reaches}`,
+      );
+    }
   });
 
-  test('onebit serve: the command serves the page on the port it prints', async () => {
+  /** Starts `onebit serve ARGS --port 0 --json` and waits for the address it prints. */
+  async function serve(
+    args: readonly string[],
+  ): Promise<{ url: string; stop: () => Promise<number | null> }> {
     const child = spawn(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(ROOT, 'src/cli/main.ts'),
-        'serve',
-        join(dir, 'm.onebit'),
-        '--port',
-        '0',
-        '--json',
-      ],
+      ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', ...args, '--port', '0', '--json'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
@@ -244,14 +334,47 @@ describe('the engine in a browser bundle', () => {
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     const deadline = Date.now() + 60_000;
     while (!stdout.includes('\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const printed = JSON.parse(stdout) as { type: string; url: string; model: string };
+    const printed = JSON.parse(stdout) as { type: string; url: string };
     assert.equal(printed.type, 'serve');
     assert.match(printed.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-    // The page is built into the package's app/ folder (npm run build); a server without it says so.
-    const served = new Uint8Array(await (await fetch(`${printed.url}api/model`)).arrayBuffer());
+    return {
+      url: printed.url,
+      stop: () => {
+        child.kill('SIGINT');
+        return exited;
+      },
+    };
+  }
+
+  test('onebit serve: the command serves the page on the port it prints', async () => {
+    // The page is the one npm run build bundles into the package's app/ folder.
+    const { url, stop } = await serve([join(dir, 'm.onebit')]);
+    const served = new Uint8Array(await (await fetch(`${url}api/model`)).arrayBuffer());
     assert.deepEqual(served, model);
-    child.kill('SIGINT');
-    assert.equal(await exited, 0);
+    assert.equal((await fetch(url)).status, 200);
+    assert.equal(await stop(), 0);
+  });
+
+  test('onebit serve --data-dir: the folder the page trains from; a folder without the set is named', async () => {
+    const good = await serve(['--data-dir', DEBIAN_FASHION_MNIST_DIR]);
+    try {
+      assert.equal((await fetch(`${good.url}api/model`)).status, 404, 'no model given');
+      const bytes = new Uint8Array(await (await fetch(`${good.url}api/data/test?limit=7`)).arrayBuffer());
+      assert.deepEqual([...new Uint32Array(bytes.buffer, 0, 5)], [7, 1, 28, 28, 10]);
+      assert.deepEqual(bytes.subarray(20, 20 + 7 * 784), test100.images.subarray(0, 7 * 784));
+    } finally {
+      assert.equal(await good.stop(), 0);
+    }
+    const empty = join(dir, 'empty');
+    mkdirSync(empty, { recursive: true });
+    const bad = await serve(['--data-dir', empty]);
+    try {
+      const response = await fetch(`${bad.url}api/data/train?limit=10`);
+      assert.equal(response.status, 404);
+      assert.match(await response.text(), new RegExp(`${empty}.*missing train-images-idx3-ubyte`));
+    } finally {
+      assert.equal(await bad.stop(), 0);
+    }
   });
 
   test('onebit serve refuses a file that is not a .onebit model, saying what it is', () => {

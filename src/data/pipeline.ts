@@ -8,7 +8,7 @@
  * reproduced by its seed and can resume from a checkpointed Rng state.
  */
 import { Rng } from '../tensor/rng.js';
-import { createDataset, type Dataset } from './dataset.js';
+import { createDataset, type Dataset } from './in-memory.js';
 
 /** Batch image storage; the same union as the backend's FloatArray (not imported: data does not depend on backend). */
 type FloatArray = Float32Array | Float64Array;

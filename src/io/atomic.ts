@@ -1,9 +1,13 @@
-/** Atomic file writes: write a temporary file beside the target, flush it, then rename over the target. */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+/**
+ * Atomic file writes: write a temporary file beside the target, flush it, then rename over the target.
+ * Node's fs comes through node-builtins.ts: export-file.ts and tensor-file.ts, which import this, are also
+ * on the in-page training path, where they encode in memory and write nothing.
+ */
+import { nodeFs, nodePath } from '../node-builtins.js';
 
 /** The temporary file an atomic write of `path` goes through: `.<name>.<pid>.tmp` beside it. */
 function temporaryPath(path: string): string {
+  const { basename, dirname, join } = nodePath('writing a file');
   return join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
 }
 
@@ -37,6 +41,7 @@ export function atomicWriteLive(name: string): boolean {
 
 /** Writes `chunks` to `path` so that a crash leaves either the old file or the new one, never a torn one. */
 export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
+  const { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } = nodeFs('writing a file');
   const temporary = temporaryPath(path);
   let fd = -1;
   try {

@@ -25,7 +25,7 @@ import {
   type TensorData,
   type TensorFile,
 } from './tensor-file.js';
-import { datasetShape } from '../data/dataset.js';
+import { datasetShape } from '../data/in-memory.js';
 import type { InferenceLayout } from '../methods/learner.js';
 import { modelSpecByName } from '../nn/models.js';
 import { parseModelSpec, type ModelSpec } from '../nn/spec.js';

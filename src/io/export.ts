@@ -28,7 +28,7 @@
  * norm or a channel scale, the product is folded in float64 and rounded once.
  */
 import type { Backend, FloatArray } from '../backend/backend.js';
-import { datasetShape } from '../data/dataset.js';
+import { datasetShape } from '../data/in-memory.js';
 import {
   packSignRows,
   type Activation,

@@ -31,7 +31,7 @@ import { ExportError } from '../errors.js';
 import { packedWords, type DenseLayer, type OnebitLayer, type OnebitModel } from '../engine/format.js';
 import { floatFreeLayers, floatFreeOutputExponent } from '../methods/float-free.js';
 import { rowStride } from '../methods/float-free/reference.js';
-import { datasetShape } from '../data/dataset.js';
+import { datasetShape } from '../data/in-memory.js';
 import type { Checkpoint } from './checkpoint.js';
 import {
   checkpointMetadata,

@@ -20,7 +20,7 @@
  * the reader allocate more than its own size.
  */
 import { TensorFileError } from '../errors.js';
-import { readFileSync } from 'node:fs';
+import { nodeFs } from '../node-builtins.js';
 import CRC32C from 'crc-32/crc32c.js';
 import { writeFileAtomic } from './atomic.js';
 
@@ -175,7 +175,7 @@ export function readTensorFile(
 ): TensorFile {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = nodeFs('reading a file').readFileSync(path);
   } catch (error) {
     throw new TensorFileError(path, `cannot read: ${error instanceof Error ? error.message : String(error)}`);
   }

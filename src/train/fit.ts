@@ -16,13 +16,12 @@ import { createBackend } from '../backend/index.js';
 import { isDatasetName, loadDataset, type Dataset } from '../data/dataset.js';
 import { ConfigError } from '../errors.js';
 import { checkpointExportBytes, type ExportFormat } from '../io/export-file.js';
-import { CHECKPOINT_VERSION, type Calibration, type Checkpoint } from '../io/checkpoint.js';
+import type { Checkpoint } from '../io/checkpoint.js';
 import { isModelName, modelSpecByName } from '../nn/models.js';
 import { parseModelSpec, type ModelSpec } from '../nn/spec.js';
-import type { TensorData } from '../tensor/tensor-data.js';
 import type { TrainConfig } from '../config/train-config.js';
 import { trainConfig } from './run-config.js';
-import { runCheckpointMeta, type Run } from './run.js';
+import { runSnapshot } from './run.js';
 import type { BatchProgress, CallbackAnswer } from './epoch.js';
 import { train, type EpochRecord, type TrainResult } from './trainer.js';
 
@@ -187,7 +186,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
       signal: options.signal,
       callbacks: { onBatch: options.onBatch, onEpoch },
       keep(live, counters, calibration) {
-        kept = snapshot(live, counters, calibration);
+        kept = runSnapshot(live, counters, calibration);
       },
     });
     if (kept === null) throw new Error('fit: the run ended without a model');
@@ -196,22 +195,6 @@ export async function fit(options: FitOptions): Promise<FitResult> {
   } finally {
     if (options.backend === undefined) backend.dispose();
   }
-}
-
-/** Copies a live run's state into an in-memory checkpoint, its mode set as the deployed weights. */
-function snapshot(
-  run: Run,
-  counters: { epoch: number; step: number },
-  calibration: Calibration | null,
-): Checkpoint {
-  const meta = {
-    ...runCheckpointMeta(run, counters.epoch, counters.step),
-    ...(calibration !== null ? { calibration } : {}),
-  };
-  const tensors = new Map<string, TensorData>(
-    run.learner.stateTensors().map((t) => [t.name, t.value.slice() as TensorData]),
-  );
-  return { meta, tensors, version: CHECKPOINT_VERSION };
 }
 
 /**

@@ -12,8 +12,14 @@ import { modelSpecByName } from '../nn/models.js';
 import type { ModelSpec } from '../nn/spec.js';
 import { scheduleFromConfig, type Schedule } from '../optim/schedules.js';
 import { Rng } from '../tensor/rng.js';
-import type { NamedTensor } from '../tensor/tensor-data.js';
-import { restoreTensors, type Checkpoint, type CheckpointMeta } from '../io/checkpoint.js';
+import type { NamedTensor, TensorData } from '../tensor/tensor-data.js';
+import {
+  CHECKPOINT_VERSION,
+  restoreTensors,
+  type Calibration,
+  type Checkpoint,
+  type CheckpointMeta,
+} from '../io/checkpoint.js';
 import type { TrainConfig } from '../config/train-config.js';
 
 /** Per-channel normalisation statistics, fixed at the start of a run and kept in its checkpoint. */
@@ -191,4 +197,20 @@ export function restoreRun(run: Run, path: string, checkpoint: Checkpoint): void
 
 export function disposeRun(run: Run): void {
   run.learner.dispose();
+}
+
+/** Copies a live run's state into an in-memory checkpoint, its mode set as the deployed weights. */
+export function runSnapshot(
+  run: Run,
+  counters: { epoch: number; step: number },
+  calibration: Calibration | null,
+): Checkpoint {
+  const meta = {
+    ...runCheckpointMeta(run, counters.epoch, counters.step),
+    ...(calibration !== null ? { calibration } : {}),
+  };
+  const tensors = new Map<string, TensorData>(
+    run.learner.stateTensors().map((t) => [t.name, t.value.slice() as TensorData]),
+  );
+  return { meta, tensors, version: CHECKPOINT_VERSION };
 }

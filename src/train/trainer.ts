@@ -9,9 +9,8 @@
  * Before each checkpoint the learner is set to its mode (`predict('mode')`, which draws nothing), so the
  * checkpoint's model tensors are the deployed network (checkpoint.ts); the next step proposes afresh.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
+import { nodeFs, nodePath } from '../node-builtins.js';
 import type { Dataset } from '../data/dataset.js';
 import { channelStats, subsetDataset, validationSplit } from '../data/pipeline.js';
 import { ConfigError } from '../errors.js';
@@ -40,6 +39,10 @@ import {
   type Normalization,
   type Run,
 } from './run.js';
+
+/** Node's fs and path, asked for only when a run has a folder: `train` without one also runs in a browser. */
+const fsApi = (): ReturnType<typeof nodeFs> => nodeFs('a run folder');
+const pathApi = (): ReturnType<typeof nodePath> => nodePath('a run folder');
 
 export type { Normalization } from './run.js';
 
@@ -148,9 +151,9 @@ export function prepareData(
  * was written by JSON.stringify, so writing a record back gives the same line.
  */
 export function readMetrics(path: string): Record<string, unknown>[] {
-  if (!existsSync(path)) return [];
+  if (!fsApi().existsSync(path)) return [];
   const records: Record<string, unknown>[] = [];
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
+  for (const line of fsApi().readFileSync(path, 'utf8').split('\n')) {
     if (line.trim() === '') continue;
     try {
       const parsed: unknown = JSON.parse(line);
@@ -168,7 +171,7 @@ export function readMetrics(path: string): Record<string, unknown>[] {
  * epoch); rewritten atomically, so a crash here loses nothing.
  */
 function truncateMetrics(path: string, epoch: number): void {
-  if (!existsSync(path)) return;
+  if (!fsApi().existsSync(path)) return;
   const kept = readMetrics(path).filter(
     (r) => r.type === 'data' || (typeof r.epoch === 'number' && r.epoch <= epoch),
   );
@@ -196,10 +199,10 @@ export function calibrateOn(run: Run, heldOut: Dataset, options: EvaluationOptio
  * process writing the same folder are its writes in progress, and stay).
  */
 export function removeStaleTemporaries(outDir: string): void {
-  for (const name of readdirSync(outDir)) {
+  for (const name of fsApi().readdirSync(outDir)) {
     const target = atomicWriteTarget(name);
     if (target !== null && RUN_FILES.includes(target) && !atomicWriteLive(name))
-      rmSync(join(outDir, name), { force: true });
+      fsApi().rmSync(pathApi().join(outDir, name), { force: true });
   }
 }
 
@@ -227,7 +230,7 @@ export interface SavedRun {
 /** The backend recorded in a run folder's run.json (`runPath`), or null. */
 export function recordedBackend(runPath: string): Backend['name'] | null {
   try {
-    const parsed = JSON.parse(readFileSync(runPath, 'utf8')) as { backend?: unknown } | null;
+    const parsed = JSON.parse(fsApi().readFileSync(runPath, 'utf8')) as { backend?: unknown } | null;
     return parsed?.backend === 'wasm' || parsed?.backend === 'reference' ? parsed.backend : null;
   } catch {
     return null;
@@ -248,23 +251,23 @@ export function resumedConfig(saved: SavedRun, epochs?: number): TrainConfig {
 
 /** Reads a run folder for resuming: its checkpoint, else the run.json written when it started. */
 export function readSavedRun(outDir: string): SavedRun {
-  const checkpointPath = join(outDir, CHECKPOINT_FILE);
-  if (existsSync(checkpointPath)) {
+  const checkpointPath = pathApi().join(outDir, CHECKPOINT_FILE);
+  if (fsApi().existsSync(checkpointPath)) {
     const checkpoint = loadCheckpoint(checkpointPath);
-    const backend = recordedBackend(join(outDir, RUN_FILE));
+    const backend = recordedBackend(pathApi().join(outDir, RUN_FILE));
     return { config: checkpoint.meta.config, epoch: checkpoint.meta.epoch, checkpoint, backend };
   }
-  const runPath = join(outDir, RUN_FILE);
-  if (!existsSync(runPath)) {
+  const runPath = pathApi().join(outDir, RUN_FILE);
+  if (!fsApi().existsSync(runPath)) {
     throw new ConfigError(
       '--resume',
       `a run folder holding ${CHECKPOINT_FILE} or ${RUN_FILE}`,
-      existsSync(outDir) ? `${outDir}, which has neither` : `${outDir}, which does not exist`,
+      fsApi().existsSync(outDir) ? `${outDir}, which has neither` : `${outDir}, which does not exist`,
     );
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(runPath, 'utf8'));
+    parsed = JSON.parse(fsApi().readFileSync(runPath, 'utf8'));
   } catch (error) {
     throw new ConfigError('--resume', `${runPath} holding JSON`, (error as Error).message);
   }
@@ -286,16 +289,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     dir === null
       ? null
       : {
-          checkpoint: join(dir, CHECKPOINT_FILE),
-          metrics: join(dir, METRICS_FILE),
-          run: join(dir, RUN_FILE),
+          checkpoint: pathApi().join(dir, CHECKPOINT_FILE),
+          metrics: pathApi().join(dir, METRICS_FILE),
+          run: pathApi().join(dir, RUN_FILE),
         };
   let files = paths(outDir);
 
   const saved = options.resume === true && outDir !== null ? (options.saved ?? readSavedRun(outDir)) : null;
-  if (options.resume !== true && outDir !== null && existsSync(outDir)) {
+  if (options.resume !== true && outDir !== null && fsApi().existsSync(outDir)) {
     // A new run never writes over another one (the CLI's --overwrite trains in a new folder and swaps).
-    const taken = readdirSync(outDir).filter((n) => RUN_FILES.includes(n));
+    const taken = fsApi()
+      .readdirSync(outDir)
+      .filter((n) => RUN_FILES.includes(n));
     if (taken.length > 0) {
       throw new ConfigError(
         'outDir',
@@ -342,7 +347,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let startEpoch = 0;
     let step = 0;
     if (files !== null && outDir !== null) {
-      mkdirSync(outDir, { recursive: true });
+      fsApi().mkdirSync(outDir, { recursive: true });
       removeStaleTemporaries(outDir);
       const checkpoint = saved?.checkpoint ?? null;
       if (checkpoint !== null) {
@@ -357,13 +362,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         writeFileAtomic(files.metrics, []);
       }
       const record = dataRecord(options.train, options.test, saved === null ? null : startEpoch);
-      appendFileSync(files.metrics, `${JSON.stringify(record)}\n`);
+      fsApi().appendFileSync(files.metrics, `${JSON.stringify(record)}\n`);
     }
     await run.learner.prepare();
     // For the report: the step lines, and the signs of the binary weights to count each epoch's flips
     // against (epoch 1 against the initial weights; a resumed run against its checkpoint's).
     const recordStep = stepRecorder((record) => {
-      if (files !== null) appendFileSync(files.metrics, `${JSON.stringify(record)}\n`);
+      if (files !== null) fsApi().appendFileSync(files.metrics, `${JSON.stringify(record)}\n`);
     });
     let signs: BinarySigns[] | null = files !== null ? run.learner.binarySigns() : null;
     const records: EpochRecord[] = [];
@@ -416,7 +421,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (files !== null) {
         if (signs !== null) {
           const now = run.learner.binarySigns();
-          appendFileSync(
+          fsApi().appendFileSync(
             files.metrics,
             `${JSON.stringify({ type: 'flips', epoch, layers: flipRatios(signs, now) })}\n`,
           );
@@ -424,7 +429,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         }
         // The metrics line first: a kill between the two leaves a line that resume drops (it keeps the
         // lines up to the checkpoint's epoch), never a checkpointed epoch without its line.
-        appendFileSync(files.metrics, `${JSON.stringify({ type: 'epoch', ...record })}\n`);
+        fsApi().appendFileSync(files.metrics, `${JSON.stringify({ type: 'epoch', ...record })}\n`);
         saveCheckpoint(files.checkpoint, runCheckpointMeta(run, epoch, step), runTensors(run));
         if (lastCheckpoint === null && options.onFirstCheckpoint !== undefined && outDir !== null) {
           outDir = options.onFirstCheckpoint(outDir);
@@ -461,7 +466,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     });
     if (files !== null && outDir !== null) {
       const report = testReport(test, run.spec.classNames ?? run.shape.classNames ?? null);
-      writeFileAtomic(join(outDir, TEST_FILE), [new TextEncoder().encode(`${JSON.stringify(report)}\n`)]);
+      writeFileAtomic(pathApi().join(outDir, TEST_FILE), [
+        new TextEncoder().encode(`${JSON.stringify(report)}\n`),
+      ]);
     }
     options.keep?.(run, { epoch: epochsDone, step }, calibration);
     return {

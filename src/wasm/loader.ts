@@ -30,6 +30,10 @@ export function packagedModuleUrl(file: string): URL {
   return new URL(`../../wasm/${file}`, import.meta.url);
 }
 
+/** The package's WebAssembly files. */
+export const PACKAGED_WASM_FILES = ['onebit-kernels.wasm', 'onebit-float-free.wasm', 'onebit-engine.wasm'] as const;
+export type PackagedWasmFile = (typeof PACKAGED_WASM_FILES)[number];
+
 /** Packaged modules compiled so far, by file name (each is compiled once per process). */
 const compiled = new Map<string, WasmModule>();
 const compiling = new Map<string, Promise<WasmModule>>();
@@ -39,7 +43,19 @@ function unreadable(spec: PackagedModule, url: URL, err: unknown): Error {
   return new Error(`${spec.label}: cannot read ${url.href} (${String(err)}); ${fix}`);
 }
 
-/** The caller's module, the module compiled from the caller's bytes, or the packaged one (Node only). */
+/**
+ * Hands the loader a compiled module of one of the package's files, used by every later load of that file:
+ * how a page that fetched the modules itself (from wherever its bundler put them) gets backends, float-free
+ * kernels and engines without passing a module to each.
+ */
+export function provideModule(file: PackagedWasmFile, module: WasmModule): void {
+  if (!(PACKAGED_WASM_FILES as readonly string[]).includes(file))
+    throw new RangeError(`provideModule: expected one of ${PACKAGED_WASM_FILES.join(', ')}, got ${String(file)}`);
+  if (!(module instanceof wasmApi.Module)) throw new TypeError(`provideModule: ${file}: not a WebAssembly.Module`);
+  compiled.set(file, module);
+}
+
+/** The caller's module, the module compiled from the caller's bytes, or the packaged one (read or fetched). */
 export async function loadModule(spec: PackagedModule, source?: WasmModule | WasmBytes): Promise<WasmModule> {
   if (source instanceof wasmApi.Module) return source;
   if (source !== undefined) return wasmApi.compile(source as WasmBytes);

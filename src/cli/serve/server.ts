@@ -1,16 +1,17 @@
 /**
  * The local web server of `onebit serve`: the page (app/, bundled from src/app by scripts/build-app.mjs),
- * the engine's WebAssembly module, the served model and the class names of the known data sets, on
- * 127.0.0.1 only and at fixed paths (nothing else on disk is reachable).
+ * the WebAssembly modules, the served model, the class names of the known data sets and the Fashion-MNIST
+ * examples the page trains on, on 127.0.0.1 only and at fixed paths (nothing else on disk is reachable).
  *
  * Every response carries the cross-origin-isolation headers (COOP same-origin, COEP require-corp), which a
  * page needs for SharedArrayBuffer and so for engine threads in Web Workers, and a Content-Security-Policy
  * that lets the page reach only this server: the browser itself refuses any request elsewhere.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import type { Dataset } from '../../data/dataset.js';
 
 /** The package's built page: `../../../app/` is right from src/cli/serve (tsx) and dist/cli/serve. */
 export const APP_DIR = fileURLToPath(new URL('../../../app/', import.meta.url));
@@ -38,6 +39,19 @@ export interface AppServerOptions {
   readonly appDir?: string;
   /** Send the cross-origin-isolation headers (default true); without them the page runs on one thread. */
   readonly isolated?: boolean;
+  /** Loads a split of the data the page trains on (once each); absent: the page cannot train. */
+  readonly data?: (split: 'train' | 'test') => Promise<Dataset>;
+}
+
+/** A data set as the page reads it: five uint32 (count, C, H, W, classes), the pixels, the labels. */
+export function encodeDataset(data: Dataset, limit: number | null): Uint8Array {
+  const count = limit === null ? data.count : Math.min(limit, data.count);
+  const size = data.shape[0] * data.shape[1] * data.shape[2];
+  const bytes = new Uint8Array(20 + count * (size + 1));
+  new Uint32Array(bytes.buffer, 0, 5).set([count, ...data.shape, data.classes]);
+  bytes.set(data.images.subarray(0, count * size), 20);
+  bytes.set(data.labels.subarray(0, count), 20 + count * size);
+  return bytes;
 }
 
 export interface AppServer {
@@ -48,13 +62,17 @@ export interface AppServer {
 
 interface Route {
   readonly type: string;
-  readonly body: () => Uint8Array | string | null;
+  /** The body; null: 404 with `missing`'s text. */
+  readonly body: (query: URLSearchParams) => Promise<Uint8Array | string | null> | Uint8Array | string | null;
+  readonly missing?: string;
 }
+
+class NotFound extends Error {}
 
 /** Starts the server; refuses, naming the folder and the command that builds it, when the page is not built. */
 export async function startAppServer(options: AppServerOptions): Promise<AppServer> {
   const appDir = options.appDir ?? APP_DIR;
-  for (const file of ['index.html', 'app.js']) {
+  for (const file of ['index.html', 'app.js', 'train-worker.js']) {
     if (!existsSync(`${appDir}/${file}`))
       throw new Error(`serve: the page is not built (${appDir}${file} is missing): run \`npm run build\``);
   }
@@ -63,30 +81,73 @@ export async function startAppServer(options: AppServerOptions): Promise<AppServ
     ['/', { type: 'text/html; charset=utf-8', body: file(appDir, 'index.html') }],
     ['/index.html', { type: 'text/html; charset=utf-8', body: file(appDir, 'index.html') }],
     ['/app.js', { type: 'text/javascript; charset=utf-8', body: file(appDir, 'app.js') }],
-    ['/wasm/onebit-engine.wasm', { type: 'application/wasm', body: file(WASM_DIR, 'onebit-engine.wasm') }],
-    ['/api/model', { type: 'application/octet-stream', body: () => options.model }],
+    ['/train-worker.js', { type: 'text/javascript; charset=utf-8', body: file(appDir, 'train-worker.js') }],
+    ...['onebit-engine.wasm', 'onebit-kernels.wasm', 'onebit-float-free.wasm'].map(
+      (name): [string, Route] => [`/wasm/${name}`, { type: 'application/wasm', body: file(WASM_DIR, name) }],
+    ),
+    [
+      '/api/model',
+      { type: 'application/octet-stream', body: () => options.model, missing: 'no model served' },
+    ],
+    ...(['train', 'test'] as const).map((split): [string, Route] => [
+      `/api/data/${split}`,
+      { type: 'application/octet-stream', body: (query) => dataBody(split, query) },
+    ]),
     [
       '/api/class-names',
       { type: 'application/json; charset=utf-8', body: () => JSON.stringify(options.classNames) },
     ],
   ]);
+  const loaded = new Map<'train' | 'test', Promise<Dataset>>();
+  async function dataBody(split: 'train' | 'test', query: URLSearchParams): Promise<Uint8Array> {
+    if (options.data === undefined) throw new NotFound('this server has no training data');
+    const limitText = query.get('limit');
+    const limit = limitText === null ? null : Number(limitText);
+    if (limit !== null && !(Number.isInteger(limit) && limit > 0))
+      throw new NotFound(`limit: expected a positive integer, got ${limitText}`);
+    let pending = loaded.get(split);
+    if (pending === undefined) {
+      pending = options.data(split);
+      loaded.set(split, pending);
+      pending.catch(() => loaded.delete(split)); // a failure is not kept: the next request tries again
+    }
+    let data: Dataset;
+    try {
+      data = await pending;
+    } catch (error) {
+      throw new NotFound(error instanceof Error ? error.message : String(error));
+    }
+    return encodeDataset(data, limit);
+  }
+  const headers: Record<string, string> = { ...SECURITY_HEADERS };
+  if (options.isolated === false) {
+    delete headers['Cross-Origin-Opener-Policy'];
+    delete headers['Cross-Origin-Embedder-Policy'];
+  }
+  const answer = (response: ServerResponse, status: number, text: string): void => {
+    response.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' });
+    response.end(`${text}\n`);
+  };
   const server = createServer((request, response) => {
-    const path = new URL(request.url ?? '/', 'http://127.0.0.1').pathname;
-    const route = routes.get(path);
-    const body = request.method === 'GET' || request.method === 'HEAD' ? route?.body() : undefined;
-    const headers: Record<string, string> = { ...SECURITY_HEADERS };
-    if (options.isolated === false) {
-      delete headers['Cross-Origin-Opener-Policy'];
-      delete headers['Cross-Origin-Embedder-Policy'];
-    }
-    if (route === undefined || body === undefined || body === null) {
-      const status = route === undefined ? 404 : body === undefined ? 405 : 404;
-      response.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' });
-      response.end(status === 405 ? 'only GET\n' : `not found: ${path}\n`);
-      return;
-    }
-    response.writeHead(200, { ...headers, 'Content-Type': route.type });
-    response.end(request.method === 'HEAD' ? undefined : body);
+    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+    const route = routes.get(url.pathname);
+    if (route === undefined) return answer(response, 404, `not found: ${url.pathname}`);
+    if (request.method !== 'GET' && request.method !== 'HEAD') return answer(response, 405, 'only GET');
+    Promise.resolve()
+      .then(() => route.body(url.searchParams))
+      .then(
+        (body) => {
+          if (body === null) return answer(response, 404, route.missing ?? `not found: ${url.pathname}`);
+          response.writeHead(200, { ...headers, 'Content-Type': route.type });
+          response.end(request.method === 'HEAD' ? undefined : body);
+        },
+        (error: unknown) =>
+          answer(
+            response,
+            error instanceof NotFound ? 404 : 500,
+            error instanceof Error ? error.message : String(error),
+          ),
+      );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
