@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'wasm/', 'runs/'] },
+  { ignores: ['dist/', 'node_modules/', 'wasm/', 'runs/', 'app/', 'examples/browser/out/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -20,5 +20,9 @@ export default tseslint.config(
   {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+  },
+  {
+    files: ['examples/browser/classify.js'],
+    languageOptions: { globals: { document: 'readonly', fetch: 'readonly', WebAssembly: 'readonly' } },
   },
 );

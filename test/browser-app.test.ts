@@ -8,6 +8,8 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -317,6 +319,50 @@ describe('the package in a browser bundle; the serve command', () => {
         Object.keys(result.metafile.inputs).some((p) => p.endsWith(reaches)),
         `${entry} bundles ${reaches}`,
       );
+    }
+  });
+
+  test('examples/browser bundles with esbuild from the package by name and classifies in Chromium as Node does', async () => {
+    const out = join(dir, 'example');
+    const built = spawnSync(process.execPath, [join(ROOT, 'examples/browser/build.mjs'), out], {
+      encoding: 'utf8',
+    });
+    assert.equal(built.status, 0, built.stderr);
+    writeFileSync(join(out, 'model.onebit'), model);
+    // Any static server will do; this one serves the folder's files and nothing else.
+    const files = createServer((request, response) => {
+      const name = new URL(request.url ?? '/', 'http://127.0.0.1').pathname.slice(1) || 'index.html';
+      const path = join(out, name);
+      if (name.includes('..') || !existsSync(path)) return void response.writeHead(404).end();
+      const type = name.endsWith('.wasm')
+        ? 'application/wasm'
+        : name.endsWith('.js')
+          ? 'text/javascript'
+          : name.endsWith('.html')
+            ? 'text/html'
+            : 'application/octet-stream';
+      response.writeHead(200, { 'Content-Type': type }).end(readFileSync(path));
+    });
+    await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
+    const node = await createEngine(model, { threads: 1, maxBatch: 1 });
+    const blank = new Uint8Array(node.inputSize);
+    const expected = node.classify(blank, 1)[0];
+    node.dispose();
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      const url = `http://127.0.0.1:${(files.address() as AddressInfo).port}/`;
+      const problems = await openApp(page, url);
+      await page.waitForSelector('#output[data-classes="10"]');
+      assert.match(
+        (await page.textContent('#output')) ?? '',
+        new RegExp(`^class ${expected} \\(p = 0\\.\\d{3}\\)$`),
+      );
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+      files.closeAllConnections();
+      await new Promise((resolve) => files.close(resolve));
     }
   });
 
