@@ -20,11 +20,7 @@ import * as ort from 'onnxruntime-node';
 import { createWasmBackend } from '../src/backend/wasm/index.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import { measureThroughput, randomImages } from '../src/engine/measure.js';
-import { buildOnebitModel, describeNetwork, exportSource } from '../src/io/export.js';
-import { Rng } from '../src/tensor/rng.js';
-import { encodeOnnx } from '../src/io/onnx.js';
-import { TRAIN_DEFAULTS } from '../src/config/train-config.js';
-import { createRun, disposeRun } from '../src/train/run.js';
+import { benchNetwork, normalizationOf } from './networks.js';
 
 export interface EngineBenchOptions {
   readonly json: boolean;
@@ -38,12 +34,6 @@ const MODELS: readonly { readonly name: string; readonly shape: readonly [number
   { name: 'vgg-small', shape: [3, 32, 32] },
 ];
 
-/** Normalisation of `channels` channels (Fashion-MNIST's, and CIFAR-10-like for three). */
-function normalizationOf(channels: number): { mean: number[]; std: number[] } {
-  return channels === 1
-    ? { mean: [0.286], std: [0.353] }
-    : { mean: [0.491, 0.482, 0.447], std: [0.247, 0.243, 0.262] };
-}
 const ROUNDS = 3;
 const SECONDS = 0.7;
 
@@ -117,43 +107,7 @@ export async function runEngineBench(options: EngineBenchOptions): Promise<void>
         return (v / 255 - normalization.mean[c]) / normalization.std[c];
       });
       for (const activations of ['binary', 'real'] as const) {
-        const config = {
-          ...TRAIN_DEFAULTS,
-          data: shape[0] === 1 ? 'fashion-mnist' : 'cifar10',
-          model: name,
-          method: 'ste',
-          activations,
-        };
-        const run = createRun(
-          config,
-          backend,
-          { inputShape: [...shape], classes: 10, stepsPerEpoch: 1, trainingExamples: 1 },
-          100,
-        );
-        let model;
-        let onnx;
-        try {
-          // The random initial network, at its mode weights (+-1), exported from its spec and tensors.
-          run.learner.predict('mode', new Rng(0));
-          const source = exportSource(
-            {
-              spec: run.spec,
-              tensors: run.learner.stateTensors(),
-              normalization,
-              name,
-            },
-            backend,
-          );
-          try {
-            model = buildOnebitModel(source);
-            // The usual graph (BatchNormalization, which onnxruntime fuses into the convolution or MatMul): its best case.
-            onnx = encodeOnnx(describeNetwork(source), { batchNorm: 'standard' });
-          } finally {
-            source.dispose();
-          }
-        } finally {
-          disposeRun(run);
-        }
+        const { model, onnx } = benchNetwork(name, shape, activations, backend);
         const engine1 = await createEngine(model, { threads: 1, maxBatch: 100 });
         const engine2 = await createEngine(model, { threads: 2, maxBatch: 100 });
         const session = await ort.InferenceSession.create(onnx, {

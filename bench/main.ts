@@ -4,7 +4,9 @@
  *   engine    the bit-packed inference engine against onnxruntime-node, mlp-2x2048 (bench/engine.ts)
  *   train     training samples/s and peak RSS against PyTorch (bench/train.ts)
  *   vispa     VISPA's step time and training state at ranks 0, 1, 4, 8 against STE (bench/vispa.ts)
+ *   browser   the engine against onnxruntime-web in headless Chromium, mlp-2x2048 (bench/browser.ts)
  */
+import { runBrowserBench } from './browser.js';
 import { runEngineBench } from './engine.js';
 import { runKernelBench } from './kernels.js';
 import { runTrainBench } from './train.js';
@@ -17,6 +19,7 @@ const BENCHES: Record<string, BenchFn> = {
   engine: runEngineBench,
   train: runTrainBench,
   vispa: runVispaBench,
+  browser: runBrowserBench,
 };
 
 const args = process.argv.slice(2);

@@ -1,0 +1,101 @@
+/**
+ * The page of `npm run bench -- browser` (bench/browser.ts): in one Chromium page, the engine against
+ * onnxruntime-web (its wasm backend, the same thread count) on the same networks, at batch 1 and 100. The
+ * thread count comes from the URL (`?threads=N`), because onnxruntime-web fixes its own when its first
+ * session starts. Each figure is the best single call over interleaved rounds, as in bench/engine.ts.
+ */
+import * as ort from 'onnxruntime-web/wasm';
+import { createEngine } from '../../src/engine/index.js';
+import type { BrowserBenchRow } from './rows.js';
+
+const ROUNDS = 3;
+const SECONDS = 0.5;
+
+/** Deterministic 8-bit images (a small LCG: the values do not matter to speed). */
+function images(count: number, size: number): Uint8Array {
+  const out = new Uint8Array(count * size);
+  let state = 12345;
+  for (let i = 0; i < out.length; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    out[i] = state >>> 24;
+  }
+  return out;
+}
+
+async function bestOf(call: () => unknown): Promise<number> {
+  for (let i = 0; i < 3; i++) await call();
+  let best = Infinity;
+  let runs = 0;
+  const start = performance.now();
+  while (runs < 5 || (performance.now() - start) / 1000 < SECONDS) {
+    const t = performance.now();
+    await call();
+    best = Math.min(best, performance.now() - t);
+    if (++runs >= 2000) break;
+  }
+  return best;
+}
+
+async function fetchBytes(path: string): Promise<Uint8Array> {
+  const response = await fetch(path);
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function run(): Promise<BrowserBenchRow[]> {
+  const threads = Number(new URLSearchParams(location.search).get('threads') ?? '1');
+  ort.env.wasm.numThreads = threads;
+  ort.env.wasm.wasmPaths = '/ort/';
+  ort.env.wasm.proxy = false;
+  const module = await WebAssembly.compileStreaming(fetch('/engine.wasm'));
+  const rows: BrowserBenchRow[] = [];
+  for (const activations of ['binary', 'real'] as const) {
+    const engine = await createEngine(await fetchBytes(`/models/${activations}.onebit`), {
+      module,
+      threads,
+      maxBatch: 100,
+    });
+    const session = await ort.InferenceSession.create(await fetchBytes(`/models/${activations}.onnx`), {
+      executionProviders: ['wasm'],
+      graphOptimizationLevel: 'all',
+    });
+    try {
+      const [c, h, w] = engine.model.input.shape;
+      const size = c * h * w;
+      const raw = images(100, size);
+      const { mean, std } = engine.model.input;
+      const normalised = Float32Array.from(raw, (v, i) => {
+        const channel = Math.floor(i / (h * w)) % c;
+        return (v / 255 - mean[channel]) / std[channel];
+      });
+      for (const batch of [1, 100]) {
+        const feed = {
+          input: new ort.Tensor('float32', normalised.subarray(0, batch * size), [batch, c, h, w]),
+        };
+        let engineMs = Infinity;
+        let ortMs = Infinity;
+        for (let round = 0; round < ROUNDS; round++) {
+          engineMs = Math.min(engineMs, await bestOf(() => engine.logits(raw, batch)));
+          ortMs = Math.min(ortMs, await bestOf(() => session.run(feed)));
+        }
+        rows.push({
+          bench: 'browser-engine-vs-onnxruntime-web',
+          model: 'mlp-2x2048',
+          activations,
+          batch,
+          threads,
+          crossOriginIsolated,
+          engine: (batch * 1000) / engineMs,
+          onnxruntimeWeb: (batch * 1000) / ortMs,
+          ratio: ortMs / engineMs,
+        });
+      }
+    } finally {
+      engine.dispose();
+      await session.release();
+    }
+  }
+  return rows;
+}
+
+(globalThis as unknown as { benchRows: Promise<BrowserBenchRow[]> }).benchRows = run();
