@@ -32,7 +32,7 @@ const RANKS: Readonly<Record<string, number>> = {
   report: 9,
   cli: 10,
   app: 12,
-  'index.ts': 11,
+  'index.ts': 12,
   'browser.ts': 11,
 };
 
