@@ -99,7 +99,10 @@ export class ThreadPool<N extends string> {
       }
       await Promise.all(workers.map((w) => w.ready));
     } catch (err) {
-      for (const w of workers) w.terminate();
+      for (const w of workers) {
+        w.ready.catch(() => undefined); // one that had not failed yet must not fail unhandled later
+        w.terminate();
+      }
       throw err;
     }
     return new ThreadPool<N>(options, workers);
