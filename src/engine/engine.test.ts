@@ -280,18 +280,61 @@ describe('engine kernels against the reference', () => {
       const count = 6;
       const images = randomImages(rng, count, k);
       const want = reference(m, images, count);
-      const results: Float32Array[] = [];
-      for (const threads of [1, 2]) {
-        const engine = await createEngine(m, { threads, maxBatch: count });
-        try {
-          // The byte first layer is exact: only the later (float32-summed) layers get a tolerance.
-          compare(m, engine.trace(images, count), want, count, 1);
-          results.push(engine.logits(images, count));
-        } finally {
-          engine.dispose();
+      for (const realDense of ['lut', 'signs'] as const) {
+        const results: Float32Array[] = [];
+        for (const threads of [1, 2]) {
+          const engine = await createEngine(m, { threads, maxBatch: count, realDense });
+          try {
+            // The byte first layer is exact: only the later (float32-summed) layers get a tolerance.
+            compare(m, engine.trace(images, count), want, count, 1);
+            results.push(engine.logits(images, count));
+          } finally {
+            engine.dispose();
+          }
         }
+        assert.deepEqual(results[0], results[1], `${realDense}: threads 1 and 2 give identical logits`);
       }
-      assert.deepEqual(results[0], results[1], 'threads 1 and 2 give identical logits');
+    }
+  });
+
+  test("1W32A by table lookup: an image's logits do not depend on the batch, its place in a tile or the threads", async () => {
+    const rng = new Rng(15);
+    // k not a multiple of 4 or of 32 (a partial group and a partial word), n not a multiple of 4.
+    const m = model(
+      [
+        dense(rng, 'a', 'real', 196, 70, 'real', 'relu'),
+        dense(rng, 'b', 'real', 70, 37, 'real', 'hardtanh'),
+        dense(rng, 'c', 'real', 37, 7, 'real'),
+      ],
+      14,
+      14,
+    );
+    const count = 11;
+    const images = randomImages(rng, count, 196);
+    const one = await createEngine(m, { threads: 1, maxBatch: 1 });
+    const alone = Array.from({ length: count }, (_, i) =>
+      one.logits(images.subarray(i * 196, (i + 1) * 196), 1),
+    );
+    one.dispose();
+    for (const [threads, maxBatch] of [
+      [1, count],
+      [2, count],
+      [2, 5],
+      [1, 3],
+    ]) {
+      const engine = await createEngine(m, { threads, maxBatch });
+      try {
+        const all = engine.logits(images, count);
+        for (let i = 0; i < count; i++) {
+          assert.deepEqual(
+            all.subarray(i * 7, (i + 1) * 7),
+            alone[i],
+            `image ${i}, threads ${threads}, maxBatch ${maxBatch}`,
+          );
+        }
+      } finally {
+        engine.dispose();
+      }
     }
   });
 

@@ -39,6 +39,7 @@ import {
   rowsPerExample,
   type EngineKernel,
   type FirstLayerKernel,
+  type RealDenseKernel,
   type Placement,
   type Runner,
   type Step,
@@ -46,7 +47,13 @@ import {
 } from './plan.js';
 
 export type { WasmBytes, WasmModule } from '../wasm/api.js';
-export { borderCorrection, ENGINE_KERNELS, type EngineKernel, type FirstLayerKernel } from './plan.js';
+export {
+  borderCorrection,
+  ENGINE_KERNELS,
+  type EngineKernel,
+  type FirstLayerKernel,
+  type RealDenseKernel,
+} from './plan.js';
 
 /** Which popcount the XNOR kernel uses; see DEFAULT_POPCOUNT for the measurement behind the default. */
 export type PopcountVariant = 'simd' | 'scalar';
@@ -75,6 +82,8 @@ export interface EngineOptions {
    * first and runs the real-activation kernel (as for images of several channels).
    */
   readonly firstLayer?: 'lut' | 'masked' | 'float';
+  /** Dense layers on real activations: 'lut' (default, table lookups) or 'signs' (sign-flipped adds); plan.ts. */
+  readonly realDense?: RealDenseKernel;
 }
 
 /**
@@ -160,6 +169,9 @@ export async function createEngine(
     throw new RangeError(`onebit engine: maxBatch must be an integer in 1..65536, got ${maxBatch}`);
   }
   const popcount = options.popcount ?? DEFAULT_POPCOUNT;
+  const realDense = options.realDense ?? 'lut';
+  if (realDense !== 'lut' && realDense !== 'signs')
+    throw new RangeError(`onebit engine: realDense must be 'lut' or 'signs', got ${String(realDense)}`);
   const module = await loadModule(ENGINE_MODULE, options.module);
 
   const [channels, height, width] = model.input.shape;
@@ -172,7 +184,7 @@ export async function createEngine(
     alloc: (bytes) => ((counted += alignUp(Math.max(bytes, 64), 64)), 0),
     put: (data) => ((counted += alignUp(Math.max(data.byteLength, 64), 64)), 0),
   };
-  planLayers(model, head, counting, maxBatch, threads, null);
+  planLayers(model, head, counting, maxBatch, threads, null, realDense);
   const heapBase = heapBaseOf(module, LABEL);
   const total =
     alignUp(heapBase, 64) +
@@ -226,7 +238,7 @@ export async function createEngine(
     variant: popcount === 'simd' ? 1 : 0,
     fromBytes: true,
   };
-  const plan = planLayers(model, head, placing, maxBatch, threads, runner);
+  const plan = planLayers(model, head, placing, maxBatch, threads, runner, realDense);
   const { steps, input, logits } = plan;
   const classes = model.classes;
   const temperature = model.temperature ?? 1;

@@ -14,6 +14,7 @@ export {
   type Engine,
   type EngineOptions,
   type FirstLayerKernel,
+  type RealDenseKernel,
   type LayerTrace,
   type PopcountVariant,
   type WasmBytes,

@@ -17,6 +17,7 @@ import {
 export const ENGINE_KERNELS = [
   'oe_dense_bits',
   'oe_dense_f32',
+  'oe_dense_f32_lut',
   'oe_dense_u8',
   'oe_dense_lut',
   'oe_nibbles',
@@ -37,6 +38,13 @@ export type EngineKernel = (typeof ENGINE_KERNELS)[number];
  * (a convolution on one-channel images: exact integer sums), 'float' (normalised to float32 first).
  */
 export type FirstLayerKernel = 'lut' | 'masked' | 'direct' | 'float';
+
+/**
+ * The kernel of dense layers on real activations (1W32A): 'lut' (default) sums per-group tables of the 16
+ * signed sums of 4 inputs, one load and add per 4 weights for 4 rows at once; 'signs' adds each input with its
+ * sign flipped by its weight bit. Equal up to float rounding (the order of the sums differs).
+ */
+export type RealDenseKernel = 'lut' | 'signs';
 
 /** Largest first-layer input for the table kernel (its per-thread tables take 32 * k bytes). */
 const LUT_MAX_FEATURES = 1 << 16;
@@ -143,6 +151,7 @@ export function planLayers(
   maxBatch: number,
   threads: number,
   runner: Runner | null,
+  realDense: RealDenseKernel = 'lut',
 ): { steps: Step[]; input: InputBuffers; logits: Value } {
   const [channels, height, width] = model.input.shape;
   const plane = height * width;
@@ -302,6 +311,8 @@ export function planLayers(
           }
         }
         const bits = layer.input === 'bits';
+        // Per-thread tables of the 'lut' kernel: 16 sums of 4 rows (float32) per group of 4 inputs.
+        const tables = !bits && realDense === 'lut' ? mem.alloc(threads * 64 * Math.ceil(k / 4) * 4) : 0;
         const floatRun = (rows: number): void =>
           bits
             ? call('oe_dense_bits', rows, n, (rows * n * k) / 8, [
@@ -314,15 +325,26 @@ export function planLayers(
                 out.offset,
                 (runner as Runner).variant,
               ])
-            : call('oe_dense_f32', rows, n, rows * n * k, [
-                rows,
-                k,
-                n,
-                x.offset,
-                weights,
-                ...o.args,
-                out.offset,
-              ]);
+            : realDense === 'lut'
+              ? call('oe_dense_f32_lut', rows, n, rows * n * k, [
+                  rows,
+                  k,
+                  n,
+                  x.offset,
+                  weights,
+                  ...o.args,
+                  out.offset,
+                  tables,
+                ])
+              : call('oe_dense_f32', rows, n, rows * n * k, [
+                  rows,
+                  k,
+                  n,
+                  x.offset,
+                  weights,
+                  ...o.args,
+                  out.offset,
+                ]);
         steps.push({ run: firstRun(byteRun, floatRun), trace: { name, value: out } });
         return out;
       }
