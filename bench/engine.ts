@@ -14,7 +14,8 @@
  * With --json the rows are {"bench":"engine-vs-onnxruntime","backend":"wasm","model":..,"activations":"binary"|"real","batch":1|100,
  * "engine1":..,"engine2":..,"onnxruntime":..,"ratio":..} (images/s), after rows {"bench":"engine-variants",...}
  * that time the engine's kernel variants (XNOR popcount SIMD or scalar, first layer by table lookup or by
- * masked adds) on one thread: the measurements behind its defaults.
+ * masked adds) and rows {"bench":"engine-real-dense",...} that time the real-activation dense kernel (table
+ * lookup or sign flips) on one thread: the measurements behind its defaults.
  */
 import * as ort from 'onnxruntime-node';
 import { createWasmBackend } from '../src/backend/wasm/index.js';
@@ -48,6 +49,15 @@ interface Row {
   readonly onnxruntime: number;
   readonly ratio: number;
   readonly coresBusy: { readonly engine2: number; readonly onnxruntime: number };
+}
+
+/** The dense kernel on real activations, 'lut' (the default) against 'signs', one thread (plan.ts). */
+interface RealDenseVariant {
+  readonly bench: 'engine-real-dense';
+  readonly realDense: 'lut' | 'signs';
+  readonly batch: number;
+  readonly threads: number;
+  readonly imagesPerSecond: number;
 }
 
 interface Variant {
@@ -96,6 +106,7 @@ export async function runEngineBench(options: EngineBenchOptions): Promise<void>
   const backend = await createWasmBackend({ threads: 1 });
   const rows: Row[] = [];
   const variants: Variant[] = [];
+  const realDenseVariants: RealDenseVariant[] = [];
   try {
     for (const { name, shape } of MODELS) {
       const size = shape.reduce((a, b) => a * b, 1);
@@ -146,6 +157,28 @@ export async function runEngineBench(options: EngineBenchOptions): Promise<void>
               }),
             );
           }
+          if (activations === 'real' && name === 'mlp-2x2048') {
+            const kinds = ['lut', 'signs'] as const;
+            const engines = await Promise.all(
+              kinds.map((realDense) => createEngine(model, { threads: 1, maxBatch: 100, realDense })),
+            );
+            for (const batch of [1, 100]) {
+              const best = kinds.map(() => 0);
+              for (let round = 0; round < ROUNDS; round++) {
+                engines.forEach((e, i) => (best[i] = Math.max(best[i], measureEngine(e, images, batch).ips)));
+              }
+              kinds.forEach((realDense, i) =>
+                realDenseVariants.push({
+                  bench: 'engine-real-dense',
+                  realDense,
+                  batch,
+                  threads: 1,
+                  imagesPerSecond: best[i],
+                }),
+              );
+            }
+            for (const e of engines) e.dispose();
+          }
           for (const batch of [1, 100]) {
             let e1 = 0;
             let e2 = { ips: 0, busy: 0 };
@@ -181,13 +214,19 @@ export async function runEngineBench(options: EngineBenchOptions): Promise<void>
     backend.dispose();
   }
   if (json) {
-    for (const r of [...variants, ...rows]) print(JSON.stringify(r));
+    for (const r of [...variants, ...realDenseVariants, ...rows]) print(JSON.stringify(r));
     return;
   }
   print('engine kernel variants, mlp-2x2048 1-bit activations, batch 100, 1 thread (images/s):');
   for (const v of variants) {
     print(
       `  XNOR popcount ${v.popcount.padEnd(6)}  first layer ${v.firstLayer.padEnd(6)}  ${Math.round(v.imagesPerSecond)}`,
+    );
+  }
+  print('dense layers on real activations, mlp-2x2048, 1 thread (images/s):');
+  for (const v of realDenseVariants) {
+    print(
+      `  ${v.realDense.padEnd(6)}  batch ${String(v.batch).padStart(3)}  ${Math.round(v.imagesPerSecond)}`,
     );
   }
   print('images/s (best of interleaved runs); ratio = engine 2 threads / onnxruntime 2 threads');

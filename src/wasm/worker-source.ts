@@ -13,7 +13,14 @@ import { ARGS_BYTE, ERRORS, FN, GEN, MAX_ARGS, NT, PENDING, QUIT } from './proto
 
 const args = Array.from({ length: MAX_ARGS }, (_, i) => `a[${i}]`).join(', ');
 
-/** Runs with `init` (a WorkerInit) and `post(message)` in scope. */
+/** GEN checks before a browser worker sleeps (a few hundred microseconds); Node wakes its workers fast. */
+const BROWSER_SPIN = 200_000;
+
+/**
+ * Runs with `init` (a WorkerInit), `post(message)` and `SPIN` in scope. Before it sleeps a worker checks GEN
+ * `SPIN` times: a browser wakes a sleeping Web Worker slowly (tens of microseconds), about as long as one
+ * layer of a small batch takes, so a worker that has just finished a share stays awake for the next one.
+ */
 const LOOP = `
 const instance = new WebAssembly.Instance(init.module, { env: { memory: init.memory } });
 instance.exports.__stack_pointer.value = init.stackTop;
@@ -24,6 +31,7 @@ const tid = init.tid;
 let seen = Atomics.load(ctl, ${GEN});
 post('ready');
 for (;;) {
+  for (let spin = 0; spin < SPIN && Atomics.load(ctl, ${GEN}) === seen; spin++);
   Atomics.wait(ctl, ${GEN}, seen);
   const gen = Atomics.load(ctl, ${GEN});
   if (gen === seen) continue;
@@ -43,12 +51,14 @@ export const WORKER_SOURCE = {
   node: `'use strict';
 const { parentPort, workerData: init } = require('node:worker_threads');
 const post = (message) => parentPort.postMessage(message);
+const SPIN = 0;
 ${LOOP}`,
   browser: `'use strict';
 self.onmessage = (event) => {
   self.onmessage = null;
   const init = event.data;
   const post = (message) => self.postMessage(message);
+  const SPIN = ${BROWSER_SPIN};
 ${LOOP}
 };
 `,

@@ -63,103 +63,107 @@ void oe_dense_f32(int tid, int nt, size_t rows, size_t k, size_t n, const float 
 }
 
 #ifdef __wasm_simd128__
+/* Byte b of each of the 16 floats in T0..T3 (float m in lanes of T[m / 4]): one byte plane. */
+#define PLANE(b, T0, T1, T2, T3)                                                                                 \
+  wasm_i64x2_shuffle(wasm_i8x16_shuffle(T0, T1, b, 4 + b, 8 + b, 12 + b, 16 + b, 20 + b, 24 + b, 28 + b, 0, 0, 0,  \
+                                        0, 0, 0, 0, 0),                                                          \
+                     wasm_i8x16_shuffle(T2, T3, b, 4 + b, 8 + b, 12 + b, 16 + b, 20 + b, 24 + b, 28 + b, 0, 0, 0,  \
+                                        0, 0, 0, 0, 0),                                                          \
+                     0, 2)
+
 /*
- * The tables of oe_dense_f32_lut for the rows x0..x3 (NULL: a row the tile lacks, whose lane is 0): for each
- * group g of 4 inputs and each 4-bit weight pattern m (bit l set: weight -1 on input l), the signed sum
- * T[g][m] = (s0 x0 + s1 x1) + (s2 x2 + s3 x3), one float per row in the 4 lanes of t + (16 g + m) * 4. The
- * sum is formed the same way for every lane, so a row's sums do not depend on the rows beside it.
+ * The tables of one row x: for each group g of 4 inputs and each 4-bit weight pattern m (bit l set: weight -1
+ * on input l), the signed sum T[g][m] = (s0 x0 + s1 x1) + (s2 x2 + s3 x3), stored as byte planes: for group g,
+ * 64 bytes, plane b (16 bytes at 16 b) holding byte b of T[g][m] for m = 0..15, so that i8x16.swizzle looks a
+ * byte up for 16 channels at once.
  */
-static void build_f32_tables(const float *x0, const float *x1, const float *x2, const float *x3, size_t groups,
-                             float *t) {
-  const v128_t zero = wasm_f32x4_splat(0.0f);
+static void build_f32_planes(const float *x, size_t groups, uint8_t *planes) {
+  const v128_t flip0 = wasm_i32x4_make(0, (int32_t)0x80000000u, 0, (int32_t)0x80000000u);
+  const v128_t flip1 = wasm_i32x4_make(0, 0, (int32_t)0x80000000u, (int32_t)0x80000000u);
   for (size_t g = 0; g < groups; g++) {
-    v128_t r0 = wasm_v128_load(x0 + 4 * g);
-    v128_t r1 = x1 != NULL ? wasm_v128_load(x1 + 4 * g) : zero;
-    v128_t r2 = x2 != NULL ? wasm_v128_load(x2 + 4 * g) : zero;
-    v128_t r3 = x3 != NULL ? wasm_v128_load(x3 + 4 * g) : zero;
-    /* Transpose: a_l holds input l of the group for the 4 rows. */
-    v128_t t01l = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5), t01h = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
-    v128_t t23l = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5), t23h = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
-    v128_t a0 = wasm_i64x2_shuffle(t01l, t23l, 0, 2), a1 = wasm_i64x2_shuffle(t01l, t23l, 1, 3);
-    v128_t a2 = wasm_i64x2_shuffle(t01h, t23h, 0, 2), a3 = wasm_i64x2_shuffle(t01h, t23h, 1, 3);
-    v128_t n0 = wasm_f32x4_neg(a0), n1 = wasm_f32x4_neg(a1), n2 = wasm_f32x4_neg(a2), n3 = wasm_f32x4_neg(a3);
-    v128_t p[4] = {wasm_f32x4_add(a0, a1), wasm_f32x4_add(n0, a1), wasm_f32x4_add(a0, n1), wasm_f32x4_add(n0, n1)};
-    v128_t q[4] = {wasm_f32x4_add(a2, a3), wasm_f32x4_add(n2, a3), wasm_f32x4_add(a2, n3), wasm_f32x4_add(n2, n3)};
-    float *tg = t + 64 * g;
-    for (int m = 0; m < 16; m++) wasm_v128_store(tg + 4 * m, wasm_f32x4_add(p[m & 3], q[m >> 2]));
+    v128_t v = wasm_v128_load(x + 4 * g);
+    /* Lane i of p: (s0 x0) + (s1 x1) with s0 = -1 iff bit 0 of i, s1 = -1 iff bit 1 (as p[i] there). */
+    v128_t p = wasm_f32x4_add(wasm_v128_xor(wasm_i32x4_shuffle(v, v, 0, 0, 0, 0), flip0),
+                              wasm_v128_xor(wasm_i32x4_shuffle(v, v, 1, 1, 1, 1), flip1));
+    v128_t q = wasm_f32x4_add(wasm_v128_xor(wasm_i32x4_shuffle(v, v, 2, 2, 2, 2), flip0),
+                              wasm_v128_xor(wasm_i32x4_shuffle(v, v, 3, 3, 3, 3), flip1));
+    v128_t t0 = wasm_f32x4_add(p, wasm_i32x4_shuffle(q, q, 0, 0, 0, 0));
+    v128_t t1 = wasm_f32x4_add(p, wasm_i32x4_shuffle(q, q, 1, 1, 1, 1));
+    v128_t t2 = wasm_f32x4_add(p, wasm_i32x4_shuffle(q, q, 2, 2, 2, 2));
+    v128_t t3 = wasm_f32x4_add(p, wasm_i32x4_shuffle(q, q, 3, 3, 3, 3));
+    uint8_t *pg = planes + 64 * g;
+    wasm_v128_store(pg, PLANE(0, t0, t1, t2, t3));
+    wasm_v128_store(pg + 16, PLANE(1, t0, t1, t2, t3));
+    wasm_v128_store(pg + 32, PLANE(2, t0, t1, t2, t3));
+    wasm_v128_store(pg + 48, PLANE(3, t0, t1, t2, t3));
   }
 }
+#undef PLANE
 
-static inline float lane_of(v128_t v, size_t l) {
-  switch (l) {
-    case 0: return wasm_f32x4_extract_lane(v, 0);
-    case 1: return wasm_f32x4_extract_lane(v, 1);
-    case 2: return wasm_f32x4_extract_lane(v, 2);
-    default: return wasm_f32x4_extract_lane(v, 3);
+/*
+ * One row (global row `row`) against channels [j0, j1) by byte-plane lookup: per block of 16 channels and
+ * group, 4 swizzles give the 4 bytes of the 16 looked-up floats, which are interleaved back into floats and
+ * added, group after group. `nib` is the oe_nibbles layout (gstride groups per block of 16 channels).
+ */
+static void f32_row_planes(const uint8_t *planes, size_t groups, size_t gstride, const uint8_t *nib, size_t j0,
+                           size_t j1, size_t row, int mode, const void *p0, const void *p1, int act, void *out,
+                           size_t n) {
+  for (size_t jb = j0; jb < j1; jb += 16) {
+    const uint8_t *idx = nib + (jb / 16) * gstride * 16;
+    v128_t c0 = wasm_f32x4_splat(0.0f), c1 = c0, c2 = c0, c3 = c0;
+    for (size_t g = 0; g < groups; g++) {
+      v128_t ix = wasm_v128_load(idx + 16 * g);
+      const uint8_t *pg = planes + 64 * g;
+      v128_t b0 = wasm_i8x16_swizzle(wasm_v128_load(pg), ix);
+      v128_t b1 = wasm_i8x16_swizzle(wasm_v128_load(pg + 16), ix);
+      v128_t b2 = wasm_i8x16_swizzle(wasm_v128_load(pg + 32), ix);
+      v128_t b3 = wasm_i8x16_swizzle(wasm_v128_load(pg + 48), ix);
+      v128_t l01 = wasm_i8x16_shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      v128_t h01 = wasm_i8x16_shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+      v128_t l23 = wasm_i8x16_shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      v128_t h23 = wasm_i8x16_shuffle(b2, b3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+      c0 = wasm_f32x4_add(c0, wasm_i16x8_shuffle(l01, l23, 0, 8, 1, 9, 2, 10, 3, 11));
+      c1 = wasm_f32x4_add(c1, wasm_i16x8_shuffle(l01, l23, 4, 12, 5, 13, 6, 14, 7, 15));
+      c2 = wasm_f32x4_add(c2, wasm_i16x8_shuffle(h01, h23, 0, 8, 1, 9, 2, 10, 3, 11));
+      c3 = wasm_f32x4_add(c3, wasm_i16x8_shuffle(h01, h23, 4, 12, 5, 13, 6, 14, 7, 15));
+    }
+    float sums[16] __attribute__((aligned(16)));
+    wasm_v128_store(sums, c0);
+    wasm_v128_store(sums + 4, c1);
+    wasm_v128_store(sums + 8, c2);
+    wasm_v128_store(sums + 12, c3);
+    size_t hi = min_sz(j1, jb + 16);
+    for (size_t j = jb; j < hi; j++) emit_real(mode, p0, p1, act, out, n, row, j, sums[j - jb]);
   }
 }
 #endif
 
 /*
- * y = f(x W^T) for real x and packed W, as oe_dense_f32, by table lookup: per tile of 4 rows, each group of 4
- * inputs gets the 16 signed sums its weight patterns can give (build_f32_tables), and a channel's sum is one
- * table load and one add per group, for the 4 rows at once (about a third of the work of sign flips). A row's
- * sum runs over the groups in order, so it is the same whatever the tile, the batch or the threads; it differs
- * from oe_dense_f32's order only by float rounding. `scratch` holds 4 * 16 * groups floats per thread,
+ * y = f(x W^T) for real x and packed W, as oe_dense_f32, by table lookup: each row's groups of 4 inputs get the
+ * 16 signed sums their weight patterns can give (build_f32_planes), and the sums of 16 channels take one
+ * lookup per group (f32_row_planes): about a quarter of the work of sign flips. A row's sum runs over its
+ * groups in order, whatever the batch or the threads; it differs from oe_dense_f32's order only by float
+ * rounding. `nib` is the oe_nibbles layout of W; `scratch` holds 64 * groups bytes per thread,
  * groups = ceil(k / 4).
  */
 EXPORT(oe_dense_f32_lut)
 void oe_dense_f32_lut(int tid, int nt, size_t rows, size_t k, size_t n, const float *x, const uint32_t *w,
-                      int mode, const void *p0, const void *p1, int act, void *out, float *scratch) {
+                      const uint8_t *nib, int mode, const void *p0, const void *p1, int act, void *out,
+                      uint8_t *scratch) {
 #ifdef __wasm_simd128__
   size_t r0, r1, j0, j1;
-  split_rows_or_channels(rows, n, 4, tid, nt, &r0, &r1, &j0, &j1);
+  split_work(rows, n, tid, nt, &r0, &r1, &j0, &j1);
   if (r0 >= r1 || j0 >= j1) return;
   if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
   size_t words = words_of(k), kp = words * 32, groups = (k + 3) / 4;
-  size_t full = groups / 8, tail = groups % 8, vis = full + (tail != 0);
-  float *t = scratch + (size_t)tid * 64 * groups;
-  for (size_t r = r0; r < r1; r += 4) {
-    size_t tile = min_sz(4, r1 - r);
-    const float *xr = x + r * kp;
-    build_f32_tables(xr, tile > 1 ? xr + kp : NULL, tile > 2 ? xr + 2 * kp : NULL, tile > 3 ? xr + 3 * kp : NULL,
-                     groups, t);
-    size_t j = j0;
-    for (; j + 4 <= j1; j += 4) {
-      const uint32_t *w0 = w + j * words, *w1 = w0 + words, *w2 = w1 + words, *w3 = w2 + words;
-      v128_t c0 = wasm_f32x4_splat(0.0f), c1 = c0, c2 = c0, c3 = c0;
-      for (size_t i = 0; i < vis; i++) {
-        uint32_t b0 = w0[i], b1 = w1[i], b2 = w2[i], b3 = w3[i];
-        size_t qn = i < full ? 8 : tail;
-        const float *tg = t + 64 * 8 * i;
-        for (size_t q = 0; q < qn; q++, tg += 64) {
-          c0 = wasm_f32x4_add(c0, wasm_v128_load(tg + 4 * ((b0 >> (4 * q)) & 15)));
-          c1 = wasm_f32x4_add(c1, wasm_v128_load(tg + 4 * ((b1 >> (4 * q)) & 15)));
-          c2 = wasm_f32x4_add(c2, wasm_v128_load(tg + 4 * ((b2 >> (4 * q)) & 15)));
-          c3 = wasm_f32x4_add(c3, wasm_v128_load(tg + 4 * ((b3 >> (4 * q)) & 15)));
-        }
-      }
-      for (size_t l = 0; l < tile; l++) {
-        emit_real(mode, p0, p1, act, out, n, r + l, j, lane_of(c0, l));
-        emit_real(mode, p0, p1, act, out, n, r + l, j + 1, lane_of(c1, l));
-        emit_real(mode, p0, p1, act, out, n, r + l, j + 2, lane_of(c2, l));
-        emit_real(mode, p0, p1, act, out, n, r + l, j + 3, lane_of(c3, l));
-      }
-    }
-    for (; j < j1; j++) {
-      const uint32_t *w0 = w + j * words;
-      v128_t c0 = wasm_f32x4_splat(0.0f);
-      for (size_t i = 0; i < vis; i++) {
-        uint32_t b0 = w0[i];
-        size_t qn = i < full ? 8 : tail;
-        const float *tg = t + 64 * 8 * i;
-        for (size_t q = 0; q < qn; q++, tg += 64) c0 = wasm_f32x4_add(c0, wasm_v128_load(tg + 4 * ((b0 >> (4 * q)) & 15)));
-      }
-      for (size_t l = 0; l < tile; l++) emit_real(mode, p0, p1, act, out, n, r + l, j, lane_of(c0, l));
-    }
+  uint8_t *planes = scratch + (size_t)tid * 64 * groups;
+  (void)w;
+  for (size_t r = r0; r < r1; r++) {
+    build_f32_planes(x + r * kp, groups, planes);
+    f32_row_planes(planes, groups, words * 8, nib, j0, j1, r, mode, p0, p1, act, out, n);
   }
 #else
-  (void)scratch;
+  (void)scratch, (void)nib;
   oe_dense_f32(tid, nt, rows, k, n, x, w, mode, p0, p1, act, out);
 #endif
 }
