@@ -8,7 +8,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:http';
+import { createServer, get as httpGet } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -276,6 +276,21 @@ describe('onebit serve: the web app in Chromium', () => {
       assert.equal((await fetch(`${server.url}${path}`)).status, 404, path);
     }
     assert.equal((await fetch(server.url, { method: 'POST' })).status, 405);
+    // A request naming another host (a page whose name was made to resolve to 127.0.0.1) gets nothing.
+    const port = Number(new URL(server.url).port);
+    for (const [host, status] of [
+      ['evil.example', 403],
+      [`evil.example:${port}`, 403],
+      [`localhost:${port}`, 200],
+    ] as const) {
+      const got = await new Promise<number>((resolve, reject) =>
+        httpGet({ host: '127.0.0.1', port, path: '/api/model', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject),
+      );
+      assert.equal(got, status, host);
+    }
   });
 });
 
@@ -420,6 +435,26 @@ describe('the package in a browser bundle; the serve command', () => {
       assert.match(await response.text(), new RegExp(`${empty}.*missing train-images-idx3-ubyte`));
     } finally {
       assert.equal(await bad.stop(), 0);
+    }
+  });
+
+  test('onebit serve --port: a port in use is refused, naming the flag', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const run = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'serve', '--port', String(port)],
+        { encoding: 'utf8' },
+      );
+      assert.notEqual(run.status, 0);
+      assert.match(
+        run.stderr,
+        new RegExp(`--port: expected a free port \\(0: any\\), got ${port}, which is in use`),
+      );
+    } finally {
+      taken.close();
     }
   });
 

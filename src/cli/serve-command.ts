@@ -46,6 +46,10 @@ export function serveCommand(): Command {
             cacheDir,
             ...(flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {}),
           }),
+      }).catch((error: unknown) => {
+        if ((error as { code?: unknown }).code === 'EADDRINUSE')
+          throw new ConfigError('--port', 'a free port (0: any)', `${flags.port}, which is in use`);
+        throw error;
       });
       if (flags.json) {
         process.stdout.write(

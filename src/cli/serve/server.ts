@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Dataset } from '../../data/dataset.js';
 
@@ -73,10 +74,12 @@ class NotFound extends Error {}
 export async function startAppServer(options: AppServerOptions): Promise<AppServer> {
   const appDir = options.appDir ?? APP_DIR;
   for (const file of ['index.html', 'app.js', 'train-worker.js']) {
-    if (!existsSync(`${appDir}/${file}`))
-      throw new Error(`serve: the page is not built (${appDir}${file} is missing): run \`npm run build\``);
+    if (!existsSync(join(appDir, file)))
+      throw new Error(
+        `serve: the page is not built (${join(appDir, file)} is missing): run \`npm run build\``,
+      );
   }
-  const file = (dir: string, name: string) => () => readFileSync(`${dir}/${name}`);
+  const file = (dir: string, name: string) => () => readFileSync(join(dir, name));
   const routes = new Map<string, Route>([
     ['/', { type: 'text/html; charset=utf-8', body: file(appDir, 'index.html') }],
     ['/index.html', { type: 'text/html; charset=utf-8', body: file(appDir, 'index.html') }],
@@ -128,7 +131,10 @@ export async function startAppServer(options: AppServerOptions): Promise<AppServ
     response.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' });
     response.end(`${text}\n`);
   };
+  let hosts: readonly string[] = [];
   const server = createServer((request, response) => {
+    // A page elsewhere whose name resolves to 127.0.0.1 (DNS rebinding) sends its own name as the Host.
+    if (!hosts.includes(request.headers.host ?? '')) return answer(response, 403, 'only for 127.0.0.1');
     const url = new URL(request.url ?? '/', 'http://127.0.0.1');
     const route = routes.get(url.pathname);
     if (route === undefined) return answer(response, 404, `not found: ${url.pathname}`);
@@ -157,6 +163,7 @@ export async function startAppServer(options: AppServerOptions): Promise<AppServ
     });
   });
   const { port } = server.address() as AddressInfo;
+  hosts = [`127.0.0.1:${port}`, `localhost:${port}`];
   return {
     url: `http://127.0.0.1:${port}/`,
     server,
