@@ -43,8 +43,8 @@ export type FirstLayerKernel = 'lut' | 'masked' | 'direct' | 'float';
  * The kernel of dense layers on real activations (1W32A): 'lut' (default) builds per row the 16 signed sums of
  * each group of 4 inputs and looks them up for 16 channels at once (byte planes and i8x16.swizzle); 'signs'
  * adds each input with its sign flipped by its weight bit. Equal up to float rounding (the order of the sums
- * differs). On mlp-2x2048 with real activations, one thread, in Node: 'lut' about 5,300 images/s at batch 1
- * and 4,900 at batch 100, 'signs' 1,340 and 3,650 (npm run bench -- engine prints both).
+ * differs). On mlp-2x2048 with real activations, one thread, in Node: 'lut' about 5,900 images/s at batch 1
+ * and 5,350 at batch 100, 'signs' 1,340 and 3,650 (npm run bench -- engine prints both).
  */
 export type RealDenseKernel = 'lut' | 'signs';
 
@@ -313,10 +313,10 @@ export function planLayers(
           }
         }
         const bits = layer.input === 'bits';
-        // The 'lut' kernel's per-thread tables (16 float32 sums per group of 4 inputs) and the weights'
-        // nibbles (16 channels per lookup, oe_nibbles' layout).
+        // The 'lut' kernel's per-thread tables (16 float32 sums per group of 4 inputs, for 2 rows) and the
+        // weights' nibbles (16 channels per lookup, oe_nibbles' layout).
         const lut = !bits && realDense === 'lut';
-        const tables = lut ? mem.alloc(threads * 64 * Math.ceil(k / 4)) : 0;
+        const tables = lut ? mem.alloc(threads * 128 * Math.ceil(k / 4)) : 0;
         const realNibbles = lut ? mem.alloc(Math.ceil(n / 16) * packedWords(k) * 8 * 16) : 0;
         if (lut) runner?.nibbles(k, n, weights, realNibbles);
         const floatRun = (rows: number): void =>

@@ -105,46 +105,74 @@ static void build_f32_planes(const float *x, size_t groups, uint8_t *planes) {
  * group, 4 swizzles give the 4 bytes of the 16 looked-up floats, which are interleaved back into floats and
  * added, group after group. `nib` is the oe_nibbles layout (gstride groups per block of 16 channels).
  */
-static void f32_row_planes(const uint8_t *planes, size_t groups, size_t gstride, const uint8_t *nib, size_t j0,
-                           size_t j1, size_t row, int mode, const void *p0, const void *p1, int act, void *out,
-                           size_t n) {
+/* Adds the 16 floats that group g's byte planes `pg` give for the 16 channel indices `ix` to c0..c3. */
+#define LOOKUP_ADD(c0, c1, c2, c3, pg, ix)                                                                  \
+  do {                                                                                                       \
+    v128_t b0 = wasm_i8x16_swizzle(wasm_v128_load(pg), ix);                                                  \
+    v128_t b1 = wasm_i8x16_swizzle(wasm_v128_load((pg) + 16), ix);                                           \
+    v128_t b2 = wasm_i8x16_swizzle(wasm_v128_load((pg) + 32), ix);                                           \
+    v128_t b3 = wasm_i8x16_swizzle(wasm_v128_load((pg) + 48), ix);                                           \
+    v128_t l01 = wasm_i8x16_shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);        \
+    v128_t h01 = wasm_i8x16_shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);  \
+    v128_t l23 = wasm_i8x16_shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);        \
+    v128_t h23 = wasm_i8x16_shuffle(b2, b3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);  \
+    c0 = wasm_f32x4_add(c0, wasm_i16x8_shuffle(l01, l23, 0, 8, 1, 9, 2, 10, 3, 11));                         \
+    c1 = wasm_f32x4_add(c1, wasm_i16x8_shuffle(l01, l23, 4, 12, 5, 13, 6, 14, 7, 15));                       \
+    c2 = wasm_f32x4_add(c2, wasm_i16x8_shuffle(h01, h23, 0, 8, 1, 9, 2, 10, 3, 11));                         \
+    c3 = wasm_f32x4_add(c3, wasm_i16x8_shuffle(h01, h23, 4, 12, 5, 13, 6, 14, 7, 15));                       \
+  } while (0)
+
+static inline void emit16(v128_t c0, v128_t c1, v128_t c2, v128_t c3, size_t jb, size_t j1, size_t row, int mode,
+                          const void *p0, const void *p1, int act, void *out, size_t n) {
+  float sums[16] __attribute__((aligned(16)));
+  wasm_v128_store(sums, c0);
+  wasm_v128_store(sums + 4, c1);
+  wasm_v128_store(sums + 8, c2);
+  wasm_v128_store(sums + 12, c3);
+  size_t hi = min_sz(j1, jb + 16);
+  for (size_t j = jb; j < hi; j++) emit_real(mode, p0, p1, act, out, n, row, j, sums[j - jb]);
+}
+
+/*
+ * Rows `row` (planes `pa`) and, when `pb` is not NULL, `row + 1` (planes `pb`) against channels [j0, j1) by
+ * byte-plane lookup: per block of 16 channels and group, 4 swizzles give the 4 bytes of the 16 looked-up
+ * floats, which are interleaved back into floats and added, group after group. Two rows share each load of
+ * the weights' nibbles (`nib`, the oe_nibbles layout, gstride groups per block of 16 channels); a row's sums
+ * are the same either way.
+ */
+static void f32_rows_planes(const uint8_t *pa, const uint8_t *pb, size_t groups, size_t gstride, const uint8_t *nib,
+                            size_t j0, size_t j1, size_t row, int mode, const void *p0, const void *p1, int act,
+                            void *out, size_t n) {
   for (size_t jb = j0; jb < j1; jb += 16) {
     const uint8_t *idx = nib + (jb / 16) * gstride * 16;
-    v128_t c0 = wasm_f32x4_splat(0.0f), c1 = c0, c2 = c0, c3 = c0;
-    for (size_t g = 0; g < groups; g++) {
-      v128_t ix = wasm_v128_load(idx + 16 * g);
-      const uint8_t *pg = planes + 64 * g;
-      v128_t b0 = wasm_i8x16_swizzle(wasm_v128_load(pg), ix);
-      v128_t b1 = wasm_i8x16_swizzle(wasm_v128_load(pg + 16), ix);
-      v128_t b2 = wasm_i8x16_swizzle(wasm_v128_load(pg + 32), ix);
-      v128_t b3 = wasm_i8x16_swizzle(wasm_v128_load(pg + 48), ix);
-      v128_t l01 = wasm_i8x16_shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-      v128_t h01 = wasm_i8x16_shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-      v128_t l23 = wasm_i8x16_shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-      v128_t h23 = wasm_i8x16_shuffle(b2, b3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-      c0 = wasm_f32x4_add(c0, wasm_i16x8_shuffle(l01, l23, 0, 8, 1, 9, 2, 10, 3, 11));
-      c1 = wasm_f32x4_add(c1, wasm_i16x8_shuffle(l01, l23, 4, 12, 5, 13, 6, 14, 7, 15));
-      c2 = wasm_f32x4_add(c2, wasm_i16x8_shuffle(h01, h23, 0, 8, 1, 9, 2, 10, 3, 11));
-      c3 = wasm_f32x4_add(c3, wasm_i16x8_shuffle(h01, h23, 4, 12, 5, 13, 6, 14, 7, 15));
+    v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    if (pb == NULL) {
+      for (size_t g = 0; g < groups; g++) {
+        v128_t ix = wasm_v128_load(idx + 16 * g);
+        LOOKUP_ADD(a0, a1, a2, a3, pa + 64 * g, ix);
+      }
+    } else {
+      v128_t e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+      for (size_t g = 0; g < groups; g++) {
+        v128_t ix = wasm_v128_load(idx + 16 * g);
+        LOOKUP_ADD(a0, a1, a2, a3, pa + 64 * g, ix);
+        LOOKUP_ADD(e0, e1, e2, e3, pb + 64 * g, ix);
+      }
+      emit16(e0, e1, e2, e3, jb, j1, row + 1, mode, p0, p1, act, out, n);
     }
-    float sums[16] __attribute__((aligned(16)));
-    wasm_v128_store(sums, c0);
-    wasm_v128_store(sums + 4, c1);
-    wasm_v128_store(sums + 8, c2);
-    wasm_v128_store(sums + 12, c3);
-    size_t hi = min_sz(j1, jb + 16);
-    for (size_t j = jb; j < hi; j++) emit_real(mode, p0, p1, act, out, n, row, j, sums[j - jb]);
+    emit16(a0, a1, a2, a3, jb, j1, row, mode, p0, p1, act, out, n);
   }
 }
+#undef LOOKUP_ADD
 #endif
 
 /*
  * y = f(x W^T) for real x and packed W, as oe_dense_f32, by table lookup: each row's groups of 4 inputs get the
  * 16 signed sums their weight patterns can give (build_f32_planes), and the sums of 16 channels take one
- * lookup per group (f32_row_planes): about a quarter of the work of sign flips. A row's sum runs over its
+ * lookup per group (f32_rows_planes): about a quarter of the work of sign flips. A row's sum runs over its
  * groups in order, whatever the batch or the threads; it differs from oe_dense_f32's order only by float
- * rounding. `nib` is the oe_nibbles layout of W; `scratch` holds 64 * groups bytes per thread,
- * groups = ceil(k / 4).
+ * rounding. `nib` is the oe_nibbles layout of W; `scratch` holds 128 * groups bytes per thread (two rows'
+ * tables), groups = ceil(k / 4).
  */
 EXPORT(oe_dense_f32_lut)
 void oe_dense_f32_lut(int tid, int nt, size_t rows, size_t k, size_t n, const float *x, const uint32_t *w,
@@ -156,11 +184,13 @@ void oe_dense_f32_lut(int tid, int nt, size_t rows, size_t k, size_t n, const fl
   if (r0 >= r1 || j0 >= j1) return;
   if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
   size_t words = words_of(k), kp = words * 32, groups = (k + 3) / 4;
-  uint8_t *planes = scratch + (size_t)tid * 64 * groups;
+  uint8_t *pa = scratch + (size_t)tid * 128 * groups, *pb = pa + 64 * groups;
   (void)w;
-  for (size_t r = r0; r < r1; r++) {
-    build_f32_planes(x + r * kp, groups, planes);
-    f32_row_planes(planes, groups, words * 8, nib, j0, j1, r, mode, p0, p1, act, out, n);
+  for (size_t r = r0; r < r1; r += 2) {
+    int two = r + 1 < r1;
+    build_f32_planes(x + r * kp, groups, pa);
+    if (two) build_f32_planes(x + (r + 1) * kp, groups, pb);
+    f32_rows_planes(pa, two ? pb : NULL, groups, words * 8, nib, j0, j1, r, mode, p0, p1, act, out, n);
   }
 #else
   (void)scratch, (void)nib;
