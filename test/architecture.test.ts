@@ -16,7 +16,7 @@ const SRC = resolve(import.meta.dirname, '..', 'src');
  */
 const RANKS: Readonly<Record<string, number>> = {
   'errors.ts': 0,
-  'node-builtins.ts': 0,
+  'node-builtins.ts': 2,
   tensor: 1,
   wasm: 1,
   backend: 2,

@@ -48,6 +48,11 @@ export const CLASS_NAMES: Readonly<Record<string, readonly string[]>> = {
  * runs, saying what it is (file-kind.ts). `command` names the command in the advice.
  */
 export function readModelFile(path: string, command = 'predict'): OnebitModel {
+  return readModelBytes(path, command).model;
+}
+
+/** `readModelFile`, with the file's bytes too (for a command that hands the file on as it is). */
+export function readModelBytes(path: string, command: string): { bytes: Uint8Array; model: OnebitModel } {
   modelArgument(path, command);
   let bytes: Uint8Array;
   try {
@@ -59,7 +64,7 @@ export function readModelFile(path: string, command = 'predict'): OnebitModel {
       `${path}, which cannot be read (${error instanceof Error ? error.message : String(error)})`,
     );
   }
-  return decodeOnebit(bytes, path);
+  return { bytes, model: decodeOnebit(bytes, path) };
 }
 
 function className(model: OnebitModel, index: number): string {

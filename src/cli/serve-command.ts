@@ -3,12 +3,11 @@
  * model classifies what the user draws or drops, on the WebAssembly engine in the page, and in which the
  * user trains mlp-100 on Fashion-MNIST in the page. Serves on 127.0.0.1 only, until Ctrl-C.
  */
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { loadDataset } from '../data/dataset.js';
 import { ConfigError } from '../errors.js';
 import { defaultCacheDir, parseNonNegativeInteger } from './options.js';
-import { CLASS_NAMES, readModelFile } from './predict-command.js';
+import { CLASS_NAMES, readModelBytes } from './predict-command.js';
 import { startAppServer } from './serve/server.js';
 
 interface ServeFlags {
@@ -30,10 +29,8 @@ export function serveCommand(): Command {
     .action(async (modelPath: string | undefined, flags: ServeFlags) => {
       if (flags.port > 65535) throw new ConfigError('--port', 'a port in 0..65535', String(flags.port));
       let model: Uint8Array | null = null;
-      if (modelPath !== undefined) {
-        readModelFile(modelPath, 'serve'); // refused with what it is unless it is a valid .onebit file
-        model = readFileSync(modelPath);
-      }
+      // Refused with what it is unless it is a valid .onebit file.
+      if (modelPath !== undefined) model = readModelBytes(modelPath, 'serve').bytes;
       const cacheDir = defaultCacheDir();
       const app = await startAppServer({
         model,

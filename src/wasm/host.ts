@@ -7,13 +7,23 @@
  * reached through `process.getBuiltinModule`, which needs no import statement; elsewhere the browser's
  * own APIs are used: `fetch` for packaged files and Web Workers started from a Blob URL.
  */
+import type * as NodeFs from 'node:fs';
 import type { WorkerInit } from './protocol.js';
 
-/** `process.getBuiltinModule`, where the host has it (Node >= 20.16). */
-function builtin<T>(id: string): T | undefined {
+/** The built-in module `id`, or undefined where there is none (a browser, or a Node before 20.16). */
+export function nodeBuiltin<T>(id: string): T | undefined {
   const host = globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } };
   return host.process?.getBuiltinModule?.(id) as T | undefined;
 }
+
+/** The built-in module `id`; where there is none this throws, naming `what` needed it. */
+export function requireBuiltin<T>(id: string, what: string): T {
+  const found = nodeBuiltin<T>(id);
+  if (found === undefined) throw new Error(`${what} needs Node (>= 20.16): ${id} is not available here`);
+  return found;
+}
+
+const nodeFs = (what: string): typeof NodeFs => requireBuiltin('node:fs', what);
 
 /** True in Node (and runtimes that present themselves as Node). */
 export function isNode(): boolean {
@@ -23,11 +33,7 @@ export function isNode(): boolean {
 
 /** Reads a packaged file: from disk in Node, with `fetch` elsewhere. */
 export async function readPackagedFile(url: URL): Promise<Uint8Array> {
-  if (isNode()) {
-    const fs = builtin<{ readFile(url: URL): Promise<Uint8Array> }>('node:fs/promises');
-    if (fs === undefined) throw new Error('this Node has no process.getBuiltinModule (Node >= 20.16 needed)');
-    return fs.readFile(url);
-  }
+  if (isNode()) return nodeFs('reading a packaged file').promises.readFile(url);
   const host = globalThis as {
     fetch?: (url: string) => Promise<{ ok: boolean; status: number; arrayBuffer(): Promise<ArrayBuffer> }>;
   };
@@ -39,15 +45,13 @@ export async function readPackagedFile(url: URL): Promise<Uint8Array> {
 
 /** Reads a packaged file synchronously: Node only (a browser cannot read a file without waiting). */
 export function readPackagedFileSync(url: URL): Uint8Array {
-  const fs = builtin<{ readFileSync(url: URL): Uint8Array }>('node:fs');
-  if (fs === undefined) throw new Error('a synchronous read needs Node');
-  return fs.readFileSync(url);
+  return nodeFs('a synchronous read').readFileSync(url);
 }
 
 /** The cores a pool may use: Node's available parallelism; in a browser the hardware concurrency when
  * the page is cross-origin isolated (shared memory allowed), else 1. */
 export function availableCores(): number {
-  const os = builtin<{ availableParallelism(): number }>('node:os');
+  const os = nodeBuiltin<{ availableParallelism(): number }>('node:os');
   if (os !== undefined) return os.availableParallelism();
   const host = globalThis as { crossOriginIsolated?: boolean; navigator?: { hardwareConcurrency?: number } };
   if (host.crossOriginIsolated !== true) return 1;
@@ -86,7 +90,7 @@ export function startPoolWorker(
   sources: { readonly node: string; readonly browser: string },
   label: string,
 ): PoolWorker {
-  const threads = builtin<{
+  const threads = nodeBuiltin<{
     Worker: new (source: string, options: { eval: true; workerData: WorkerInit }) => NodeWorker;
   }>('node:worker_threads');
   const failed = (what: string): Error => new Error(`${label}: worker ${init.tid} ${what}`);

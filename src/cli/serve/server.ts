@@ -13,14 +13,19 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Dataset } from '../../data/dataset.js';
+import { PACKAGED_WASM_FILES, packagedModuleUrl } from '../../wasm/loader.js';
 
 /** The package's built page: `../../../app/` is right from src/cli/serve (tsx) and dist/cli/serve. */
 export const APP_DIR = fileURLToPath(new URL('../../../app/', import.meta.url));
-const WASM_DIR = fileURLToPath(new URL('../../../wasm/', import.meta.url));
 
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+/** What makes a page cross-origin isolated: shared memory, and so engine threads in Web Workers. */
+export const ISOLATION_HEADERS: Readonly<Record<string, string>> = {
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
+/** Sent with every response: this server's files are for its own pages, which reach nothing else. */
+const PAGE_HEADERS: Readonly<Record<string, string>> = {
   'Cross-Origin-Resource-Policy': 'same-origin',
   'Content-Security-Policy':
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; " +
@@ -85,9 +90,10 @@ export async function startAppServer(options: AppServerOptions): Promise<AppServ
     ['/index.html', { type: 'text/html; charset=utf-8', body: file(appDir, 'index.html') }],
     ['/app.js', { type: 'text/javascript; charset=utf-8', body: file(appDir, 'app.js') }],
     ['/train-worker.js', { type: 'text/javascript; charset=utf-8', body: file(appDir, 'train-worker.js') }],
-    ...['onebit-engine.wasm', 'onebit-kernels.wasm', 'onebit-float-free.wasm'].map(
-      (name): [string, Route] => [`/wasm/${name}`, { type: 'application/wasm', body: file(WASM_DIR, name) }],
-    ),
+    ...PACKAGED_WASM_FILES.map((name): [string, Route] => [
+      `/wasm/${name}`,
+      { type: 'application/wasm', body: () => readFileSync(packagedModuleUrl(name)) },
+    ]),
     [
       '/api/model',
       { type: 'application/octet-stream', body: () => options.model, missing: 'no model served' },
@@ -122,11 +128,7 @@ export async function startAppServer(options: AppServerOptions): Promise<AppServ
     }
     return encodeDataset(data, limit);
   }
-  const headers: Record<string, string> = { ...SECURITY_HEADERS };
-  if (options.isolated === false) {
-    delete headers['Cross-Origin-Opener-Policy'];
-    delete headers['Cross-Origin-Embedder-Policy'];
-  }
+  const headers = options.isolated === false ? PAGE_HEADERS : { ...ISOLATION_HEADERS, ...PAGE_HEADERS };
   const answer = (response: ServerResponse, status: number, text: string): void => {
     response.writeHead(status, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' });
     response.end(`${text}\n`);
