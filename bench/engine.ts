@@ -22,6 +22,7 @@ import { createWasmBackend } from '../src/backend/wasm/index.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import { measureThroughput, randomImages } from '../src/engine/measure.js';
 import { benchNetwork, normalizationOf } from './networks.js';
+import { normalizedImages } from './normalize.js';
 
 export interface EngineBenchOptions {
   readonly json: boolean;
@@ -112,11 +113,7 @@ export async function runEngineBench(options: EngineBenchOptions): Promise<void>
       const size = shape.reduce((a, b) => a * b, 1);
       const normalization = normalizationOf(shape[0]);
       const images = randomImages(100, size, 1);
-      const plane = shape[1] * shape[2];
-      const normalised = Float32Array.from(images, (v, i) => {
-        const c = Math.floor(i / plane) % shape[0];
-        return (v / 255 - normalization.mean[c]) / normalization.std[c];
-      });
+      const normalised = normalizedImages(images, shape, normalization);
       for (const activations of ['binary', 'real'] as const) {
         const { model, onnx } = benchNetwork(name, shape, activations, backend);
         const engine1 = await createEngine(model, { threads: 1, maxBatch: 100 });

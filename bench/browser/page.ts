@@ -5,22 +5,12 @@
  * session starts. Each figure is the best time per call over interleaved rounds, as in bench/engine.ts.
  */
 import * as ort from 'onnxruntime-web/wasm';
-import { createEngine } from '../../src/engine/index.js';
+import { createEngine, randomImages } from '../../src/engine/index.js';
+import { normalizedImages } from '../normalize.js';
 import type { BrowserBenchRow } from './rows.js';
 
 const ROUNDS = 3;
 const SECONDS = 0.5;
-
-/** Deterministic 8-bit images (a small LCG: the values do not matter to speed). */
-function images(count: number, size: number): Uint8Array {
-  const out = new Uint8Array(count * size);
-  let state = 12345;
-  for (let i = 0; i < out.length; i++) {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    out[i] = state >>> 24;
-  }
-  return out;
-}
 
 /**
  * The best time of one call, in ms. A cross-origin-isolated page's clock ticks every 5 microseconds, too
@@ -69,12 +59,8 @@ async function run(): Promise<BrowserBenchRow[]> {
     try {
       const [c, h, w] = engine.model.input.shape;
       const size = c * h * w;
-      const raw = images(100, size);
-      const { mean, std } = engine.model.input;
-      const normalised = Float32Array.from(raw, (v, i) => {
-        const channel = Math.floor(i / (h * w)) % c;
-        return (v / 255 - mean[channel]) / std[channel];
-      });
+      const raw = randomImages(100, size, 1);
+      const normalised = normalizedImages(raw, [c, h, w], engine.model.input);
       for (const batch of [1, 100]) {
         const feed = {
           input: new ort.Tensor('float32', normalised.subarray(0, batch * size), [batch, c, h, w]),
