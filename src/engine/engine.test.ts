@@ -262,6 +262,37 @@ describe('engine kernels against the reference', () => {
     }
   });
 
+  test('1-bit activations, one image: every run of channel blocks of the single-image paths, exact', async () => {
+    // A batch of one (and a batch's last image) takes the single-image kernels: the table first layer four,
+    // two, then one block of 16 channels at a time, and XNOR one row against four channels. These widths
+    // end each path at every remainder, alone and with the channels split between two threads.
+    const rng = new Rng(13);
+    const k = 100;
+    for (const n of [1, 16, 17, 33, 48, 49, 64, 65, 81, 97, 113, 130, 200]) {
+      const m = model(
+        [
+          dense(rng, 'a', 'real', k, n, 'bits'),
+          dense(rng, 'b', 'bits', n, n + 2, 'bits'),
+          dense(rng, 'c', 'bits', n + 2, 10, 'real'),
+        ],
+        10,
+        10,
+      );
+      for (const count of [1, 5]) {
+        const images = randomImages(rng, count, k);
+        const want = reference(m, images, count);
+        for (const threads of [1, 2]) {
+          const engine = await createEngine(m, { threads, maxBatch: count });
+          try {
+            compare(m, engine.trace(images, count), want, count, Infinity);
+          } finally {
+            engine.dispose();
+          }
+        }
+      }
+    }
+  });
+
   test('real activations (1W32A): additions only, float32 sums within tolerance', async () => {
     const rng = new Rng(12);
     for (const [h, w] of sides) {

@@ -128,6 +128,16 @@ static inline void emit4_bits(const void *p0, const void *p1, void *out, size_t 
   ((uint32_t *)out)[row * words_of(n) + (j >> 5)] |= bits << (j & 31);
 }
 
+/* Outputs of channels j..j+3 (j a multiple of 4) of one row from their popcounts: bits at once, or one by one. */
+static inline void emit4_int(int mode, const void *p0, const void *p1, int act, void *out, size_t n, size_t row,
+                             size_t j, int32_t kk, const uint32_t *pop, const int32_t *c) {
+  if (mode == OUT_BITS) {
+    emit4_bits(p0, p1, out, n, row, j, kk, pop, c);
+    return;
+  }
+  for (size_t q = 0; q < 4; q++) emit_int(mode, p0, p1, act, out, n, row, j + q, kk - 2 * (int32_t)pop[q] - (c ? c[j + q] : 0));
+}
+
 /* Scalar variant: a 2 x 4 block of (x row, w row) pairs, i64.popcnt. */
 static inline void xnor_scalar(size_t r0, size_t r1, size_t j0, size_t j1, size_t k, const uint32_t *x, const uint32_t *w,
                         int mode, const void *p0, const void *p1, int act, void *out, size_t n, size_t orow,
@@ -199,20 +209,21 @@ static inline void xnor_simd(size_t r0, size_t r1, size_t j0, size_t j1, size_t 
       const int32_t *c1 = corr_row(cidx, corr, positions, n, orow + r + 1);
       for (size_t j = jb; j < j4; j += 4) {
         popcounts_2x4 p = xor_popcount_2x4(a0, w + j * words, words);
-        if (mode == OUT_BITS) {
-          /* Four channels' bits into their word at once (j is a multiple of 4). */
-          emit4_bits(p0, p1, out, n, orow + r, j, kk, p.t, c0);
-          emit4_bits(p0, p1, out, n, orow + r + 1, j, kk, p.u, c1);
-        } else {
-          for (size_t q = 0; q < 4; q++)
-            emit_int(mode, p0, p1, act, out, n, orow + r, j + q, kk - 2 * (int32_t)p.t[q] - (c0 ? c0[j + q] : 0));
-          for (size_t q = 0; q < 4; q++)
-            emit_int(mode, p0, p1, act, out, n, orow + r + 1, j + q, kk - 2 * (int32_t)p.u[q] - (c1 ? c1[j + q] : 0));
-        }
+        emit4_int(mode, p0, p1, act, out, n, orow + r, j, kk, p.t, c0);
+        emit4_int(mode, p0, p1, act, out, n, orow + r + 1, j, kk, p.u, c1);
+      }
+    }
+    if (r < r1) {
+      /* The odd last row (a batch of one, above all): one row against four channels at a time. */
+      const int32_t *c0 = corr_row(cidx, corr, positions, n, orow + r);
+      uint32_t pop[4] __attribute__((aligned(16)));
+      for (size_t j = jb; j < j4; j += 4) {
+        wasm_v128_store(pop, xor_popcount_1x4(x + r * words, w + j * words, words));
+        emit4_int(mode, p0, p1, act, out, n, orow + r, j, kk, pop, c0);
       }
     }
     for (size_t rr = r0; rr < r1; rr++) {
-      for (size_t j = rr < r ? j4 : jb; j < je; j++) {
+      for (size_t j = j4; j < je; j++) {
         int32_t z = kk - 2 * (int32_t)xor_popcount_vecs(x + rr * words, w + j * words, vecs);
         EMIT_Z(rr, j, z);
       }
