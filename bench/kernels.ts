@@ -1,6 +1,7 @@
 /**
- * Kernel benchmark: single-precision GEMM and binary (XNOR-popcount) GEMM on the reference backend and on
- * the wasm backend with 1 and 2 threads (and all cores, when there are more).
+ * Kernel benchmark: single-precision GEMM and binary (XNOR-popcount) GEMM on the reference backend, and on
+ * the wasm and native backends (native where the addon is built, at its best level) with 1 and 2 threads
+ * (and all cores, when there are more).
  *
  * Shapes are those of the MLP benchmarks: a batch of 100 through a 784 -> 2048 and a 2048 -> 2048 dense
  * layer, in the layout the dense forward pass uses (x * W^T with W stored out x in, i.e. 'nt'), plus a
@@ -14,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { packedWords } from '../src/backend/backend.js';
 import type { Backend, FloatArray, GemmLayout } from '../src/backend/backend.js';
 import { createReferenceBackend } from '../src/backend/reference/index.js';
+import { createNativeBackend, nativeLevels, nativeUnavailableReason } from '../src/backend/native/index.js';
 import { createWasmBackend } from '../src/backend/wasm/index.js';
 import { Rng } from '../src/tensor/rng.js';
 
@@ -108,6 +110,14 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<void> {
   for (const threads of threadCounts) {
     contenders.push({ backend: await createWasmBackend({ threads }), label: 'wasm' });
   }
+  const missing = nativeUnavailableReason();
+  if (missing === null) {
+    for (const threads of threadCounts)
+      contenders.push({ backend: createNativeBackend({ threads }), label: 'native' });
+    if (!opts.json) opts.print(`native backend: level ${nativeLevels()[0]}`);
+  } else if (!opts.json) {
+    opts.print(`native backend: not measured (${missing})`);
+  }
   const rng = new Rng(2024);
   const results: Result[] = [];
 
@@ -155,12 +165,12 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<void> {
 
   for (const benchCase of cases) {
     let reference = NaN;
-    let oneThread = NaN;
+    const oneThread = new Map<string, number>();
     for (const c of contenders) {
       const { value, coresBusy } = benchCase.run(c);
       const threads = c.backend.threads;
       if (c.label === 'reference') reference = value;
-      else if (threads === 1) oneThread = value;
+      else if (threads === 1) oneThread.set(c.label, value);
       const result: Result = {
         bench: benchCase.bench,
         backend: c.label,
@@ -170,7 +180,7 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<void> {
       };
       results.push(result);
       const vsRef = c.label === 'reference' ? NaN : value / reference;
-      const vsOne = c.label === 'wasm' && threads > 1 ? value / oneThread : NaN;
+      const vsOne = c.label !== 'reference' && threads > 1 ? value / (oneThread.get(c.label) ?? NaN) : NaN;
       const fmt = (v: number) => (Number.isNaN(v) ? '' : `${v.toFixed(2)}x`);
       if (opts.json) {
         const extra: [number, string][] = [

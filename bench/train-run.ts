@@ -17,7 +17,7 @@ interface BenchRunConfig {
   readonly activations: 'real' | 'binary';
   readonly epochs: number;
   readonly batchSize: number;
-  readonly backend: 'wasm' | 'reference';
+  readonly backend: 'wasm' | 'native' | 'reference';
   readonly threads: number;
 }
 
@@ -38,7 +38,9 @@ const [trainSet, testSet] = await Promise.all([
   loadDataset('fashion-mnist', { split: 'test', cacheDir }),
 ]);
 const backend = await createBackend(
-  spec.backend === 'wasm' ? { kind: 'wasm', threads: spec.threads } : { kind: 'reference', dtype: 'float32' },
+  spec.backend === 'reference'
+    ? { kind: 'reference', dtype: 'float32' }
+    : { kind: spec.backend, threads: spec.threads },
 );
 const outDir = mkdtempSync(join(tmpdir(), 'onebit-bench-'));
 try {

@@ -1,6 +1,7 @@
 /**
  * Training benchmark: samples/s, ms/step and peak RSS of one epoch of mlp-2x2048 + STE at batch 100 on
- * Fashion-MNIST, for the wasm backend with 1 and 2 threads, side by side with the same model and method in
+ * Fashion-MNIST, for the wasm backend with 1 and 2 threads (and the native backend with 2, where the addon
+ * is built), side by side with the same model and method in
  * PyTorch (Debian's python3-torch, 2 threads) measured in the same run; and float-free training against STE
  * on the same model with 1-bit activations (2 threads each), with the ratio of their step times. Each contender runs in its own
  * process so its peak RSS is its own. Ratios are against PyTorch when it is installed.
@@ -8,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { nativeUnavailableReason } from '../src/backend/native/index.js';
 
 interface RunFigures {
   readonly samplesPerSecond: number;
@@ -37,7 +39,12 @@ function runContender(c: Contender): RunFigures | string {
 
 export async function runTrainBench(opts: { json: boolean; print: (line: string) => void }): Promise<void> {
   const epochs = 1;
-  const onebit = (threads: number, method = 'ste', activations = 'real'): readonly string[] => [
+  const onebit = (
+    threads: number,
+    method = 'ste',
+    activations = 'real',
+    backend = 'wasm',
+  ): readonly string[] => [
     process.execPath,
     '--import',
     'tsx',
@@ -48,13 +55,16 @@ export async function runTrainBench(opts: { json: boolean; print: (line: string)
       activations,
       epochs,
       batchSize: 100,
-      backend: 'wasm',
+      backend,
       threads,
     }),
   ];
   const contenders: Contender[] = [
     { label: 'onebit wasm ste', threads: 1, command: onebit(1) },
     { label: 'onebit wasm ste', threads: 2, command: onebit(2) },
+    ...(nativeUnavailableReason() === null
+      ? [{ label: 'onebit native ste', threads: 2, command: onebit(2, 'ste', 'real', 'native') }]
+      : []),
     // Float-free against STE on the same 1-bit-activation model, back to back (docs/methods.md#float-free).
     { label: STE_BINARY, threads: 2, command: onebit(2, 'ste', 'binary') },
     { label: FLOAT_FREE, threads: 2, command: onebit(2, 'float-free', 'binary') },

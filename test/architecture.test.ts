@@ -19,6 +19,7 @@ const RANKS: Readonly<Record<string, number>> = {
   'node-builtins.ts': 2,
   tensor: 1,
   wasm: 1,
+  native: 1.5,
   backend: 2,
   engine: 2,
   data: 2,

@@ -5,7 +5,9 @@
  * suites by adding one entry here: its name, the setups that reach its code paths, and a factory.
  */
 import type { Backend } from '../src/backend/backend.js';
+import { createNativeBackend, nativeLevels } from '../src/backend/native/index.js';
 import { createWasmBackend } from '../src/backend/wasm/index.js';
+import type { NativeLevel } from '../src/native/addon.js';
 
 /** One way to run a backend. */
 export interface BackendSetup {
@@ -16,6 +18,8 @@ export interface BackendSetup {
    * threaded code paths (and threads with empty shares); without it calls split only past a size threshold.
    */
   readonly splitEveryCall: boolean;
+  /** The native backend's instruction-set level (native only; every level this CPU runs is tested). */
+  readonly level?: NativeLevel;
 }
 
 export interface BackendUnderTest {
@@ -36,10 +40,33 @@ export const BACKENDS_UNDER_TEST: readonly BackendUnderTest[] = [
     ],
     create: ({ threads, splitEveryCall }) => createWasmBackend({ threads, alwaysParallel: splitEveryCall }),
   },
+  // The native addon where it is built (test/native.test.ts checks that it is wherever clang is): every
+  // level this CPU runs, serial and with every call split; the best level also as it runs by default.
+  ...(nativeLevels().length === 0
+    ? []
+    : [
+        {
+          name: 'native',
+          setups: nativeLevels().flatMap((level, i) => [
+            { threads: 1, splitEveryCall: false, level },
+            ...(i === 0 ? [{ threads: 2, splitEveryCall: false, level }] : []),
+            { threads: 2, splitEveryCall: true, level },
+          ]),
+          create: ({ threads, splitEveryCall, level }: BackendSetup) =>
+            Promise.resolve(
+              createNativeBackend({
+                threads,
+                alwaysParallel: splitEveryCall,
+                ...(level !== undefined ? { level } : {}),
+              }),
+            ),
+        },
+      ]),
 ];
 
 /** "wasm, 2 threads, every call split": names a setup in test titles. */
 export function describeSetup(backend: BackendUnderTest, setup: BackendSetup): string {
   const threads = `${setup.threads} thread${setup.threads === 1 ? '' : 's'}`;
-  return `${backend.name}, ${threads}${setup.splitEveryCall ? ', every call split' : ''}`;
+  const level = setup.level !== undefined ? ` ${setup.level}` : '';
+  return `${backend.name}${level}, ${threads}${setup.splitEveryCall ? ', every call split' : ''}`;
 }

@@ -70,7 +70,7 @@ export interface AdamStep {
 }
 
 export interface Backend {
-  readonly name: 'reference' | 'wasm';
+  readonly name: 'reference' | 'wasm' | 'native';
   readonly dtype: DType;
   /** Number of threads kernels may use (1 for the reference backend). */
   readonly threads: number;

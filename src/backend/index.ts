@@ -1,15 +1,21 @@
 /** Choosing a backend, once, by kind. */
 import type { Backend, DType } from './backend.js';
+import type { NativeBackendOptions } from './native/index.js';
 import { createReferenceBackend } from './reference/index.js';
 
 export { createReferenceBackend } from './reference/index.js';
 
 export type BackendOptions =
   | { readonly kind: 'reference'; readonly dtype?: DType }
-  | { readonly kind: 'wasm'; readonly threads?: number };
+  | { readonly kind: 'wasm'; readonly threads?: number }
+  | ({ readonly kind: 'native' } & NativeBackendOptions);
 
 export async function createBackend(options: BackendOptions = { kind: 'wasm' }): Promise<Backend> {
   if (options.kind === 'reference') return createReferenceBackend(options.dtype ?? 'float32');
+  if (options.kind === 'native') {
+    const { createNativeBackend } = await import('./native/index.js');
+    return createNativeBackend(options);
+  }
   const { createWasmBackend } = await import('./wasm/index.js');
   return createWasmBackend({ threads: options.threads });
 }

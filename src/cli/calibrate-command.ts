@@ -54,7 +54,7 @@ export function calibrateCommand(): Command {
     )
     .option('--seed <n>', 'seed of the sampling stream (default: 1)', parseInteger('--seed'))
     .addOption(backendOption())
-    .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
+    .option('--threads <n>', 'threads of the wasm or native backend', parsePositiveInteger('--threads'))
     .option('--json', 'print one JSON object', false)
     .action(async (given: string, flags: CalibrateFlags) => {
       const path = checkpointArgument(given, 'calibrate');

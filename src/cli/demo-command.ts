@@ -18,7 +18,7 @@ export function demoCommand(): Command {
       'train a binary MLP on Fashion-MNIST for one epoch (about a minute on 2 free cores), then evaluate it',
     )
     .option('--out <dir>', 'output folder, new or empty (default: runs/demo, or runs/demo-2, ... when taken)')
-    .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
+    .option('--threads <n>', 'threads of the wasm or native backend', parsePositiveInteger('--threads'))
     .addOption(backendOption())
     .action(async (flags: DemoFlags) => {
       checkThreadsFlag(flags.backend, flags.threads);

@@ -398,7 +398,7 @@ export function evalCommand(): Command {
       parseInteger('--seed'),
     )
     .addOption(backendOption())
-    .option('--threads <n>', 'threads of the wasm backend', parsePositiveInteger('--threads'))
+    .option('--threads <n>', 'threads of the wasm or native backend', parsePositiveInteger('--threads'))
     .option(
       '--ood',
       'out-of-distribution detection: AUROC of the entropy and of the top probability on inverted and noise images, and on the classes held out by train --classes',

@@ -6,9 +6,9 @@ import { resolve } from 'node:path';
 import { REAL_DATASET_NAMES } from '../data/dataset.js';
 import { ConfigError } from '../errors.js';
 
-/** `--threads` sets the wasm backend's threads; the reference backend has none to set. */
+/** `--threads` sets the wasm or native backend's threads; the reference backend has none to set. */
 export function checkThreadsFlag(backend: string, threads: number | undefined): void {
-  if (threads !== undefined && backend !== 'wasm') {
+  if (threads !== undefined && backend === 'reference') {
     throw new ConfigError(
       '--threads',
       "no --threads with --backend reference (threads are the wasm backend's; reference runs on one)",

@@ -93,9 +93,12 @@ export function parseClassList(flag: string): (value: string) => number[] {
   };
 }
 
-/** `--backend <kind>`, the same for every command that runs a model: wasm (the default) or reference. */
+/**
+ * `--backend <kind>`, the same for every command that runs a model: wasm (the default), native (the Node
+ * addon, where it is built) or reference.
+ */
 export function backendOption(): Option {
-  return new Option('--backend <kind>', 'wasm or reference')
-    .argParser(parseChoice<BackendKind>('--backend', ['wasm', 'reference']))
+  return new Option('--backend <kind>', 'wasm, native or reference')
+    .argParser(parseChoice<BackendKind>('--backend', ['wasm', 'native', 'reference']))
     .default('wasm');
 }

@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { createBackend } from '../backend/index.js';
+import { nativeUnavailableReason } from '../backend/native/index.js';
 import type { Backend } from '../backend/backend.js';
 import { classSubset } from '../data/pipeline.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, type DataSource, type Dataset } from '../data/dataset.js';
@@ -334,7 +335,7 @@ export function addTrainingFlags(command: Command): Command {
     )
     .option(
       '--threads <n>',
-      'threads of the wasm backend (default: the number of cores)',
+      'threads of the wasm or native backend (default: the number of cores)',
       parsePositiveInteger('--threads'),
     )
     .addOption(backendOption())
@@ -346,7 +347,16 @@ export function addTrainingFlags(command: Command): Command {
 
 export async function openBackend(kind: BackendKind, threads: number | undefined): Promise<Backend> {
   checkThreadsFlag(kind, threads);
-  return createBackend(kind === 'wasm' ? { kind, threads } : { kind, dtype: 'float32' });
+  if (kind === 'native') {
+    const missing = nativeUnavailableReason();
+    if (missing !== null)
+      throw new ConfigError(
+        '--backend',
+        'a backend this machine can run (wasm or reference)',
+        `native: ${missing}`,
+      );
+  }
+  return createBackend(kind === 'reference' ? { kind, dtype: 'float32' } : { kind, threads });
 }
 
 /**

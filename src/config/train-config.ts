@@ -8,7 +8,7 @@ import type { ModelSpec } from '../nn/spec.js';
 import type { ScheduleKind } from '../optim/schedules.js';
 
 export type ActivationPrecision = 'real' | 'binary';
-export type BackendKind = 'wasm' | 'reference';
+export type BackendKind = 'wasm' | 'native' | 'reference';
 
 export interface TrainConfig {
   /** Data set name (fashion-mnist, mnist, cifar10, cifar100, synthetic-mnist, synthetic-cifar). */

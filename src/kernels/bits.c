@@ -12,6 +12,7 @@
  * Byte accumulators can take 31 vectors (8 counts per byte each) before they must be widened.
  */
 #include "common.h"
+#include "kernels.h"
 #include "popcount.h"
 
 static inline size_t packed_words(size_t cols) { return (cols + 127) / 128 * 4; }

@@ -7,6 +7,7 @@
  * bit-identical to the reference's.
  */
 #include "common.h"
+#include "kernels.h"
 
 typedef ptrdiff_t sidx;
 
@@ -18,9 +19,7 @@ static inline sidx first_at_least(sidx off, sidx stride, sidx bound, sidx outw) 
   return ox > outw ? outw : ox;
 }
 
-/* Geometry shared by both kernels; outH/outW are computed by the caller with the shared formula. */
-#define GEOMETRY_ARGS size_t channels, size_t height, size_t width, size_t kh, size_t kw, size_t stride, size_t pad, \
-                      size_t out_h, size_t out_w
+/* GEOMETRY_ARGS (kernels.h): outH/outW are computed by the caller with the shared formula. */
 
 EXPORT(ob_im2col)
 void ob_im2col(int tid, int nt, const float *image, GEOMETRY_ARGS, float *col) {

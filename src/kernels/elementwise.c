@@ -11,6 +11,7 @@
  * In-place use (output == input) is allowed: each entry depends only on the same index.
  */
 #include "common.h"
+#include "kernels.h"
 
 /* Scalar twins of wasm min/max with Math.min/Math.max semantics, for loop tails. */
 static inline float max_js(float a, float b) {

@@ -15,6 +15,7 @@
  * the same sequence of operations whatever the thread count, so results do not depend on it.
  */
 #include "common.h"
+#include "kernels.h"
 
 #define MR 4
 #define NR 8

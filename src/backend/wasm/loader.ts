@@ -6,6 +6,7 @@
  */
 import type { KernelFunction, WasmBytes, WasmMemory, WasmModule } from '../../wasm/api.js';
 import { instantiate, loadModule, type PackagedModule } from '../../wasm/loader.js';
+import { KERNEL_NAMES, type KernelName } from '../kernel-backend.js';
 
 export const LABEL = 'wasm backend';
 
@@ -14,33 +15,6 @@ const KERNEL_MODULE: PackagedModule = {
   label: LABEL,
   howToPass: 'the kernel module: createWasmBackend({ module })',
 };
-
-/** Every kernel the backend calls; each takes (tid, nthreads, ...) and does its share (see src/kernels). */
-export const KERNEL_NAMES = [
-  'ob_gemm',
-  'ob_binary_gemm',
-  'ob_pack_signs',
-  'ob_im2col',
-  'ob_col2im',
-  'ob_fill',
-  'ob_copy',
-  'ob_axpy',
-  'ob_scale',
-  'ob_multiply',
-  'ob_clip',
-  'ob_sign',
-  'ob_sign_backward',
-  'ob_relu',
-  'ob_relu_backward',
-  'ob_hardtanh',
-  'ob_hardtanh_backward',
-  'ob_sum',
-  'ob_channel_sums',
-  'ob_channel_affine',
-  'ob_adam',
-] as const;
-
-export type KernelName = (typeof KERNEL_NAMES)[number];
 
 export interface BackendInstance {
   readonly kernels: Record<KernelName, KernelFunction>;

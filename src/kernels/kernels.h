@@ -1,0 +1,42 @@
+/*
+ * The training backend's kernels (bits.c, conv.c, elementwise.c, gemm.c): one declaration each, shared by the
+ * files that define them (so a changed signature fails to compile) and by the native addon's call table
+ * (src/native/table.c). Every kernel takes (tid, nt) first and does its own share of the work (common.h).
+ */
+#ifndef ONEBIT_KERNELS_H
+#define ONEBIT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GEOMETRY_ARGS size_t channels, size_t height, size_t width, size_t kh, size_t kw, size_t stride, size_t pad, \
+                      size_t out_h, size_t out_w
+
+void ob_pack_signs(int tid, int nt, const float *x, size_t rows, size_t cols, uint32_t *out);
+void ob_binary_gemm(int tid, int nt, size_t m, size_t n, size_t k, const uint32_t *a, const uint32_t *b, int32_t *c);
+void ob_im2col(int tid, int nt, const float *image, GEOMETRY_ARGS, float *col);
+void ob_col2im(int tid, int nt, const float *col, GEOMETRY_ARGS, float *image);
+void ob_fill(int tid, int nt, float *x, float value, size_t len);
+void ob_copy(int tid, int nt, const float *src, float *dst, size_t len);
+void ob_axpy(int tid, int nt, double alpha, const float *x, float *y, size_t len);
+void ob_scale(int tid, int nt, float *x, double alpha, size_t len);
+void ob_multiply(int tid, int nt, const float *a, const float *b, float *out, size_t len);
+void ob_clip(int tid, int nt, float *x, float lower, float upper, size_t len);
+void ob_sign(int tid, int nt, const float *x, float *out, size_t len);
+void ob_sign_backward(int tid, int nt, const float *x, const float *g, float *gi, int surrogate, size_t len);
+void ob_relu(int tid, int nt, const float *x, float *out, size_t len);
+void ob_relu_backward(int tid, int nt, const float *x, const float *g, float *gi, size_t len);
+void ob_hardtanh(int tid, int nt, const float *x, float *out, size_t len);
+void ob_hardtanh_backward(int tid, int nt, const float *x, const float *g, float *gi, size_t len);
+void ob_sum(int tid, int nt, const float *x, size_t len, int squares, double *partial);
+void ob_channel_sums(int tid, int nt, const float *x, const float *y, size_t n, size_t channels, size_t spatial,
+                     float *sums, float *sums_b);
+void ob_channel_affine(int tid, int nt, const float *x, const float *mul, const float *add, size_t n, size_t channels,
+                       size_t spatial, float *out);
+void ob_adam(int tid, int nt, float *param, const float *grad, float *m, float *v, double lr, double b1, double b2,
+             double eps, double wd, double c1, double c2, size_t len);
+size_t ob_gemm_workspace_bytes(void);
+void ob_gemm(int tid, int nt, int layout, size_t m, size_t n, size_t k, const float *a, const float *b, float *c,
+             int accumulate, float *ws);
+
+#endif

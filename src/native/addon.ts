@@ -1,0 +1,65 @@
+/**
+ * The native Node addon (native/onebit.node, built from src/kernels and src/native by
+ * scripts/build-native.mjs): the training kernels compiled by clang at several instruction-set levels, one
+ * chosen by the CPU, on a pool of native threads (src/native/addon.c).
+ *
+ * The addon is optional: it exists only where `npm run build` found clang and Node's headers, and only Node
+ * can load it. `loadNativeAddon()` says why it is missing instead of throwing, so callers can fall back to
+ * WebAssembly. Loading touches no `node:` import statement (a browser bundle holds this file unused).
+ */
+import { nodeBuiltin } from '../wasm/host.js';
+
+/** Instruction-set levels of the addon, best first (src/native/addon.c). */
+export const NATIVE_LEVELS = ['avx512', 'avx2', 'baseline'] as const;
+export type NativeLevel = (typeof NATIVE_LEVELS)[number];
+
+/** An opened level with its thread pool (an N-API external). */
+export type NativeContext = { readonly __nativeContext: unique symbol };
+
+/** A kernel argument: a number, a null pointer, or a typed array (passed as a pointer to its first entry). */
+export type NativeArg = number | null | Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array;
+
+export interface NativeAddon {
+  /** The levels this CPU can run, best first. */
+  levels(): NativeLevel[];
+  /** The kernels, in the order `run` numbers them. */
+  kernelNames(): string[];
+  open(level: NativeLevel, threads: number): NativeContext;
+  run(context: NativeContext, kernel: number, threads: number, ...args: NativeArg[]): void;
+  close(context: NativeContext): void;
+}
+
+export type NativeAddonStatus =
+  | { readonly available: true; readonly addon: NativeAddon; readonly levels: readonly NativeLevel[] }
+  | { readonly available: false; readonly reason: string };
+
+/** Where the addon is: native/onebit.node at the package's root (from src/native or dist/native). */
+export const NATIVE_ADDON_URL = new URL('../../native/onebit.node', import.meta.url);
+
+let cached: NativeAddonStatus | null = null;
+
+/** The addon, loaded once per process, or why it cannot be. */
+export function loadNativeAddon(): NativeAddonStatus {
+  cached ??= load();
+  return cached;
+}
+
+function load(): NativeAddonStatus {
+  const moduleApi = nodeBuiltin<{ createRequire(url: string | URL): (id: string) => unknown }>('node:module');
+  const fs = nodeBuiltin<{ existsSync(path: URL): boolean }>('node:fs');
+  if (moduleApi === undefined || fs === undefined)
+    return { available: false, reason: 'native code needs Node' };
+  if (!fs.existsSync(NATIVE_ADDON_URL)) {
+    return {
+      available: false,
+      reason:
+        'the native addon is not built (native/onebit.node; `npm run build:native` builds it with clang)',
+    };
+  }
+  try {
+    const addon = moduleApi.createRequire(import.meta.url)(NATIVE_ADDON_URL.pathname) as NativeAddon;
+    return { available: true, addon, levels: addon.levels() };
+  } catch (err) {
+    return { available: false, reason: `the native addon did not load: ${(err as Error).message}` };
+  }
+}

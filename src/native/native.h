@@ -1,0 +1,30 @@
+/*
+ * The native addon's call table (src/native/addon.c, table.c). JavaScript passes each kernel's arguments as
+ * numbers and typed arrays; the addon turns them into `native_arg`s (a pointer for an array or null, a double
+ * for a number) and a thunk per kernel casts them to the kernel's C signature. table.c is compiled once per
+ * instruction-set level, with every kernel name (and NATIVE_TABLE) renamed for that level, so one binary
+ * holds the kernels of every level and addon.c picks one by the CPU it runs on.
+ */
+#ifndef ONEBIT_NATIVE_H
+#define ONEBIT_NATIVE_H
+
+#include <stddef.h>
+
+/* Most arguments any kernel takes after (tid, nt). */
+#define NATIVE_MAX_ARGS 16
+
+typedef struct {
+  void *p;
+  double d;
+} native_arg;
+
+typedef void (*native_thunk)(int tid, int nt, const native_arg *args);
+
+typedef struct {
+  const char *name;
+  /* Arguments after (tid, nt). */
+  int argc;
+  native_thunk call;
+} native_kernel;
+
+#endif
