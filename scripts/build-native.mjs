@@ -37,42 +37,18 @@ const COMMON = [
   '-Werror',
 ];
 const X86 = process.arch === 'x64';
+const BASELINE = ['-march=x86-64', '-mtune=generic'];
+const AVX2 = [...BASELINE, '-mavx2', '-mfma', '-mbmi', '-mbmi2', '-mpopcnt', '-mf16c'];
+const AVX512 = [
+  ...AVX2,
+  ...['-mavx512f', '-mavx512bw', '-mavx512dq', '-mavx512vl', '-mavx512vpopcntdq', '-mavx512vnni'],
+  '-mprefer-vector-width=512',
+];
 const LEVELS = X86
   ? [
-      { name: 'baseline', flags: ['-march=x86-64', '-mtune=generic'] },
-      {
-        name: 'avx2',
-        flags: [
-          '-march=x86-64',
-          '-mtune=generic',
-          '-mavx2',
-          '-mfma',
-          '-mbmi',
-          '-mbmi2',
-          '-mpopcnt',
-          '-mf16c',
-        ],
-      },
-      {
-        name: 'avx512',
-        flags: [
-          '-march=x86-64',
-          '-mtune=generic',
-          '-mavx2',
-          '-mfma',
-          '-mbmi',
-          '-mbmi2',
-          '-mpopcnt',
-          '-mf16c',
-          '-mavx512f',
-          '-mavx512bw',
-          '-mavx512dq',
-          '-mavx512vl',
-          '-mavx512vpopcntdq',
-          '-mavx512vnni',
-          '-mprefer-vector-width=512',
-        ],
-      },
+      { name: 'baseline', flags: BASELINE },
+      { name: 'avx2', flags: AVX2 },
+      { name: 'avx512', flags: AVX512 },
     ]
   : [{ name: 'baseline', flags: [] }];
 
@@ -149,7 +125,7 @@ for (const level of LEVELS) {
 const addonObj = join(buildDir, 'addon.o');
 run(clang, [
   ...COMMON,
-  ...(X86 ? ['-march=x86-64', '-mtune=generic'] : []),
+  ...(X86 ? BASELINE : []),
   '-I',
   nodeHeaders,
   '-DNAPI_VERSION=8',
