@@ -10,6 +10,9 @@
  * under Node 20 on the dev machine, 4x8 ran ~40 GFLOP/s on one thread and 5x8 (14 registers, but V8
  * spills) ~23. C with fewer than MR rows skips packing altogether (gemm_few_rows).
  *
+ * Compiled natively (the addon), the avx512 and avx2 levels take their own tiles (12x32 and 6x16) with fused
+ * multiply-adds, so their sums round differently from the other levels' (still the same at any thread count).
+ *
  * Threads split C into column blocks (or row blocks when C is tall and narrow); every thread packs
  * into its own workspace, so no synchronisation is needed inside a call. Each entry of C is computed by
  * the same sequence of operations whatever the thread count, so results do not depend on it.
@@ -17,10 +20,24 @@
 #include "common.h"
 #include "kernels.h"
 
+#if defined(__AVX512F__) && defined(__FMA__)
+/* Native avx512 level: a 12 x 32 tile in 24 zmm accumulators, B rows of 2 vectors, A broadcast, FMA. */
+#include <immintrin.h>
+#define MR 12
+#define NR 32
+#define MC 120
+#elif defined(__AVX2__) && defined(__FMA__)
+/* Native avx2 level: a 6 x 16 tile in 12 ymm accumulators, FMA. */
+#include <immintrin.h>
+#define MR 6
+#define NR 16
+#define MC 120
+#else
 #define MR 4
 #define NR 8
-#define KC 256
 #define MC 128 /* multiple of MR; an MC x KC block of A (128 KiB) stays in L2 */
+#endif
+#define KC 256
 #define NC 1024 /* multiple of NR; a KC x NC panel of B (1 MiB) */
 
 enum { LAYOUT_NN = 0, LAYOUT_NT = 1, LAYOUT_TN = 2 };
@@ -135,7 +152,59 @@ static void pack_b(int trans, size_t kc, size_t nc, const float *RESTRICT b, siz
   }
 }
 
-#ifdef __wasm_simd128__
+#if defined(__AVX512F__) && defined(__FMA__)
+/* The register tile (avx512): C[0..12) x [0..32) (+)= Ap strip * Bp strip over kc, fused multiply-adds. */
+static void micro_kernel(size_t kc, const float *RESTRICT ap, const float *RESTRICT bp, float *RESTRICT c,
+                         size_t ldc, int accumulate) {
+  __m512 t[MR][2];
+  for (int r = 0; r < MR; r++) t[r][0] = t[r][1] = _mm512_setzero_ps();
+  for (size_t p = 0; p < kc; p++) {
+    __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+    for (int r = 0; r < MR; r++) {
+      __m512 a = _mm512_set1_ps(ap[r]);
+      t[r][0] = _mm512_fmadd_ps(a, b0, t[r][0]);
+      t[r][1] = _mm512_fmadd_ps(a, b1, t[r][1]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+  for (int r = 0; r < MR; r++) {
+    float *cr = c + (size_t)r * ldc;
+    if (accumulate) {
+      t[r][0] = _mm512_add_ps(t[r][0], _mm512_loadu_ps(cr));
+      t[r][1] = _mm512_add_ps(t[r][1], _mm512_loadu_ps(cr + 16));
+    }
+    _mm512_storeu_ps(cr, t[r][0]);
+    _mm512_storeu_ps(cr + 16, t[r][1]);
+  }
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+/* The register tile (avx2): C[0..6) x [0..16) (+)= Ap strip * Bp strip over kc, fused multiply-adds. */
+static void micro_kernel(size_t kc, const float *RESTRICT ap, const float *RESTRICT bp, float *RESTRICT c,
+                         size_t ldc, int accumulate) {
+  __m256 t[MR][2];
+  for (int r = 0; r < MR; r++) t[r][0] = t[r][1] = _mm256_setzero_ps();
+  for (size_t p = 0; p < kc; p++) {
+    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+    for (int r = 0; r < MR; r++) {
+      __m256 a = _mm256_broadcast_ss(ap + r);
+      t[r][0] = _mm256_fmadd_ps(a, b0, t[r][0]);
+      t[r][1] = _mm256_fmadd_ps(a, b1, t[r][1]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+  for (int r = 0; r < MR; r++) {
+    float *cr = c + (size_t)r * ldc;
+    if (accumulate) {
+      t[r][0] = _mm256_add_ps(t[r][0], _mm256_loadu_ps(cr));
+      t[r][1] = _mm256_add_ps(t[r][1], _mm256_loadu_ps(cr + 8));
+    }
+    _mm256_storeu_ps(cr, t[r][0]);
+    _mm256_storeu_ps(cr + 8, t[r][1]);
+  }
+}
+#elif defined(__wasm_simd128__)
 /*
  * The register tile: C[0..MR) x [0..NR) (+)= Ap strip * Bp strip over kc. Writes to `c` with row stride ldc.
  */
