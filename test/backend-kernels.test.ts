@@ -354,6 +354,147 @@ for (const backend of BACKENDS_UNDER_TEST) {
         }
       });
 
+      /** BayesBiNN natural parameters around every threshold the kernels test: 0, 9.5 (tanh), 18.5 (skip). */
+      function lambdas(length: number): Float32Array {
+        const edges = [0, 9.5, -9.5, 9.4999995, -9.4999995, 18.5, -18.5, 18.500002, 10, -10, 1e7, -1e7];
+        return Float32Array.from({ length }, () =>
+          rng.uniform() < 0.2 ? edges[rng.int(edges.length)] : (rng.uniform() * 2 - 1) * 25,
+        );
+      }
+
+      it('bopUpdate matches exactly: the same momentum, flips and count', () => {
+        for (const length of [1, 7, 1000, 20001]) {
+          for (const [gamma, threshold] of [
+            [1e-4, 1e-8],
+            [0.5, 0],
+          ]) {
+            const signs = Float32Array.from({ length }, () => (rng.uniform() < 0.5 ? 1 : -1));
+            const [w, rw] = pair(be, signs);
+            const [m, rm] = pair(
+              be,
+              randomValues(rng, length, false).map((v) => v * 1e-7),
+            );
+            const [g, rg] = pair(
+              be,
+              randomValues(rng, length, false).map((v) => v * 1e-4),
+            );
+            let flips = 0;
+            let rflips = 0;
+            for (let t = 0; t < 3; t++) {
+              flips += be.bopUpdate(w, m, g, gamma, threshold, length);
+              rflips += ref.bopUpdate(rw, rm, rg, gamma, threshold, length);
+            }
+            const what = `bopUpdate ${length}, gamma ${gamma}`;
+            assert.equal(flips, rflips, `${what}: flips`);
+            assert.ok(
+              length < 100 || (flips > 0 && flips < 3 * length),
+              `${what}: some weights flip, not all`,
+            );
+            assertExact(m, rm, `${what}: m`);
+            assertExact(w, rw, `${what}: w`);
+            for (const x of [w, m, g]) be.free(x);
+            for (const x of [rw, rm, rg]) ref.free(x);
+          }
+        }
+      });
+
+      it('bayesBinnSaturated matches exactly: the same samples and the same pending list', () => {
+        for (const length of [1, 7, 1000, 20001]) {
+          const [lambda, rlambda] = pair(be, lambdas(length));
+          const [sample, rsample] = pair(be, randomValues(rng, length, false));
+          const pending = be.allocInt32(length);
+          const rpending = ref.allocInt32(length);
+          const skip = 18.5 + 10 * 1e-10;
+          const count = be.bayesBinnSaturated(lambda, sample, skip, pending, length);
+          assert.equal(
+            count,
+            ref.bayesBinnSaturated(rlambda, rsample, skip, rpending, length),
+            `count ${length}`,
+          );
+          assert.ok(length < 100 || (count > 0 && count < length), 'both kinds of weight occur');
+          assertExact(sample, rsample, `bayesBinnSaturated sample ${length}`);
+          assertExact(pending.subarray(0, count), rpending.subarray(0, count), `pending ${length}`);
+          for (const x of [lambda, sample, pending]) be.free(x);
+          for (const x of [rlambda, rsample, rpending]) ref.free(x);
+        }
+      });
+
+      it('bayesBinnUpdate matches exactly (float32 scale, with and without momentum): lambda, mu, velocity, pending', () => {
+        for (const length of [1, 7, 1000, 20001]) {
+          for (const momentum of [0, 0.9]) {
+            const values = lambdas(length);
+            const [lambda, rlambda] = pair(be, values);
+            const [mu, rmu] = pair(
+              be,
+              values.map((l) => Math.fround(Math.tanh(l))),
+            );
+            const [prior, rprior] = pair(be, lambdas(length));
+            const [grad, rgrad] = pair(
+              be,
+              randomValues(rng, length, false).map((g) => g * 1e-3),
+            );
+            // Relaxed samples: mostly +-1, some inside (-1, 1).
+            const samples = Float32Array.from({ length }, () =>
+              rng.uniform() < 0.7 ? (rng.uniform() < 0.5 ? 1 : -1) : rng.uniform() * 2 - 1,
+            );
+            const [sample, rsample] = pair(be, samples);
+            const [velocity, rvelocity] = pair(be, randomValues(rng, length, false));
+            const pending = be.allocInt32(length);
+            const rpending = ref.allocInt32(length);
+            const pendingLambda = be.alloc(length);
+            const rpendingLambda = ref.alloc(length);
+            const hp = {
+              temperature: 1e-10,
+              trainSetSize: 54000,
+              learningRate: 1e-4,
+              klReweight: 1,
+              momentum,
+              correction: momentum > 0 ? 1 - momentum ** 3 : 1,
+            };
+            const v = momentum > 0 ? velocity : null;
+            const rv = momentum > 0 ? rvelocity : null;
+            const count = be.bayesBinnUpdate(
+              lambda,
+              mu,
+              prior,
+              grad,
+              sample,
+              v,
+              hp,
+              pending,
+              pendingLambda,
+              length,
+            );
+            const rcount = ref.bayesBinnUpdate(
+              rlambda,
+              rmu,
+              rprior,
+              rgrad,
+              rsample,
+              rv,
+              hp,
+              rpending,
+              rpendingLambda,
+              length,
+            );
+            const what = `bayesBinnUpdate ${length}, momentum ${momentum}`;
+            assert.equal(count, rcount, `${what}: count`);
+            assertExact(lambda, rlambda, `${what}: lambda`);
+            assertExact(mu, rmu, `${what}: mu`);
+            assertExact(velocity, rvelocity, `${what}: velocity`);
+            assertExact(pending.subarray(0, count), rpending.subarray(0, count), `${what}: pending`);
+            assertExact(
+              pendingLambda.subarray(0, count),
+              rpendingLambda.subarray(0, count),
+              `${what}: pending lambda`,
+            );
+            for (const x of [lambda, mu, prior, grad, sample, velocity, pending, pendingLambda]) be.free(x);
+            for (const x of [rlambda, rmu, rprior, rgrad, rsample, rvelocity, rpending, rpendingLambda])
+              ref.free(x);
+          }
+        }
+      });
+
       const WIDTHS = [1, 31, 32, 33, 63, 64, 65, 127, 128, 129, 200];
 
       it('packSigns matches exactly and writes zero padding', () => {

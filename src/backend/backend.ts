@@ -69,6 +69,20 @@ export interface AdamStep {
   readonly weightDecay: number;
 }
 
+/** One BayesBiNN update (docs/methods.md#bayesbinn; Backend.bayesBinnUpdate). */
+export interface BayesBinnUpdateStep {
+  /** tau, the relaxation temperature. */
+  readonly temperature: number;
+  /** N, the training-set size the gradient is scaled by (rounded to float32 by the kernel). */
+  readonly trainSetSize: number;
+  readonly learningRate: number;
+  readonly klReweight: number;
+  /** beta; used only with a velocity buffer. */
+  readonly momentum: number;
+  /** 1 - beta^t, the bias correction of the momentum. */
+  readonly correction: number;
+}
+
 export interface Backend {
   readonly name: 'reference' | 'wasm' | 'native';
   readonly dtype: DType;
@@ -180,4 +194,46 @@ export interface Backend {
    * C[i, j] = k - 2 * popcount(A_i XOR B_j).
    */
   binaryGemm(m: number, n: number, k: number, a: Uint32Array, b: Uint32Array, c: Int32Array): void;
+
+  // ---- training methods' update loops (the parts with no random number and no transcendental) ----
+  /**
+   * BayesBiNN's relaxed sample where the noise cannot change it: sample = sign(lambda) where |lambda| > skip.
+   * The other weights' indices go to `pending`, in order; returns their count.
+   */
+  /**
+   * Bop's step (docs/methods.md#bop): m <- (1 - gamma) m + gamma g, then w <- -w where w m > threshold (m as
+   * stored). Returns the number of flips.
+   */
+  bopUpdate(
+    w: FloatArray,
+    m: FloatArray,
+    grad: FloatArray,
+    gamma: number,
+    threshold: number,
+    length: number,
+  ): number;
+  bayesBinnSaturated(
+    lambda: FloatArray,
+    sample: FloatArray,
+    skip: number,
+    pending: Int32Array,
+    length: number,
+  ): number;
+  /**
+   * BayesBiNN's update with the float32 scale and the lagged mean (reference/bayes-binn.ts): lambda, velocity
+   * (when given) and, where float32 tanh of the old lambda is +-1, mu. The other weights' indices go to
+   * `pending` and their old lambda to `pendingLambda`, in order, for the caller to set mu; returns their count.
+   */
+  bayesBinnUpdate(
+    lambda: FloatArray,
+    mu: FloatArray,
+    prior: FloatArray,
+    grad: FloatArray,
+    sample: FloatArray,
+    velocity: FloatArray | null,
+    hp: BayesBinnUpdateStep,
+    pending: Int32Array,
+    pendingLambda: FloatArray,
+    length: number,
+  ): number;
 }

@@ -10,7 +10,15 @@ export type BackendOptions =
   | { readonly kind: 'wasm'; readonly threads?: number }
   | ({ readonly kind: 'native' } & NativeBackendOptions);
 
-export async function createBackend(options: BackendOptions = { kind: 'wasm' }): Promise<Backend> {
+/**
+ * The backend `options` names; by default the native one where its addon loads (Node, after a build with
+ * clang), else wasm.
+ */
+export async function createBackend(options?: BackendOptions): Promise<Backend> {
+  if (options === undefined) {
+    const { nativeUnavailableReason } = await import('./native/index.js');
+    return createBackend({ kind: nativeUnavailableReason() === null ? 'native' : 'wasm' });
+  }
   if (options.kind === 'reference') return createReferenceBackend(options.dtype ?? 'float32');
   if (options.kind === 'native') {
     const { createNativeBackend } = await import('./native/index.js');

@@ -42,6 +42,9 @@ export const KERNEL_NAMES = [
   'ob_channel_sums',
   'ob_channel_affine',
   'ob_adam',
+  'ob_bayesbinn_saturated',
+  'ob_bayesbinn_update',
+  'ob_bop_update',
 ] as const;
 
 export type KernelName = (typeof KERNEL_NAMES)[number];
@@ -86,8 +89,8 @@ export interface KernelHost<A> {
   /** Where ob_sum writes one double per thread, and reading back thread t's. */
   readonly partials: A;
   partial(tid: number): number;
-  /** Runs kernel `name` on `nt` threads (nt = 1: the calling thread alone). */
-  run(name: KernelName, nt: number, args: readonly (A | number)[]): void;
+  /** Runs kernel `name` on `nt` threads (nt = 1: the calling thread alone); returns its result (thread 0's). */
+  run(name: KernelName, nt: number, args: readonly (A | number)[]): number;
 }
 
 /** Minimum work (in elements, or multiply-adds for the GEMMs) before a call is split across threads. */
@@ -352,6 +355,54 @@ export function kernelBackend<A>(host: KernelHost<A>): Backend {
       ];
       run('ob_pack_signs', rows * cols, PARALLEL_MIN.elementwise, args);
     },
+    bayesBinnSaturated(lambda, sample, skip, pending, length) {
+      sizes('bayesBinnSaturated', { length });
+      const args = [
+        ptr('bayesBinnSaturated', 'lambda', lambda, length),
+        ptr('bayesBinnSaturated', 'sample', sample, length),
+        skip,
+        length,
+        ptr('bayesBinnSaturated', 'pending', pending, length, 'int32'),
+      ];
+      // One thread: the pending list comes out in index order.
+      return host.run('ob_bayesbinn_saturated', 1, args);
+    },
+    bayesBinnUpdate(lambda, mu, prior, grad, sample, velocity, hp, pending, pendingLambda, length) {
+      sizes('bayesBinnUpdate', { length });
+      const label = 'bayesBinnUpdate';
+      const args = [
+        ptr(label, 'lambda', lambda, length),
+        ptr(label, 'mu', mu, length),
+        ptr(label, 'prior', prior, length),
+        ptr(label, 'grad', grad, length),
+        ptr(label, 'sample', sample, length),
+        velocity === null ? host.none : ptr(label, 'velocity', velocity, length),
+        hp.temperature,
+        Math.fround(hp.trainSetSize),
+        hp.learningRate,
+        hp.klReweight,
+        hp.momentum,
+        hp.correction,
+        length,
+        ptr(label, 'pending', pending, length, 'int32'),
+        ptr(label, 'pendingLambda', pendingLambda, length),
+      ];
+      return host.run('ob_bayesbinn_update', 1, args);
+    },
+
+    bopUpdate(w, m, grad, gamma, threshold, length) {
+      sizes('bopUpdate', { length });
+      const args = [
+        ptr('bopUpdate', 'w', w, length),
+        ptr('bopUpdate', 'm', m, length),
+        ptr('bopUpdate', 'grad', grad, length),
+        gamma,
+        threshold,
+        length,
+      ];
+      return host.run('ob_bop_update', 1, args);
+    },
+
     binaryGemm(m, n, k, a, b, c) {
       sizes('binaryGemm', { m, n, k });
       const words = packedWords(k);

@@ -1,6 +1,6 @@
 /** `onebit demo`: the README's first command — a short STE training run on Fashion-MNIST, then evaluation. */
 import { Command } from 'commander';
-import { TRAIN_DEFAULTS } from '../config/train-config.js';
+import { TRAIN_DEFAULTS, type BackendKind } from '../config/train-config.js';
 import { checkThreadsFlag } from './flag-checks.js';
 import { nextRunFolder } from './run-folder.js';
 import { backendOption, parsePositiveInteger } from './options.js';
@@ -9,7 +9,7 @@ import { runTrain } from './train-command.js';
 interface DemoFlags {
   out?: string;
   threads?: number;
-  backend: 'wasm' | 'reference';
+  backend: BackendKind;
 }
 
 export function demoCommand(): Command {

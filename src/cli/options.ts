@@ -2,6 +2,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option } from 'commander';
+import { nativeUnavailableReason } from '../backend/native/index.js';
 import type { BackendKind } from '../config/train-config.js';
 
 export function parseInteger(flag: string): (value: string) => number {
@@ -94,11 +95,11 @@ export function parseClassList(flag: string): (value: string) => number[] {
 }
 
 /**
- * `--backend <kind>`, the same for every command that runs a model: wasm (the default), native (the Node
- * addon, where it is built) or reference.
+ * `--backend <kind>`, the same for every command that runs a model: native (the Node addon; the default where
+ * it is built), wasm (the default elsewhere) or reference.
  */
 export function backendOption(): Option {
-  return new Option('--backend <kind>', 'wasm, native or reference')
-    .argParser(parseChoice<BackendKind>('--backend', ['wasm', 'native', 'reference']))
-    .default('wasm');
+  return new Option('--backend <kind>', 'native, wasm or reference')
+    .argParser(parseChoice<BackendKind>('--backend', ['native', 'wasm', 'reference']))
+    .default(nativeUnavailableReason() === null ? 'native' : 'wasm', 'native where it is built, else wasm');
 }

@@ -345,16 +345,22 @@ export function addTrainingFlags(command: Command): Command {
   return command;
 }
 
+let saidNoNative = false;
+
 export async function openBackend(kind: BackendKind, threads: number | undefined): Promise<Backend> {
   checkThreadsFlag(kind, threads);
-  if (kind === 'native') {
-    const missing = nativeUnavailableReason();
-    if (missing !== null)
-      throw new ConfigError(
-        '--backend',
-        'a backend this machine can run (wasm or reference)',
-        `native: ${missing}`,
-      );
+  const missing = nativeUnavailableReason();
+  if (kind === 'native' && missing !== null) {
+    throw new ConfigError(
+      '--backend',
+      'a backend this machine can run (wasm or reference)',
+      `native: ${missing}`,
+    );
+  }
+  if (kind === 'wasm' && missing !== null && !saidNoNative) {
+    // Said once per process: without the addon the default is WebAssembly (docs/architecture.md#backends).
+    saidNoNative = true;
+    process.stderr.write(`note: running on WebAssembly: ${missing}\n`);
   }
   return createBackend(kind === 'reference' ? { kind, dtype: 'float32' } : { kind, threads });
 }

@@ -1,5 +1,5 @@
 /*
- * The training backend's kernels (bits.c, conv.c, elementwise.c, gemm.c): one declaration each, shared by the
+ * The training backend's kernels (bits.c, conv.c, elementwise.c, gemm.c, methods.c): one declaration each, shared by the
  * files that define them (so a changed signature fails to compile) and by the native addon's call table
  * (src/native/table.c). Every kernel takes (tid, nt) first and does its own share of the work (common.h).
  */
@@ -35,6 +35,13 @@ void ob_channel_affine(int tid, int nt, const float *x, const float *mul, const 
                        size_t spatial, float *out);
 void ob_adam(int tid, int nt, float *param, const float *grad, float *m, float *v, double lr, double b1, double b2,
              double eps, double wd, double c1, double c2, size_t len);
+int32_t ob_bayesbinn_saturated(int tid, int nt, const float *lambda, float *sample, double skip, size_t len,
+                               int32_t *pending);
+int32_t ob_bayesbinn_update(int tid, int nt, float *lambda, float *mu, const float *prior, const float *grad,
+                            const float *sample, float *velocity, double tau, double scale_n, double lr, double reweight,
+                            double momentum, double correction, size_t len, int32_t *pending, float *pending_lambda);
+int32_t ob_bop_update(int tid, int nt, float *w, float *m, const float *grad, double gamma, double threshold,
+                      size_t len);
 size_t ob_gemm_workspace_bytes(void);
 void ob_gemm(int tid, int nt, int layout, size_t m, size_t n, size_t k, const float *a, const float *b, float *c,
              int accumulate, float *ws);

@@ -63,6 +63,7 @@
  * State per binary weight: lambda, lambda0, and mu when lagged, plus v when beta > 0 (4 bytes each in float32).
  */
 import type { Backend, FloatArray } from '../backend/backend.js';
+import { bayesBinnScale } from '../backend/reference/bayes-binn.js';
 import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { Parameter } from '../nn/layer.js';
 import type { Rng } from '../tensor/rng.js';
@@ -70,6 +71,8 @@ import { ConfigError } from '../errors.js';
 import { defineMethod } from './definition.js';
 import type { BinaryMethod, MethodContext, MethodStep, PredictionKind, WeightUncertainty } from './method.js';
 import { summariseFlipProbabilities } from './weight-uncertainty.js';
+
+export { bayesBinnScale } from '../backend/reference/bayes-binn.js';
 
 export interface BayesBinnOptions {
   /** Gumbel-softmax temperature tau (paper: 1e-10 for MNIST/CIFAR-10, 1e-8 CIFAR-100, 1e-2 continual). */
@@ -243,23 +246,11 @@ export type BayesBinnPosteriorName = keyof typeof BAYES_BINN_POSTERIORS;
 export const BAYES_BINN_POSTERIOR_NAMES = Object.keys(BAYES_BINN_POSTERIORS) as BayesBinnPosteriorName[];
 
 const f32 = Math.fround;
-/** The official epsilon 1e-10, as float32. */
-const EPSILON = f32(1e-10);
 /** Largest |delta| = 0.5 |log(u / (1 - u))| for u = rng.uniformOpen() in [2^-53, 1 - 2^-53]. */
 const DELTA_BOUND = 18.5;
 const TWO_TO_32 = 4294967296;
 /** Above this |lambda|, sigmoid(-2 |lambda|) < 2^-32: the limit sample is sign(lambda) (proposeLimit). */
 const BERNOULLI_SKIP = 11.1;
-
-/**
- * The BayesBiNN scale s = (1 - w^2 + 1e-10) / tau / (1 - mu^2 + 1e-10), rounded to float32 after every
- * operation, exactly as the official float32 PyTorch expression evaluates it.
- */
-export function bayesBinnScale(w: number, mu: number, tau: number): number {
-  const numerator = f32(f32(1 - f32(w * w)) + EPSILON);
-  const denominator = f32(f32(1 - f32(mu * mu)) + EPSILON);
-  return f32(f32(numerator / f32(tau)) / denominator);
-}
 
 /** log(sech^2 x) = log(1 - tanh^2 x), without cancellation or overflow for any finite x. */
 export function logSech2(x: number): number {
@@ -311,6 +302,9 @@ export class BayesBinnMethod implements BinaryMethod {
   readonly stochastic = true;
   private backend: Backend | null = null;
   private slots: Slot[] = [];
+  /** The weights a backend kernel left to this loop (indices, and their lambda before an update). */
+  private pending: Int32Array | null = null;
+  private pendingLambda: FloatArray | null = null;
   /** N, the effective training-set size the gradient is scaled by. */
   private trainSetSize = 1;
   /** Index of the task being trained (continual learning); 0 for ordinary runs. */
@@ -361,6 +355,9 @@ export class BayesBinnMethod implements BinaryMethod {
         noise: this.options.scale === 'exact' ? new Float32Array(n) : null,
       };
     });
+    const largest = Math.max(0, ...params.map((p) => p.value.length));
+    this.pending = backend.allocInt32(largest);
+    this.pendingLambda = backend.alloc(largest);
     this.task = 0;
   }
 
@@ -370,6 +367,12 @@ export class BayesBinnMethod implements BinaryMethod {
       throw new RangeError(`bayesbinn: the training-set size N must be positive, got ${n}`);
     }
     this.trainSetSize = n;
+  }
+
+  private pendingBuffers(): { pending: Int32Array; pendingLambda: FloatArray } {
+    if (this.pending === null || this.pendingLambda === null)
+      throw new Error('bayesbinn: attach() must be called before use');
+    return { pending: this.pending, pendingLambda: this.pendingLambda };
   }
 
   private requireBackend(): Backend {
@@ -392,6 +395,19 @@ export class BayesBinnMethod implements BinaryMethod {
     const tau = f32(temperature);
     const skip = DELTA_BOUND + 10 * temperature;
     const { lambda, sample, noise } = s;
+    if (noise === null) {
+      // The backend sets the saturated weights' samples; the draws, in index order, stay here.
+      const backend = this.requireBackend();
+      const pending = this.pendingBuffers().pending;
+      const count = backend.bayesBinnSaturated(lambda, sample, skip, pending, lambda.length);
+      for (let j = 0; j < count; j++) {
+        const i = pending[j];
+        const u = rng.uniformOpen();
+        const delta = f32(0.5 * Math.log(u / (1 - u)));
+        sample[i] = f32(Math.tanh(f32(f32(lambda[i] + delta) / tau)));
+      }
+      return;
+    }
     for (let i = 0; i < lambda.length; i++) {
       const lam = lambda[i];
       // A saturated weight's sample is sign(lambda) for every noise value; with the exact scale the draw is
@@ -448,13 +464,39 @@ export class BayesBinnMethod implements BinaryMethod {
   }
 
   update(step: MethodStep): void {
-    this.requireBackend();
+    const backend = this.requireBackend();
     const { temperature, klReweight, momentum, scale: scaleKind } = this.options;
     const scaleN = f32(this.trainSetSize);
     const lr = step.learningRate;
     const correction = momentum > 0 ? 1 - Math.pow(momentum, step.step) : 1;
     for (const s of this.slots) {
       const { lambda, prior, mu, velocity, noise } = s;
+      if (scaleKind === 'float32' && mu !== null) {
+        // The defaults: the backend runs the loop; the mu of weights whose tanh is not +-1 is set here.
+        const { pending, pendingLambda } = this.pendingBuffers();
+        const hp = {
+          temperature,
+          trainSetSize: this.trainSetSize,
+          learningRate: lr,
+          klReweight,
+          momentum,
+          correction,
+        };
+        const count = backend.bayesBinnUpdate(
+          lambda,
+          mu,
+          prior,
+          s.param.grad,
+          s.sample,
+          velocity,
+          hp,
+          pending,
+          pendingLambda,
+          lambda.length,
+        );
+        for (let j = 0; j < count; j++) mu[pending[j]] = f32(Math.tanh(pendingLambda[j]));
+        continue;
+      }
       const w = s.sample;
       const grad = s.param.grad;
       const n = lambda.length;
@@ -556,7 +598,11 @@ export class BayesBinnMethod implements BinaryMethod {
         if (s.velocity !== null) this.backend.free(s.velocity);
         this.backend.free(s.sample);
       }
+      if (this.pending !== null) this.backend.free(this.pending);
+      if (this.pendingLambda !== null) this.backend.free(this.pendingLambda);
     }
+    this.pending = null;
+    this.pendingLambda = null;
     this.slots = [];
     this.backend = null;
   }

@@ -137,7 +137,7 @@ export class BopMethod implements BinaryMethod {
   }
 
   update(step: MethodStep): void {
-    this.requireBackend();
+    const backend = this.requireBackend();
     const { schedule } = this.options;
     const factor = step.learningRate / this.peakLearningRate;
     const gamma =
@@ -146,22 +146,9 @@ export class BopMethod implements BinaryMethod {
       schedule === 'threshold' || schedule === 'both'
         ? this.options.threshold * factor
         : this.options.threshold;
-    const keep = 1 - gamma;
     let flips = 0;
-    for (const s of this.slots) {
-      const { w, m } = s;
-      const grad = s.param.grad;
-      const n = w.length;
-      for (let i = 0; i < n; i++) {
-        const mi = keep * m[i] + gamma * grad[i];
-        m[i] = mi;
-        const wi = w[i];
-        if (wi * m[i] > threshold) {
-          w[i] = -wi;
-          flips++;
-        }
-      }
-    }
+    for (const s of this.slots)
+      flips += backend.bopUpdate(s.w, s.m, s.param.grad, gamma, threshold, s.w.length);
     this.flips = flips;
   }
 

@@ -329,8 +329,11 @@ export function scheduleExtraShift(schedule: FloatFreeSchedule, t: number, total
   return extra;
 }
 
+/** The integer step's kernels: the reference's on the reference backend, else the wasm module's (no native build yet). */
 function defaultKernels(backend: Backend): FfKernels {
-  return backend.name === 'wasm' ? createWasmKernels({ threads: backend.threads }) : createReferenceKernels();
+  return backend.name === 'reference'
+    ? createReferenceKernels()
+    : createWasmKernels({ threads: backend.threads });
 }
 
 /** One layer's state and buffers. */

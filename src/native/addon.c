@@ -8,7 +8,8 @@
  *   kernelNames()                 the kernels, in table order
  *   open(level, threads)          a context: that level's table and a pool of threads - 1 native threads
  *   run(context, index, nt, ...)  kernel `index` on nt threads (the calling one included); the arguments
- *                                 are numbers, null, or typed arrays (passed as pointers to their first entry)
+ *                                 are numbers, null, or typed arrays (passed as pointers to their first entry);
+ *                                 returns the kernel's result (0 for one that returns nothing)
  *   close(context)                joins the pool's threads (also done when the context is collected)
  * Argument types and lengths are checked in JavaScript (src/backend/native/index.ts) before they get here.
  *
@@ -122,11 +123,8 @@ static void *worker_main(void *arg) {
   }
 }
 
-static void run_call(context *ctx, native_thunk call, int nt, const native_arg *args, size_t argc) {
-  if (nt <= 1 || ctx->threads == 1) {
-    call(0, 1, args);
-    return;
-  }
+static double run_call(context *ctx, native_thunk call, int nt, const native_arg *args, size_t argc) {
+  if (nt <= 1 || ctx->threads == 1) return call(0, 1, args);
   ctx->call = call;
   ctx->nt = nt;
   memcpy(ctx->args, args, argc * sizeof(native_arg));
@@ -135,8 +133,9 @@ static void run_call(context *ctx, native_thunk call, int nt, const native_arg *
   atomic_fetch_add_explicit(&ctx->generation, 1, memory_order_release);
   pthread_cond_broadcast(&ctx->wake);
   pthread_mutex_unlock(&ctx->mutex);
-  call(0, nt, args);
+  double result = call(0, nt, args);
   while (atomic_load_explicit(&ctx->pending, memory_order_acquire) > 0) cpu_relax();
+  return result;
 }
 
 static void close_context(context *ctx) {
@@ -325,8 +324,9 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
     }
   }
   int threads = nt < 1 ? 1 : (int)nt > ctx->threads ? ctx->threads : (int)nt;
-  run_call(ctx, kernel->call, threads, args, argc - 3);
-  return NULL;
+  napi_value result;
+  CHECK(env, napi_create_double(env, run_call(ctx, kernel->call, threads, args, argc - 3), &result));
+  return result;
 }
 
 static napi_value init(napi_env env, napi_value exports) {

@@ -25,7 +25,8 @@ export interface NativeAddon {
   /** The kernels, in the order `run` numbers them. */
   kernelNames(): string[];
   open(level: NativeLevel, threads: number): NativeContext;
-  run(context: NativeContext, kernel: number, threads: number, ...args: NativeArg[]): void;
+  /** Runs a kernel; returns its result (0 for a kernel that returns nothing). */
+  run(context: NativeContext, kernel: number, threads: number, ...args: NativeArg[]): number;
   close(context: NativeContext): void;
 }
 

@@ -18,7 +18,8 @@ typedef struct {
   double d;
 } native_arg;
 
-typedef void (*native_thunk)(int tid, int nt, const native_arg *args);
+/* Returns the kernel's result (0 for a kernel that returns nothing); only thread 0's is kept. */
+typedef double (*native_thunk)(int tid, int nt, const native_arg *args);
 
 typedef struct {
   const char *name;

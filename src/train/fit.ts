@@ -173,7 +173,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     return sinceBest >= stopping.patience ? 'stop' : answer;
   };
 
-  const backend = options.backend ?? (await createBackend({ kind: 'wasm' }));
+  const backend = options.backend ?? (await createBackend());
   let kept: Checkpoint | null = null;
   try {
     const result = await train({
@@ -206,7 +206,7 @@ export async function exportModel(
   format: ExportFormat,
   options: { readonly backend?: Backend } = {},
 ): Promise<Uint8Array> {
-  const backend = options.backend ?? (await createBackend({ kind: 'wasm' }));
+  const backend = options.backend ?? (await createBackend());
   try {
     return checkpointExportBytes('<fit>', model.checkpoint, format, backend).data;
   } finally {

@@ -55,9 +55,8 @@ export function createNativeBackend(options: NativeBackendOptions = {}): Backend
   };
   const indices = new Map(KERNEL_NAMES.map((name) => [name, kernel(name)]));
 
-  const workspaceBytes = new Float64Array(1);
-  addon.run(context, kernel('ob_gemm_workspace_bytes'), 1, workspaceBytes);
-  const gemmWorkspace = new Float32Array(Math.ceil((workspaceBytes[0] * threads) / 4));
+  const workspaceBytes = addon.run(context, kernel('ob_gemm_workspace_bytes'), 1);
+  const gemmWorkspace = new Float32Array(Math.ceil((workspaceBytes * threads) / 4));
   const partials = new Float64Array(threads);
 
   const ours = new WeakSet<ArrayBufferLike>();
@@ -121,7 +120,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): Backend
     partials,
     partial: (tid) => partials[tid],
     run(name, nt, args) {
-      addon.run(context, indices.get(name) ?? kernel(name), nt, ...args);
+      return addon.run(context, indices.get(name) ?? kernel(name), nt, ...args);
     },
   };
   return kernelBackend(host);

@@ -5,6 +5,8 @@
  */
 import type { Backend, DType, FloatArray, KernelArray } from '../backend.js';
 import { adam } from './adam.js';
+import { bayesBinnSaturated, bayesBinnUpdate } from './bayes-binn.js';
+import { bopUpdate } from './bop.js';
 import { binaryGemm, packSigns } from './bits.js';
 import {
   axpy,
@@ -27,6 +29,8 @@ import {
 import { col2im, gemm, im2col } from './linalg.js';
 
 export { adam } from './adam.js';
+export { bayesBinnSaturated, bayesBinnScale, bayesBinnUpdate } from './bayes-binn.js';
+export { bopUpdate } from './bop.js';
 export { binaryGemm, packSigns, popcount32 } from './bits.js';
 export {
   axpy,
@@ -129,5 +133,8 @@ export function createReferenceBackend(dtype: DType = 'float64'): Backend {
     adam,
     packSigns,
     binaryGemm,
+    bopUpdate,
+    bayesBinnSaturated,
+    bayesBinnUpdate,
   };
 }

@@ -132,8 +132,9 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     partials: pool.partialsOffset,
     partial: (tid) => pool.partial(tid),
     run(name, nt, args) {
-      if (nt > 1) pool.run(name, args);
-      else main.kernels[name](0, 1, ...args);
+      if (nt <= 1) return main.kernels[name](0, 1, ...args);
+      pool.run(name, args);
+      return 0; // the threaded kernels return nothing
     },
   };
   return kernelBackend(host);

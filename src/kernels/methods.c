@@ -1,0 +1,106 @@
+/*
+ * Training methods' per-weight update loops (src/methods), as kernels: Bop's whole update, and BayesBiNN's for
+ * the weights where it needs no random number and no transcendental function (the method finishes the others
+ * in TypeScript from the list the kernel returns), bit-identical to the methods' own loops on every backend.
+ *
+ * Each f32() mirrors a Math.fround of src/backend/reference/bayes-binn.ts: the expression is evaluated in double, as
+ * JavaScript evaluates it, and rounded to float once (-ffp-contract=off keeps every operation separate).
+ * These loops run on one thread (tid 0), so the pending lists come out in index order, the order in which the
+ * method draws its random numbers.
+ */
+#include "common.h"
+#include "kernels.h"
+
+static inline float f32(double x) { return (float)x; }
+
+/* The official epsilon 1e-10, as float32 (EPSILON in bayes-binn.ts). */
+#define BAYESBINN_EPSILON ((double)(float)1e-10)
+/* |lambda| from which float32 tanh(lambda) is exactly +-1 (tanh(9.5) = 1 - 1.1e-8, within half an ulp of 1). */
+#define TANH_SATURATED 9.5
+
+/*
+ * BayesBiNN's relaxed sample where it does not depend on the noise (docs/methods.md#bayesbinn): sample = sign
+ * of lambda where |lambda| > skip. Returns how many weights are left; their indices, in order, go to `pending`.
+ */
+EXPORT(ob_bayesbinn_saturated)
+int32_t ob_bayesbinn_saturated(int tid, int nt, const float *lambda, float *sample, double skip, size_t len,
+                               int32_t *pending) {
+  (void)nt;
+  if (tid != 0) return 0;
+  int32_t count = 0;
+  for (size_t i = 0; i < len; i++) {
+    double lam = lambda[i];
+    if (lam > skip || lam < -skip) sample[i] = lam > 0 ? 1.0f : -1.0f;
+    else pending[count++] = (int32_t)i;
+  }
+  return count;
+}
+
+/* The float32 scale s = (1 - w^2 + 1e-10) / tau / (1 - mu^2 + 1e-10), rounded after every operation. */
+static inline float bayesbinn_scale(float w, float mu, double tau) {
+  float num = f32((double)f32(1.0 - (double)f32((double)w * (double)w)) + BAYESBINN_EPSILON);
+  float den = f32((double)f32(1.0 - (double)f32((double)mu * (double)mu)) + BAYESBINN_EPSILON);
+  return f32((double)f32((double)num / (double)f32(tau)) / (double)den);
+}
+
+/*
+ * BayesBiNN's update with the float32 scale and the lagged mean mu (bayes-binn.ts `update`), over every weight:
+ *   g_hat = N s g,  d = g_hat + reweight (lambda - lambda0),  v = beta v + (1 - beta) d (velocity, when given),
+ *   lambda <- lambda - lr d (or lr v / correction),  mu <- tanh(lambda before the update).
+ * mu is written where tanh saturates to +-1 in float32; the other weights' indices go to `pending` and their
+ * lambda before the update to `pending_lambda`, for the method to finish with Math.tanh. Returns their count.
+ */
+EXPORT(ob_bayesbinn_update)
+int32_t ob_bayesbinn_update(int tid, int nt, float *lambda, float *mu, const float *prior, const float *grad,
+                            const float *sample, float *velocity, double tau, double scale_n, double lr, double reweight,
+                            double momentum, double correction, size_t len, int32_t *pending, float *pending_lambda) {
+  (void)nt;
+  if (tid != 0) return 0;
+  int32_t count = 0;
+  /* w = +-1 and mu = +-1 (the saturated regime, almost every weight after a few steps) give one scale. */
+  const float saturated_scale = bayesbinn_scale(1.0f, 1.0f, tau);
+  for (size_t i = 0; i < len; i++) {
+    double lam = lambda[i];
+    float w = sample[i], m = mu[i];
+    int both_saturated = (w == 1.0f || w == -1.0f) && (m == 1.0f || m == -1.0f);
+    float s = both_saturated ? saturated_scale : bayesbinn_scale(w, m, tau);
+    float g_hat = f32((double)f32((double)s * (double)grad[i]) * scale_n);
+    double direction = (double)g_hat + reweight * (lam - (double)prior[i]);
+    if (velocity != NULL) {
+      double v = momentum * (double)velocity[i] + (1 - momentum) * direction;
+      velocity[i] = (float)v;
+      direction = v / correction;
+    }
+    lambda[i] = (float)(lam - lr * direction);
+    if (lam >= TANH_SATURATED || lam <= -TANH_SATURATED) {
+      mu[i] = lam > 0 ? 1.0f : -1.0f;
+    } else {
+      pending[count] = (int32_t)i;
+      pending_lambda[count] = (float)lam;
+      count++;
+    }
+  }
+  return count;
+}
+
+/*
+ * Bop's step (Helwegen et al. 2019; src/methods/bop.ts `update`): m <- (1 - gamma) m + gamma g, then w <- -w
+ * where w m > threshold (m as stored). Returns the number of flips.
+ */
+EXPORT(ob_bop_update)
+int32_t ob_bop_update(int tid, int nt, float *w, float *m, const float *grad, double gamma, double threshold,
+                      size_t len) {
+  (void)nt;
+  if (tid != 0) return 0;
+  double keep = 1 - gamma;
+  int32_t flips = 0;
+  for (size_t i = 0; i < len; i++) {
+    m[i] = (float)(keep * (double)m[i] + gamma * (double)grad[i]);
+    double wi = w[i];
+    if (wi * (double)m[i] > threshold) {
+      w[i] = (float)-wi;
+      flips++;
+    }
+  }
+  return flips;
+}
