@@ -97,6 +97,24 @@ describe('onebit train --backend native', () => {
     '5',
   ];
 
+  test('the log names the backend; native is the default where the addon is built', async () => {
+    const quick = [...args, '--train-limit', '500', '--no-calibrate'];
+    const [byDefault, wasm] = await Promise.all([
+      runCli(['train', ...quick, '--out', join(dir, 'default')]),
+      runCli(['train', ...quick, '--backend', 'wasm', '--threads', '2', '--out', join(dir, 'wasm')]),
+    ]);
+    assert.equal(byDefault.code, 0, byDefault.stderr);
+    assert.equal(wasm.code, 0, wasm.stderr);
+    const level = nativeLevels()[0];
+    assert.match(
+      byDefault.stderr,
+      level === undefined ? /^backend: wasm, /m : new RegExp(`^backend: native \\(${level}\\), `, 'm'),
+    );
+    assert.match(wasm.stderr, /^backend: wasm, 2 threads$/m);
+    // The fallback note appears only where the addon is missing.
+    assert.equal(/^note: running on WebAssembly: /m.test(byDefault.stderr), level === undefined);
+  });
+
   test('trains, records the backend, and learns what the wasm backend learns', async (t) => {
     if (nativeLevels().length === 0) return t.skip('the addon is not built here');
     const [native, wasm] = await Promise.all([

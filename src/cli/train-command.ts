@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { createBackend } from '../backend/index.js';
-import { nativeUnavailableReason } from '../backend/native/index.js';
+import { nativeLevels, nativeUnavailableReason } from '../backend/native/index.js';
 import type { Backend } from '../backend/backend.js';
 import { classSubset } from '../data/pipeline.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, type DataSource, type Dataset } from '../data/dataset.js';
@@ -347,6 +347,13 @@ export function addTrainingFlags(command: Command): Command {
 
 let saidNoNative = false;
 
+/** "native (avx512), 2 threads": the backend a run trains on, for its log. */
+export function describeBackend(backend: Backend): string {
+  const level = backend.name === 'native' ? ` (${nativeLevels()[0]})` : '';
+  const threads = backend.threads === 1 ? '1 thread' : `${backend.threads} threads`;
+  return `${backend.name}${level}, ${threads}`;
+}
+
 export async function openBackend(kind: BackendKind, threads: number | undefined): Promise<Backend> {
   checkThreadsFlag(kind, threads);
   const missing = nativeUnavailableReason();
@@ -536,6 +543,7 @@ export async function runTrain(inv: TrainInvocation): Promise<TrainResult> {
     const data = await loadSplits(config);
     if (inv.resume) checkRecordedData(inv.outDir, data.train, data.test);
     printDataSources(data.train, data.test, inv.json);
+    if (!inv.json) process.stderr.write(`backend: ${describeBackend(backend)}\n`);
     if (inv.resume && savedEpoch >= target) {
       process.stderr.write(
         `${inv.outDir}: the run has done all ${savedEpoch} of its epochs; evaluating its checkpoint (pass --epochs N to extend it)\n`,
