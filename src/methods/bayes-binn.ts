@@ -63,7 +63,7 @@
  * State per binary weight: lambda, lambda0, and mu when lagged, plus v when beta > 0 (4 bytes each in float32).
  */
 import type { Backend, FloatArray } from '../backend/backend.js';
-import { bayesBinnScale } from '../backend/reference/bayes-binn.js';
+import { bayesBinnScale, bayesBinnStepLambda } from '../backend/reference/bayes-binn.js';
 import type { NamedTensor } from '../tensor/tensor-data.js';
 import type { Parameter } from '../nn/layer.js';
 import type { Rng } from '../tensor/rng.js';
@@ -469,19 +469,19 @@ export class BayesBinnMethod implements BinaryMethod {
     const scaleN = f32(this.trainSetSize);
     const lr = step.learningRate;
     const correction = momentum > 0 ? 1 - Math.pow(momentum, step.step) : 1;
+    const hp = {
+      temperature,
+      trainSetSize: this.trainSetSize,
+      learningRate: lr,
+      klReweight,
+      momentum,
+      correction,
+    };
     for (const s of this.slots) {
       const { lambda, prior, mu, velocity, noise } = s;
       if (scaleKind === 'float32' && mu !== null) {
         // The defaults: the backend runs the loop; the mu of weights whose tanh is not +-1 is set here.
         const { pending, pendingLambda } = this.pendingBuffers();
-        const hp = {
-          temperature,
-          trainSetSize: this.trainSetSize,
-          learningRate: lr,
-          klReweight,
-          momentum,
-          correction,
-        };
         const count = backend.bayesBinnUpdate(
           lambda,
           mu,
@@ -516,13 +516,7 @@ export class BayesBinnMethod implements BinaryMethod {
         } else {
           gradHat = this.trainSetSize * grad[i];
         }
-        let direction = gradHat + klReweight * (lam - prior[i]);
-        if (velocity !== null) {
-          const v = momentum * velocity[i] + (1 - momentum) * direction;
-          velocity[i] = v;
-          direction = v / correction;
-        }
-        lambda[i] = lam - lr * direction;
+        bayesBinnStepLambda(lambda, prior, velocity, i, gradHat, hp);
         if (mu !== null) mu[i] = f32(Math.tanh(lam));
       }
     }

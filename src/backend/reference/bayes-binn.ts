@@ -28,6 +28,28 @@ export function bayesBinnScale(w: number, mu: number, tau: number): number {
   return f32(f32(numerator / f32(tau)) / denominator);
 }
 
+/**
+ * lambda[i] <- lambda[i] - lr d with d = gHat + reweight (lambda[i] - lambda0[i]), or lr v / correction through
+ * the momentum v <- beta v + (1 - beta) d when a velocity is given: the step every BayesBiNN scale shares.
+ */
+export function bayesBinnStepLambda(
+  lambda: FloatArray,
+  prior: FloatArray,
+  velocity: FloatArray | null,
+  i: number,
+  gradHat: number,
+  hp: BayesBinnUpdateStep,
+): void {
+  const lam = lambda[i];
+  let direction = gradHat + hp.klReweight * (lam - prior[i]);
+  if (velocity !== null) {
+    const v = hp.momentum * velocity[i] + (1 - hp.momentum) * direction;
+    velocity[i] = v;
+    direction = v / hp.correction;
+  }
+  lambda[i] = lam - hp.learningRate * direction;
+}
+
 export function bayesBinnSaturated(
   lambda: FloatArray,
   sample: FloatArray,
@@ -71,19 +93,18 @@ export function bayesBinnUpdate(
   ] as const) {
     need('bayesBinnUpdate', what, buffer, length);
   }
-  const { temperature, trainSetSize, learningRate: lr, klReweight, momentum, correction } = hp;
-  const scaleN = f32(trainSetSize);
+  const scaleN = f32(hp.trainSetSize);
   let count = 0;
   for (let i = 0; i < length; i++) {
     const lam = lambda[i];
-    const gradHat = f32(f32(bayesBinnScale(sample[i], mu[i], temperature) * grad[i]) * scaleN);
-    let direction = gradHat + klReweight * (lam - prior[i]);
-    if (velocity !== null) {
-      const v = momentum * velocity[i] + (1 - momentum) * direction;
-      velocity[i] = v;
-      direction = v / correction;
-    }
-    lambda[i] = lam - lr * direction;
+    bayesBinnStepLambda(
+      lambda,
+      prior,
+      velocity,
+      i,
+      f32(f32(bayesBinnScale(sample[i], mu[i], hp.temperature) * grad[i]) * scaleN),
+      hp,
+    );
     if (lam >= TANH_SATURATED || lam <= -TANH_SATURATED) {
       mu[i] = lam > 0 ? 1 : -1;
     } else {
