@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { lastJson, runCli } from './cli.js';
+import { defaultBackendKind } from '../src/cli/options.js';
 import { loadSplits, openBackend } from '../src/cli/train-command.js';
-import type { TrainConfig } from '../src/config/train-config.js';
+import type { BackendKind, TrainConfig } from '../src/config/train-config.js';
 import { DEBIAN_FASHION_MNIST_DIR, type Dataset } from '../src/data/dataset.js';
 import { argmax, createEngine } from '../src/engine/index.js';
 import { loadCheckpoint } from '../src/io/checkpoint.js';
@@ -21,7 +22,7 @@ import { decodeSafetensors } from '../src/io/safetensors.js';
 import { rowStride } from '../src/methods/float-free/reference.js';
 import { Rng } from '../src/tensor/rng.js';
 import { createRun, disposeRun, restoreRun } from '../src/train/run.js';
-import { CHECKPOINT_FILE, train } from '../src/train/trainer.js';
+import { CHECKPOINT_FILE, RUN_FILE, train } from '../src/train/trainer.js';
 
 const haveFashionMnist = existsSync(join(DEBIAN_FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'));
 const DATA = haveFashionMnist ? 'fashion-mnist' : 'synthetic-mnist';
@@ -114,10 +115,14 @@ async function trainCase(spec: SpecCase, method: string): Promise<Trained> {
   assert.equal(straight.code, 0, straight.stderr);
   const checkpoint = join(dir, 'whole', CHECKPOINT_FILE);
 
-  // The interrupted run uses the exact config the CLI stored, on the CLI's default backend.
+  // The interrupted run uses the exact config the CLI stored, on the backend the CLI chose by default
+  // (native where its addon is built, else wasm), as its run.json records.
   const config = loadCheckpoint(checkpoint).meta.config;
   const data = await dataFor(config);
-  const backend = await openBackend('wasm', 1);
+  const { backend: kind } = JSON.parse(readFileSync(join(dir, 'whole', RUN_FILE), 'utf8')) as {
+    backend: BackendKind;
+  };
+  const backend = await openBackend(kind, 1);
   const broken = join(dir, 'broken');
   try {
     await assert.rejects(
@@ -200,7 +205,7 @@ function binaryWeightsOfSpecFile(path: string): number {
  */
 async function checkpointPredictions(path: string, test: Dataset, limit: number): Promise<Uint8Array> {
   const checkpoint = loadCheckpoint(path);
-  const backend = await openBackend('wasm', 1);
+  const backend = await openBackend(defaultBackendKind(), 1);
   try {
     const run = createRun(
       checkpoint.meta.config,

@@ -94,6 +94,11 @@ export function parseClassList(flag: string): (value: string) => number[] {
   };
 }
 
+/** The backend a command runs on without --backend: native where its addon is built, else wasm. */
+export function defaultBackendKind(): BackendKind {
+  return nativeUnavailableReason() === null ? 'native' : 'wasm';
+}
+
 /**
  * `--backend <kind>`, the same for every command that runs a model: native (the Node addon; the default where
  * it is built), wasm (the default elsewhere) or reference.
@@ -101,5 +106,5 @@ export function parseClassList(flag: string): (value: string) => number[] {
 export function backendOption(): Option {
   return new Option('--backend <kind>', 'native, wasm or reference')
     .argParser(parseChoice<BackendKind>('--backend', ['native', 'wasm', 'reference']))
-    .default(nativeUnavailableReason() === null ? 'native' : 'wasm', 'native where it is built, else wasm');
+    .default(defaultBackendKind(), 'native where it is built, else wasm');
 }
