@@ -355,9 +355,12 @@ export class BayesBinnMethod implements BinaryMethod {
         noise: this.options.scale === 'exact' ? new Float32Array(n) : null,
       };
     });
-    const largest = Math.max(0, ...params.map((p) => p.value.length));
-    this.pending = backend.allocInt32(largest);
-    this.pendingLambda = backend.alloc(largest);
+    if (this.options.scale === 'float32') {
+      // Scratch of the backend kernels (the float32 scale only): the weights they leave to this loop.
+      const largest = Math.max(0, ...params.map((p) => p.value.length));
+      this.pending = backend.allocInt32(largest);
+      this.pendingLambda = backend.alloc(largest);
+    }
     this.task = 0;
   }
 
