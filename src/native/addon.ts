@@ -48,8 +48,10 @@ export function loadNativeAddon(): NativeAddonStatus {
 function load(): NativeAddonStatus {
   const moduleApi = nodeBuiltin<{ createRequire(url: string | URL): (id: string) => unknown }>('node:module');
   const fs = nodeBuiltin<{ existsSync(path: URL): boolean }>('node:fs');
-  if (moduleApi === undefined || fs === undefined)
+  const url = nodeBuiltin<{ fileURLToPath(url: URL): string }>('node:url');
+  if (moduleApi === undefined || fs === undefined || url === undefined) {
     return { available: false, reason: 'native code needs Node' };
+  }
   if (!fs.existsSync(NATIVE_ADDON_URL)) {
     return {
       available: false,
@@ -58,7 +60,9 @@ function load(): NativeAddonStatus {
     };
   }
   try {
-    const addon = moduleApi.createRequire(import.meta.url)(NATIVE_ADDON_URL.pathname) as NativeAddon;
+    // A file path, not URL.pathname: a path may hold characters that a URL escapes (a space, say).
+    const path = url.fileURLToPath(NATIVE_ADDON_URL);
+    const addon = moduleApi.createRequire(import.meta.url)(path) as NativeAddon;
     return { available: true, addon, levels: addon.levels() };
   } catch (err) {
     return { available: false, reason: `the native addon did not load: ${(err as Error).message}` };
