@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { lastJson, runCli } from './cli.js';
-import { defaultBackendKind } from '../src/cli/options.js';
+import { defaultBackendKind } from '../src/backend/native/index.js';
 import { loadSplits, openBackend } from '../src/cli/train-command.js';
 import type { BackendKind, TrainConfig } from '../src/config/train-config.js';
 import { DEBIAN_FASHION_MNIST_DIR, type Dataset } from '../src/data/dataset.js';

@@ -16,8 +16,8 @@ export type BackendOptions =
  */
 export async function createBackend(options?: BackendOptions): Promise<Backend> {
   if (options === undefined) {
-    const { nativeUnavailableReason } = await import('./native/index.js');
-    return createBackend({ kind: nativeUnavailableReason() === null ? 'native' : 'wasm' });
+    const { defaultBackendKind } = await import('./native/index.js');
+    return createBackend({ kind: defaultBackendKind() });
   }
   if (options.kind === 'reference') return createReferenceBackend(options.dtype ?? 'float32');
   if (options.kind === 'native') {

@@ -2,7 +2,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option } from 'commander';
-import { nativeUnavailableReason } from '../backend/native/index.js';
+import { defaultBackendKind } from '../backend/native/index.js';
 import type { BackendKind } from '../config/train-config.js';
 
 export function parseInteger(flag: string): (value: string) => number {
@@ -92,11 +92,6 @@ export function parseClassList(flag: string): (value: string) => number[] {
     }
     return classes;
   };
-}
-
-/** The backend a command runs on without --backend: native where its addon is built, else wasm. */
-export function defaultBackendKind(): BackendKind {
-  return nativeUnavailableReason() === null ? 'native' : 'wasm';
 }
 
 /**

@@ -23,14 +23,32 @@
 #if defined(__AVX512F__) && defined(__FMA__)
 /* Native avx512 level: a 12 x 32 tile in 24 zmm accumulators, B rows of 2 vectors, A broadcast, FMA. */
 #include <immintrin.h>
+#define FMA_TILE
 #define MR 12
-#define NR 32
+#define VLEN 16
+typedef __m512 vec_t;
+#define VZERO _mm512_setzero_ps
+#define VLOAD _mm512_loadu_ps
+#define VSTORE _mm512_storeu_ps
+#define VSET1 _mm512_set1_ps
+#define VFMA _mm512_fmadd_ps
+#define VADD _mm512_add_ps
+#define NR (2 * VLEN)
 #define MC 120
 #elif defined(__AVX2__) && defined(__FMA__)
 /* Native avx2 level: a 6 x 16 tile in 12 ymm accumulators, FMA. */
 #include <immintrin.h>
+#define FMA_TILE
 #define MR 6
-#define NR 16
+#define VLEN 8
+typedef __m256 vec_t;
+#define VZERO _mm256_setzero_ps
+#define VLOAD _mm256_loadu_ps
+#define VSTORE _mm256_storeu_ps
+#define VSET1 _mm256_set1_ps
+#define VFMA _mm256_fmadd_ps
+#define VADD _mm256_add_ps
+#define NR (2 * VLEN)
 #define MC 120
 #else
 #define MR 4
@@ -152,18 +170,21 @@ static void pack_b(int trans, size_t kc, size_t nc, const float *RESTRICT b, siz
   }
 }
 
-#if defined(__AVX512F__) && defined(__FMA__)
-/* The register tile (avx512): C[0..12) x [0..32) (+)= Ap strip * Bp strip over kc, fused multiply-adds. */
+#if defined(FMA_TILE)
+/*
+ * The register tile (native avx512 and avx2): C[0..MR) x [0..NR) (+)= Ap strip * Bp strip over kc, each row
+ * of the tile two vectors, with fused multiply-adds (the vector type and operations are FMA_TILE's).
+ */
 static void micro_kernel(size_t kc, const float *RESTRICT ap, const float *RESTRICT bp, float *RESTRICT c,
                          size_t ldc, int accumulate) {
-  __m512 t[MR][2];
-  for (int r = 0; r < MR; r++) t[r][0] = t[r][1] = _mm512_setzero_ps();
+  vec_t t[MR][2];
+  for (int r = 0; r < MR; r++) t[r][0] = t[r][1] = VZERO();
   for (size_t p = 0; p < kc; p++) {
-    __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+    vec_t b0 = VLOAD(bp), b1 = VLOAD(bp + VLEN);
     for (int r = 0; r < MR; r++) {
-      __m512 a = _mm512_set1_ps(ap[r]);
-      t[r][0] = _mm512_fmadd_ps(a, b0, t[r][0]);
-      t[r][1] = _mm512_fmadd_ps(a, b1, t[r][1]);
+      vec_t a = VSET1(ap[r]);
+      t[r][0] = VFMA(a, b0, t[r][0]);
+      t[r][1] = VFMA(a, b1, t[r][1]);
     }
     ap += MR;
     bp += NR;
@@ -171,37 +192,11 @@ static void micro_kernel(size_t kc, const float *RESTRICT ap, const float *RESTR
   for (int r = 0; r < MR; r++) {
     float *cr = c + (size_t)r * ldc;
     if (accumulate) {
-      t[r][0] = _mm512_add_ps(t[r][0], _mm512_loadu_ps(cr));
-      t[r][1] = _mm512_add_ps(t[r][1], _mm512_loadu_ps(cr + 16));
+      t[r][0] = VADD(t[r][0], VLOAD(cr));
+      t[r][1] = VADD(t[r][1], VLOAD(cr + VLEN));
     }
-    _mm512_storeu_ps(cr, t[r][0]);
-    _mm512_storeu_ps(cr + 16, t[r][1]);
-  }
-}
-#elif defined(__AVX2__) && defined(__FMA__)
-/* The register tile (avx2): C[0..6) x [0..16) (+)= Ap strip * Bp strip over kc, fused multiply-adds. */
-static void micro_kernel(size_t kc, const float *RESTRICT ap, const float *RESTRICT bp, float *RESTRICT c,
-                         size_t ldc, int accumulate) {
-  __m256 t[MR][2];
-  for (int r = 0; r < MR; r++) t[r][0] = t[r][1] = _mm256_setzero_ps();
-  for (size_t p = 0; p < kc; p++) {
-    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-    for (int r = 0; r < MR; r++) {
-      __m256 a = _mm256_broadcast_ss(ap + r);
-      t[r][0] = _mm256_fmadd_ps(a, b0, t[r][0]);
-      t[r][1] = _mm256_fmadd_ps(a, b1, t[r][1]);
-    }
-    ap += MR;
-    bp += NR;
-  }
-  for (int r = 0; r < MR; r++) {
-    float *cr = c + (size_t)r * ldc;
-    if (accumulate) {
-      t[r][0] = _mm256_add_ps(t[r][0], _mm256_loadu_ps(cr));
-      t[r][1] = _mm256_add_ps(t[r][1], _mm256_loadu_ps(cr + 8));
-    }
-    _mm256_storeu_ps(cr, t[r][0]);
-    _mm256_storeu_ps(cr + 8, t[r][1]);
+    VSTORE(cr, t[r][0]);
+    VSTORE(cr + VLEN, t[r][1]);
   }
 }
 #elif defined(__wasm_simd128__)

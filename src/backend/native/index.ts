@@ -5,7 +5,7 @@
  * (../kernel-backend.ts); buffers are ordinary typed arrays, which the addon reads in place.
  */
 import type { Backend, KernelArray } from '../backend.js';
-import { isKind, KERNEL_NAMES, kernelBackend, type KernelHost } from '../kernel-backend.js';
+import { isKind, KERNEL_NAMES, kernelBackend, type KernelHost, type KernelName } from '../kernel-backend.js';
 import { availableCores } from '../../wasm/host.js';
 import { loadNativeAddon, type NativeArg, type NativeLevel } from '../../native/addon.js';
 
@@ -32,6 +32,11 @@ export function nativeLevels(): readonly NativeLevel[] {
   return status.available ? status.levels : [];
 }
 
+/** The backend to run without being told: native where its addon loads, else wasm. */
+export function defaultBackendKind(): 'native' | 'wasm' {
+  return nativeUnavailableReason() === null ? 'native' : 'wasm';
+}
+
 export function createNativeBackend(options: NativeBackendOptions = {}): Backend {
   const status = loadNativeAddon();
   if (!status.available) throw new Error(`${LABEL}: not available: ${status.reason}`);
@@ -53,7 +58,10 @@ export function createNativeBackend(options: NativeBackendOptions = {}): Backend
       throw new Error(`${LABEL}: the addon has no kernel ${name}; rebuild it (npm run build:native)`);
     return i;
   };
-  const indices = new Map(KERNEL_NAMES.map((name) => [name, kernel(name)]));
+  const indices = Object.fromEntries(KERNEL_NAMES.map((name) => [name, kernel(name)])) as Record<
+    KernelName,
+    number
+  >;
 
   const workspaceBytes = addon.run(context, kernel('ob_gemm_workspace_bytes'), 1);
   const gemmWorkspace = new Float32Array(Math.ceil((workspaceBytes * threads) / 4));
@@ -120,7 +128,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): Backend
     partials,
     partial: (tid) => partials[tid],
     run(name, nt, args) {
-      return addon.run(context, indices.get(name) ?? kernel(name), nt, ...args);
+      return addon.run(context, indices[name], nt, ...args);
     },
   };
   return kernelBackend(host);
