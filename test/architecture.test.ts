@@ -139,13 +139,13 @@ describe('the layers of the code', () => {
     assert.deepEqual(wrong, []);
   });
 
-  test('the engine imports nothing but itself, the shared wasm loader and errors.ts', () => {
+  test('the engine imports nothing but itself, the shared wasm loader, the native addon loader and errors.ts', () => {
     for (const [file, deps] of graph) {
       if (topFolder(file) !== 'engine') continue;
       for (const dep of deps) {
         assert.match(
           relative(SRC, dep),
-          /^(engine\/|wasm\/|errors\.ts$)/,
+          /^(engine\/|wasm\/|native\/addon\.ts$|errors\.ts$)/,
           `${relative(SRC, file)} imports ${dep}`,
         );
       }

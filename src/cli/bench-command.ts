@@ -1,11 +1,13 @@
 /** `onebit bench <model.onebit>`: engine throughput (images/s) at batch 1 and batch 100. */
 import { Command } from 'commander';
-import { createEngine } from '../engine/engine.js';
+import type { EngineBackend } from '../engine/engine.js';
 import { measureThroughput, randomImages } from '../engine/measure.js';
+import { describeEngine, engineBackendOption, openEngine } from './engine-backend.js';
 import { parsePositiveInteger, parsePositiveNumber } from './options.js';
 import { readModelFile } from './predict-command.js';
 
 interface BenchFlags {
+  backend: EngineBackend;
   threads?: number;
   seconds: number;
   json: boolean;
@@ -26,10 +28,15 @@ export function benchCommand(): Command {
       parsePositiveNumber('--seconds'),
       2,
     )
+    .addOption(engineBackendOption())
     .option('--json', 'one JSON object per batch size', false)
     .action(async (path: string, flags: BenchFlags) => {
       const model = readModelFile(path, 'bench');
-      const engine = await createEngine(model, { threads: flags.threads, maxBatch: 100 });
+      const engine = await openEngine(model, {
+        backend: flags.backend,
+        threads: flags.threads,
+        maxBatch: 100,
+      });
       try {
         const images = randomImages(100, engine.inputSize, 1);
         for (const batch of [1, 100]) {
@@ -40,11 +47,11 @@ export function benchCommand(): Command {
           });
           if (flags.json) {
             process.stdout.write(
-              `${JSON.stringify({ type: 'bench', model: path, batch, threads: engine.threads, imagesPerSecond })}\n`,
+              `${JSON.stringify({ type: 'bench', model: path, batch, backend: engine.backend, level: engine.level, threads: engine.threads, imagesPerSecond })}\n`,
             );
           } else {
             process.stdout.write(
-              `batch ${String(batch).padStart(3)}: ${Math.round(imagesPerSecond)} images/s (${engine.threads} thread${engine.threads > 1 ? 's' : ''})\n`,
+              `batch ${String(batch).padStart(3)}: ${Math.round(imagesPerSecond)} images/s (${describeEngine(engine)})\n`,
             );
           }
         }

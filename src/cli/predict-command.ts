@@ -9,7 +9,8 @@ import { Command } from 'commander';
 import { modelArgument } from './file-kind.js';
 import { checkDataDirFlag } from './flag-checks.js';
 import { DATASET_NAMES, isDatasetName, loadDataset } from '../data/dataset.js';
-import { createEngine, softmax, argmax, type Engine } from '../engine/engine.js';
+import { softmax, argmax, type Engine, type EngineBackend } from '../engine/engine.js';
+import { describeEngine, engineBackendOption, openEngine } from './engine-backend.js';
 import { decodeOnebit, type OnebitModel } from '../engine/format.js';
 import { readPngImage } from '../io/image.js';
 import { defaultCacheDir, optionGiven, parseChoice, parsePositiveInteger } from './options.js';
@@ -21,6 +22,7 @@ interface PredictFlags {
   image?: string;
   limit?: number;
   batch: number;
+  backend: EngineBackend;
   threads?: number;
   json: boolean;
 }
@@ -105,12 +107,12 @@ async function predictDataset(
   if (!flags.json) {
     process.stdout.write(
       `${path} on ${data} ${flags.split} (${count} images): accuracy ${accuracy.toFixed(4)}, ` +
-        `${Math.round(imagesPerSecond)} images/s (${engine.threads} thread${engine.threads > 1 ? 's' : ''}, batch ${engine.maxBatch})\n`,
+        `${Math.round(imagesPerSecond)} images/s (${describeEngine(engine)}, batch ${engine.maxBatch})\n`,
     );
     return;
   }
   process.stdout.write(
-    `${JSON.stringify({ type: 'predict', model: path, data, split: flags.split, count, correct, accuracy, imagesPerSecond, threads: engine.threads, batch: engine.maxBatch })}\n`,
+    `${JSON.stringify({ type: 'predict', model: path, data, split: flags.split, count, correct, accuracy, imagesPerSecond, backend: engine.backend, level: engine.level, threads: engine.threads, batch: engine.maxBatch })}\n`,
   );
 }
 
@@ -139,7 +141,7 @@ function predictImage(engine: Engine, file: string, json: boolean): void {
 
 export function predictCommand(): Command {
   return new Command('predict')
-    .description('classify with an exported .onebit model on the bit-packed WebAssembly engine')
+    .description('classify with an exported .onebit model on the bit-packed engine (native or WebAssembly)')
     .argument('<model>', 'a .onebit file written by onebit export')
     .option(
       '--data <name>',
@@ -158,6 +160,7 @@ export function predictCommand(): Command {
       'engine threads (default: the number of cores, at most 8)',
       parsePositiveInteger('--threads'),
     )
+    .addOption(engineBackendOption())
     .option('--json', 'JSON output (the last line holds accuracy and imagesPerSecond)', false)
     .action(async (path: string, flags: PredictFlags, command: Command) => {
       if ((flags.image === undefined) === (flags.data === undefined)) {
@@ -183,7 +186,11 @@ export function predictCommand(): Command {
         checkDataDirFlag(flags.data as string, flags.dataDir);
       }
       const model = readModelFile(path);
-      const engine = await createEngine(model, { threads: flags.threads, maxBatch: flags.batch });
+      const engine = await openEngine(model, {
+        backend: flags.backend,
+        threads: flags.threads,
+        maxBatch: flags.batch,
+      });
       try {
         if (flags.image !== undefined) predictImage(engine, flags.image, flags.json);
         else await predictDataset(engine, path, flags, flags.data as string);

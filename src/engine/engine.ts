@@ -1,8 +1,9 @@
 /**
- * The bit-packed inference engine: runs a `.onebit` model (format.ts) in WebAssembly.
+ * The bit-packed inference engine: runs a `.onebit` model (format.ts) in WebAssembly, or natively in Node.
  *
  * Kernels (src/kernels/engine/engine.c for dense layers, conv.c for convolutions, pooling and reshaping,
- * built into wasm/onebit-engine.wasm, a module of its own so the engine ships without the training kernels):
+ * built into wasm/onebit-engine.wasm, a module of its own so the engine ships without the training kernels,
+ * and into the Node addon, native/onebit.node, with x86 code for the hot kernels; host.ts):
  *  - binary-activation layers: XNOR/popcount on bit-packed activations, which stay packed from one binary
  *    layer to the next; batch norm and the sign are one integer threshold per channel;
  *  - real-activation layers (1W32A): real inputs against packed +-1 weights with additions/subtractions
@@ -14,26 +15,26 @@
  *    average pooling, thresholds, affine layers, flatten and residual additions (docs/architecture.md,
  *    "Engine layout and padding").
  *
- * Memory: one shared WebAssembly.Memory sized once for the model and `maxBatch` (weights, per-channel
- * parameters, one activation buffer per layer, the convolutions' per-thread scratch rows), by running the
- * plan once over a counting allocator; nothing is allocated per call except the returned arrays.
- * Threads: the shared persistent worker pool (src/wasm/pool.ts, the one the wasm backend and the float-free
- * kernels use too) over that memory; each kernel call splits rows or output channels across threads when
- * the work is large enough. Loading, instantiation and the heap are the shared ones of src/wasm as well,
- * which imports no training code.
+ * Memory: sized once for the model and `maxBatch` (weights, per-channel parameters, one activation buffer per
+ * layer, the convolutions' per-thread scratch rows), by running the plan once over a counting allocator;
+ * nothing is allocated per call except the returned arrays. On wasm it is one shared WebAssembly.Memory run
+ * by the shared persistent worker pool (wasm-host.ts); natively one buffer run by the addon's native threads
+ * (native-host.ts). Each kernel call splits rows or output channels across threads when the work is large
+ * enough.
  *
  * Node and browsers: in Node the packaged module is read from wasm/; a browser bundle passes the module
  * (or its bytes) as `options.module`. A browser main thread cannot block on Atomics.wait, so there use
  * `threads: 1` or run the engine in a worker; shared memory needs a cross-origin-isolated page.
  */
+import { loadNativeAddon, type NativeLevel } from '../native/addon.js';
 import type { WasmBytes, WasmModule } from '../wasm/api.js';
-import { WasmHeap, alignUp } from '../wasm/heap.js';
-import { heapBaseOf, instantiate, loadModule, sharedMemory, type PackagedModule } from '../wasm/loader.js';
-import { checkThreads, defaultThreads, ThreadPool, WORKER_STACK_BYTES } from '../wasm/pool.js';
-import { CONTROL_BYTES } from '../wasm/protocol.js';
+import { alignUp } from '../wasm/heap.js';
+import { checkThreads, defaultThreads } from '../wasm/pool.js';
 import { decodeOnebit, encodeOnebit, type OnebitModel } from './format.js';
+import type { EngineBackend } from './host.js';
+import { createNativeHost, resolveNativeLevel } from './native-host.js';
+import { createWasmHost } from './wasm-host.js';
 import {
-  ENGINE_KERNELS,
   headOf,
   planLayers,
   rowsPerExample,
@@ -47,6 +48,8 @@ import {
 } from './plan.js';
 
 export type { WasmBytes, WasmModule } from '../wasm/api.js';
+export type { EngineBackend } from './host.js';
+export type { NativeLevel } from '../native/addon.js';
 export {
   borderCorrection,
   ENGINE_KERNELS,
@@ -67,9 +70,17 @@ export type PopcountVariant = 'simd' | 'scalar';
 export const DEFAULT_POPCOUNT: PopcountVariant = 'simd';
 
 export interface EngineOptions {
+  /**
+   * Where the kernels run: 'native' (the Node addon, native/onebit.node, on native threads) or 'wasm'.
+   * Default: 'native' where the addon loads and no `module` is given, else 'wasm'. Both give the same results
+   * bit for bit.
+   */
+  readonly backend?: EngineBackend;
+  /** The native instruction-set level (default: the best this CPU runs); for tests and measurements. */
+  readonly level?: NativeLevel;
   /** Threads, the calling thread included (default: the machine's cores, at most 8, in Node; 1 elsewhere). */
   readonly threads?: number;
-  /** The compiled engine module or its bytes (required outside Node; default: wasm/onebit-engine.wasm). */
+  /** The compiled engine module or its bytes for 'wasm' (required outside Node; default: wasm/onebit-engine.wasm). */
   readonly module?: WasmModule | WasmBytes;
   /** Largest batch one kernel call processes; larger inputs are run in chunks (default 100). */
   readonly maxBatch?: number;
@@ -110,6 +121,10 @@ export type LayerTrace =
 
 export interface Engine {
   readonly model: OnebitModel;
+  /** Where the kernels run. */
+  readonly backend: EngineBackend;
+  /** The native instruction-set level, or null on wasm. */
+  readonly level: string | null;
   readonly threads: number;
   readonly maxBatch: number;
   readonly classes: number;
@@ -134,18 +149,12 @@ export interface Engine {
    * "block/body/..." and "block/shortcut/...").
    */
   trace(images: Uint8Array, count?: number): LayerTrace[];
-  /** Bytes of wasm memory the engine holds. */
+  /** Bytes of memory the engine holds (wasm memory, or the native engine's buffer). */
   memoryBytes(): number;
   dispose(): void;
 }
 
 const LABEL = 'onebit engine';
-const ENGINE_MODULE: PackagedModule = {
-  file: 'onebit-engine.wasm',
-  label: LABEL,
-  howToPass: 'the engine module: createEngine(model, { module })',
-};
-const PAGE = 65536;
 
 /** Work (multiply-adds; bit operations / 8 for XNOR) above which a kernel call is split across threads. */
 const PARALLEL_MIN_WORK = 1 << 17;
@@ -172,8 +181,6 @@ export async function createEngine(
   const realDense = options.realDense ?? 'lut';
   if (realDense !== 'lut' && realDense !== 'signs')
     throw new RangeError(`onebit engine: realDense must be 'lut' or 'signs', got ${String(realDense)}`);
-  const module = await loadModule(ENGINE_MODULE, options.module);
-
   const [channels, height, width] = model.input.shape;
   const inputSize = channels * height * width;
   const head = headOf(model, options.firstLayer ?? 'lut');
@@ -184,61 +191,32 @@ export async function createEngine(
     alloc: (bytes) => ((counted += alignUp(Math.max(bytes, 64), 64)), 0),
     put: (data) => ((counted += alignUp(Math.max(data.byteLength, 64), 64)), 0),
   };
-  planLayers(model, head, counting, maxBatch, threads, null, realDense);
-  const heapBase = heapBaseOf(module, LABEL);
-  const total =
-    alignUp(heapBase, 64) +
-    alignUp(CONTROL_BYTES, 64) +
-    (threads - 1) * alignUp(WORKER_STACK_BYTES, 64) +
-    counted +
-    64 * 64;
-  const pages = Math.ceil(total / PAGE);
-  if (pages > 65536)
-    throw new RangeError(
-      `onebit engine: the model needs ${total} bytes of memory at maxBatch ${maxBatch}, more than wasm32's 4 GiB`,
-    );
-  const memory = sharedMemory(pages, pages);
-  const { kernels } = instantiate(module, memory, ENGINE_KERNELS, LABEL);
-  const heap = new WasmHeap(memory, heapBase, pages * PAGE, LABEL);
-  const control = heap.alloc(CONTROL_BYTES);
-  const pool = await ThreadPool.create<EngineKernel>({
-    module,
-    memory,
-    main: { kernels },
-    names: ENGINE_KERNELS,
-    threads,
-    control,
-    reserve: (bytes) => heap.alloc(bytes),
-    label: LABEL,
-  });
-  const buf = memory.buffer;
-  const placing: Placement = {
-    alloc(bytes) {
-      const offset = heap.alloc(bytes);
-      new Uint8Array(buf, offset, bytes).fill(0);
-      return offset;
-    },
-    put(data) {
-      const offset = heap.alloc(data.byteLength);
-      new Uint8Array(buf, offset, data.byteLength).set(
-        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-      );
-      return offset;
-    },
-  };
+  const backend = options.backend ?? defaultEngineBackend(options);
+  if (backend !== 'native' && backend !== 'wasm')
+    throw new RangeError(`onebit engine: backend must be 'native' or 'wasm', got ${String(backend)}`);
+  if (backend === 'wasm' && options.level !== undefined)
+    throw new RangeError(`onebit engine: level '${options.level}' is for backend 'native' only`);
+  const level = backend === 'native' ? resolveNativeLevel(options.level) : null;
+  // The AVX-512 kernels look the first layer's pixels up in groups of 5 (plan.ts, oe_dense_g5).
+  const pixelGroups5 = level === 'avx512';
+  planLayers(model, head, counting, maxBatch, threads, null, realDense, pixelGroups5);
+  const host =
+    level !== null
+      ? createNativeHost(counted, threads, level)
+      : await createWasmHost(counted, threads, options.module, maxBatch);
+  const buf = host.buffer;
   let disposed = false;
   function run(name: EngineKernel, rows: number, n: number, work: number, args: number[]): void {
-    const useful = rows >= 4 * pool.threads || n <= 32 ? Math.ceil(rows / 2) : Math.ceil(n / 32);
-    if (pool.threads > 1 && useful > 1 && work >= PARALLEL_MIN_WORK) pool.run(name, args);
-    else kernels[name](0, 1, ...args);
+    const useful = rows >= 4 * host.threads || n <= 32 ? Math.ceil(rows / 2) : Math.ceil(n / 32);
+    host.run(name, host.threads > 1 && useful > 1 && work >= PARALLEL_MIN_WORK, args);
   }
   const runner: Runner = {
     run,
-    nibbles: (k, n, weights, out) => kernels.oe_nibbles(0, 1, k, n, weights, out),
+    relayout: (kernel, k, n, weights, out) => host.run(kernel, false, [k, n, weights, out]),
     variant: popcount === 'simd' ? 1 : 0,
     fromBytes: true,
   };
-  const plan = planLayers(model, head, placing, maxBatch, threads, runner, realDense);
+  const plan = planLayers(model, head, host.placement, maxBatch, threads, runner, realDense, pixelGroups5);
   const { steps, input, logits } = plan;
   const classes = model.classes;
   const temperature = model.temperature ?? 1;
@@ -343,7 +321,9 @@ export async function createEngine(
 
   const engine: Engine = {
     model,
-    threads: pool.threads,
+    threads: host.threads,
+    backend: host.backend,
+    level: host.level,
     maxBatch,
     classes,
     inputSize,
@@ -398,14 +378,19 @@ export async function createEngine(
       });
       return traces;
     },
-    memoryBytes: () => memory.buffer.byteLength,
+    memoryBytes: () => host.memoryBytes(),
     dispose() {
       if (disposed) return;
       disposed = true;
-      pool.dispose();
+      host.dispose();
     },
   };
   return engine;
+}
+
+/** The engine's default backend: native where the addon loads (Node, built with clang), unless a wasm module is given. */
+export function defaultEngineBackend(options: Pick<EngineOptions, 'module'> = {}): EngineBackend {
+  return options.module === undefined && loadNativeAddon().available ? 'native' : 'wasm';
 }
 
 /** Index of the largest of `n` values from `offset` (the first on ties). */

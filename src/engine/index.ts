@@ -6,13 +6,16 @@
 export { OnebitFormatError, type OnebitErrorCode } from '../errors.js';
 export {
   createEngine,
+  defaultEngineBackend,
   borderCorrection,
   argmax,
   softmax,
   DEFAULT_POPCOUNT,
   ENGINE_KERNELS,
   type Engine,
+  type EngineBackend,
   type EngineOptions,
+  type NativeLevel,
   type FirstLayerKernel,
   type RealDenseKernel,
   type LayerTrace,

@@ -21,6 +21,8 @@ export const ENGINE_KERNELS = [
   'oe_dense_u8',
   'oe_dense_lut',
   'oe_nibbles',
+  'oe_dense_g5',
+  'oe_groups5',
   'oe_conv_bits',
   'oe_conv_f32',
   'oe_conv_u8',
@@ -127,7 +129,8 @@ export function headOf(model: OnebitModel, requested: 'lut' | 'masked' | 'float'
 /** What running the plan needs (absent in the sizing pass). */
 export interface Runner {
   run(name: EngineKernel, rows: number, n: number, work: number, args: number[]): void;
-  nibbles(k: number, n: number, weights: number, out: number): void;
+  /** Lays packed weights (k inputs, n channels) out for a kernel: oe_nibbles' or oe_groups5's layout. */
+  relayout(kernel: 'oe_nibbles' | 'oe_groups5', k: number, n: number, weights: number, out: number): void;
   variant: number;
   /** Whether this pass's input is raw bytes (logits, trace) or normalised floats (logitsNormalized). */
   fromBytes: boolean;
@@ -144,7 +147,8 @@ export interface InputBuffers {
 
 /**
  * Places every layer's tensors and output buffers and returns the steps that run them. With `runner` null it
- * only counts memory (the sizing pass); the offsets it returns are then meaningless.
+ * only counts memory (the sizing pass); the offsets it returns are then meaningless. `pixelGroups5`: a 'lut'
+ * first layer runs oe_dense_g5 (5-pixel groups; where the kernels have AVX-512) instead of oe_dense_lut.
  */
 export function planLayers(
   model: OnebitModel,
@@ -154,6 +158,7 @@ export function planLayers(
   threads: number,
   runner: Runner | null,
   realDense: RealDenseKernel = 'lut',
+  pixelGroups5 = false,
 ): { steps: Step[]; input: InputBuffers; logits: Value } {
   const [channels, height, width] = model.input.shape;
   const plane = height * width;
@@ -277,11 +282,32 @@ export function planLayers(
         if (isFirst && head.bytes) {
           const wsum = mem.put(weightSums(layer.weights, n, k));
           const { scale: scaleA, shift: shiftC } = byteNormalization(model);
-          if (head.kernel === 'lut') {
+          if (head.kernel === 'lut' && pixelGroups5) {
+            // Tables of 5-pixel groups, 32 channels per lookup (the native AVX-512 kernel): 8 images' tables
+            // per thread, and each channel's weight bits per group as u16 (oe_groups5's layout).
+            const groups = Math.ceil(k / 5);
+            const g5 = mem.alloc(Math.ceil(n / 32) * groups * 64);
+            const tables = mem.alloc(threads * 8 * groups * 64);
+            runner?.relayout('oe_groups5', k, n, weights, g5);
+            byteRun = (rows) =>
+              call('oe_dense_g5', rows, n, rows * n * k, [
+                rows,
+                k,
+                n,
+                input.bytes,
+                g5,
+                wsum,
+                scaleA,
+                shiftC,
+                ...o.args,
+                out.offset,
+                tables,
+              ]);
+          } else if (head.kernel === 'lut') {
             const groups = packedWords(k) * 8;
             const nibbles = mem.alloc(Math.ceil(n / 16) * groups * 16);
             const tables = mem.alloc(threads * 4 * groups * 32);
-            runner?.nibbles(k, n, weights, nibbles);
+            runner?.relayout('oe_nibbles', k, n, weights, nibbles);
             byteRun = (rows) =>
               call('oe_dense_lut', rows, n, rows * n * k, [
                 rows,
@@ -318,7 +344,7 @@ export function planLayers(
         const lut = !bits && realDense === 'lut';
         const tables = lut ? mem.alloc(threads * 128 * Math.ceil(k / 4)) : 0;
         const realNibbles = lut ? mem.alloc(Math.ceil(n / 16) * packedWords(k) * 8 * 16) : 0;
-        if (lut) runner?.nibbles(k, n, weights, realNibbles);
+        if (lut) runner?.relayout('oe_nibbles', k, n, weights, realNibbles);
         const floatRun = (rows: number): void =>
           bits
             ? call('oe_dense_bits', rows, n, (rows * n * k) / 8, [

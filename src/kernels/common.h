@@ -2,7 +2,7 @@
  * Shared definitions for the onebit kernels.
  *
  * The kernels are plain C11 compiled to wasm32 (+simd128) by scripts/build-kernels.mjs, and later also
- * natively, so everything wasm-specific sits behind __wasm__ / __wasm_simd128__.
+ * natively, so everything wasm-specific sits behind __wasm__ / __wasm_simd128__ (or OB_SIMD128, below).
  *
  * Rules every kernel follows (they keep the module safe to share between threads):
  * - no mutable globals and no static buffers: all state comes in through pointers;
@@ -16,8 +16,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef __wasm_simd128__
+/*
+ * OB_SIMD128: the 128-bit SIMD paths are compiled: on wasm with its intrinsics, natively (the engine's kernels
+ * in the Node addon) with the same intrinsics written over generic vectors (simd128.h), same results.
+ */
+#if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
+#define OB_SIMD128 1
+#elif defined(ONEBIT_NATIVE_SIMD128)
+#include "simd128.h"
+#define OB_SIMD128 1
 #endif
 
 #if defined(__wasm__)

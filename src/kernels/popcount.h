@@ -9,7 +9,7 @@
 
 #include "common.h"
 
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
 /* Sum of the 16 byte lanes. */
 static inline uint32_t hsum_u8(v128_t acc) {
   v128_t s32 = wasm_u32x4_extadd_pairwise_u16x8(wasm_u16x8_extadd_pairwise_u8x16(acc));

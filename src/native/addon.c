@@ -5,11 +5,17 @@
  *
  * JavaScript API (src/native/addon.ts wraps it):
  *   levels()                      the levels this CPU can run, best first ("avx512", "avx2", "baseline")
- *   kernelNames()                 the kernels, in table order
- *   open(level, threads)          a context: that level's table and a pool of threads - 1 native threads
+ *   kernelNames(set)              the kernels of a set ("training" or "engine"), in table order
+ *   open(level, threads, set)     a context: that level's table of the set and a pool of threads - 1 native
+ *                                 threads
  *   run(context, index, nt, ...)  kernel `index` on nt threads (the calling one included); the arguments
  *                                 are numbers, null, or typed arrays (passed as pointers to their first entry);
  *                                 returns the kernel's result (0 for one that returns nothing)
+ *   runIn(context, index, nt, memory, ...)
+ *                                 as run, for kernels that take byte offsets into `memory` (a typed array; the
+ *                                 engine's): a whole number 0 < v <= memory's byte length also reaches the
+ *                                 kernel as the pointer memory + v, anything else as NULL
+ *   misalignment(array)           the address of a typed array's first byte modulo 64
  *   close(context)                joins the pool's threads (also done when the context is collected)
  * Argument types and lengths are checked in JavaScript (src/backend/native/index.ts) before they get here.
  *
@@ -19,6 +25,7 @@
 #include <node_api.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,10 +37,13 @@
 static inline void cpu_relax(void) { _mm_pause(); }
 extern const native_kernel onebit_table_avx512[];
 extern const native_kernel onebit_table_avx2[];
+extern const native_kernel onebit_engine_table_avx512[];
+extern const native_kernel onebit_engine_table_avx2[];
 #else
 static inline void cpu_relax(void) {}
 #endif
 extern const native_kernel onebit_table_baseline[];
+extern const native_kernel onebit_engine_table_baseline[];
 
 /* About 50 us of pause instructions before a worker sleeps. */
 #define SPIN_ROUNDS 4000
@@ -42,6 +52,7 @@ extern const native_kernel onebit_table_baseline[];
 typedef struct {
   const char *name;
   const native_kernel *table;
+  const native_kernel *engine;
 } level_entry;
 
 static int level_supported(const char *name) {
@@ -63,10 +74,10 @@ static int level_supported(const char *name) {
 
 static const level_entry LEVELS[] = {
 #ifdef ONEBIT_X86
-    {"avx512", onebit_table_avx512},
-    {"avx2", onebit_table_avx2},
+    {"avx512", onebit_table_avx512, onebit_engine_table_avx512},
+    {"avx2", onebit_table_avx2, onebit_engine_table_avx2},
 #endif
-    {"baseline", onebit_table_baseline},
+    {"baseline", onebit_table_baseline, onebit_engine_table_baseline},
 };
 #define LEVEL_COUNT (sizeof(LEVELS) / sizeof(LEVELS[0]))
 
@@ -181,11 +192,27 @@ static napi_value js_levels(napi_env env, napi_callback_info info) {
   return string_array(env, names, count);
 }
 
+/* Which table a "training" or "engine" argument names (-1: neither). */
+static int set_of(napi_env env, napi_value value) {
+  char set[16];
+  size_t length = 0;
+  if (napi_get_value_string_utf8(env, value, set, sizeof set, &length) != napi_ok) return -1;
+  return strcmp(set, "training") == 0 ? 0 : strcmp(set, "engine") == 0 ? 1 : -1;
+}
+
 static napi_value js_kernel_names(napi_env env, napi_callback_info info) {
-  (void)info;
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int set = argc < 1 ? -1 : set_of(env, argv[0]);
+  if (set < 0) {
+    napi_throw_type_error(env, NULL, "onebit native addon: kernelNames(set: 'training' | 'engine')");
+    return NULL;
+  }
   const char *names[64];
   size_t count = 0;
-  for (const native_kernel *k = onebit_table_baseline; k->name != NULL && count < 64; k++) names[count++] = k->name;
+  const native_kernel *table = set == 0 ? onebit_table_baseline : onebit_engine_table_baseline;
+  for (const native_kernel *k = table; k->name != NULL && count < 64; k++) names[count++] = k->name;
   return string_array(env, names, count);
 }
 
@@ -197,20 +224,23 @@ static void finalize_context(napi_env env, void *data, void *hint) {
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char level[32];
   size_t length = 0;
   uint32_t threads = 0;
-  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], level, sizeof level, &length) != napi_ok ||
-      napi_get_value_uint32(env, argv[1], &threads) != napi_ok) {
-    napi_throw_type_error(env, NULL, "onebit native addon: open(level: string, threads: number)");
+  int set = argc < 3 ? -1 : set_of(env, argv[2]);
+  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], level, sizeof level, &length) != napi_ok ||
+      napi_get_value_uint32(env, argv[1], &threads) != napi_ok || set < 0) {
+    napi_throw_type_error(env, NULL,
+                          "onebit native addon: open(level: string, threads: number, set: 'training' | 'engine')");
     return NULL;
   }
   const native_kernel *table = NULL;
   for (size_t i = 0; i < LEVEL_COUNT; i++) {
-    if (strcmp(LEVELS[i].name, level) == 0 && level_supported(level)) table = LEVELS[i].table;
+    if (strcmp(LEVELS[i].name, level) == 0 && level_supported(level))
+      table = set == 0 ? LEVELS[i].table : LEVELS[i].engine;
   }
   if (table == NULL) {
     napi_throw_range_error(env, NULL, "onebit native addon: this CPU cannot run that level");
@@ -276,13 +306,41 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value js_run(napi_env env, napi_callback_info info) {
-  size_t argc = 3 + NATIVE_MAX_ARGS;
-  napi_value argv[3 + NATIVE_MAX_ARGS];
+/* run (in_memory 0) and runIn (1): the kernel arguments start after `fixed` leading ones. */
+static napi_value run_kernel(napi_env env, napi_callback_info info, int in_memory) {
+  size_t fixed = in_memory ? 4 : 3;
+  size_t argc = 4 + NATIVE_MAX_ARGS;
+  napi_value argv[4 + NATIVE_MAX_ARGS];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, NULL, "onebit native addon: run(context, kernel, threads, ...args)");
+  if (argc < fixed) {
+    napi_throw_type_error(env, NULL,
+                          in_memory ? "onebit native addon: runIn(context, kernel, threads, memory, ...args)"
+                                    : "onebit native addon: run(context, kernel, threads, ...args)");
     return NULL;
+  }
+  if (argc > fixed + NATIVE_MAX_ARGS) {
+    napi_throw_type_error(env, NULL, "onebit native addon: too many kernel arguments");
+    return NULL;
+  }
+  uint8_t *memory = NULL;
+  size_t memory_bytes = 0;
+  if (in_memory) {
+    bool is_typed = false;
+    CHECK(env, napi_is_typedarray(env, argv[3], &is_typed));
+    if (!is_typed) {
+      napi_throw_type_error(env, NULL, "onebit native addon: runIn's memory is not a typed array");
+      return NULL;
+    }
+    napi_typedarray_type kind;
+    size_t length;
+    void *data;
+    CHECK(env, napi_get_typedarray_info(env, argv[3], &kind, &length, &data, NULL, NULL));
+    if (kind != napi_uint8_array) {
+      napi_throw_type_error(env, NULL, "onebit native addon: runIn's memory is not a Uint8Array");
+      return NULL;
+    }
+    memory = (uint8_t *)data;
+    memory_bytes = length;
   }
   context *ctx = context_of(env, argv[0]);
   if (ctx == NULL) return NULL;
@@ -296,19 +354,24 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const native_kernel *kernel = &ctx->table[index];
-  if ((int)(argc - 3) != kernel->argc) {
+  if ((int)(argc - fixed) != kernel->argc) {
     napi_throw_type_error(env, NULL, "onebit native addon: wrong number of kernel arguments");
     return NULL;
   }
   native_arg args[NATIVE_MAX_ARGS];
-  for (size_t i = 0; i < argc - 3; i++) {
-    napi_value v = argv[3 + i];
+  for (size_t i = 0; i < argc - fixed; i++) {
+    napi_value v = argv[fixed + i];
     napi_valuetype type;
     CHECK(env, napi_typeof(env, v, &type));
     args[i].p = NULL;
     args[i].d = 0;
     if (type == napi_number) {
       CHECK(env, napi_get_value_double(env, v, &args[i].d));
+      double d = args[i].d;
+      if (memory != NULL && d > 0 && d <= (double)memory_bytes && d == (double)(size_t)d) args[i].p = memory + (size_t)d;
+    } else if (in_memory) {
+      napi_throw_type_error(env, NULL, "onebit native addon: runIn's kernel arguments must be numbers");
+      return NULL;
     } else if (type != napi_null) {
       bool is_typed = false;
       CHECK(env, napi_is_typedarray(env, v, &is_typed));
@@ -325,7 +388,29 @@ static napi_value js_run(napi_env env, napi_callback_info info) {
   }
   int threads = nt < 1 ? 1 : (int)nt > ctx->threads ? ctx->threads : (int)nt;
   napi_value result;
-  CHECK(env, napi_create_double(env, run_call(ctx, kernel->call, threads, args, argc - 3), &result));
+  CHECK(env, napi_create_double(env, run_call(ctx, kernel->call, threads, args, argc - fixed), &result));
+  return result;
+}
+
+static napi_value js_run(napi_env env, napi_callback_info info) { return run_kernel(env, info, 0); }
+static napi_value js_run_in(napi_env env, napi_callback_info info) { return run_kernel(env, info, 1); }
+
+static napi_value js_misalignment(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool is_typed = false;
+  if (argc >= 1) CHECK(env, napi_is_typedarray(env, argv[0], &is_typed));
+  if (!is_typed) {
+    napi_throw_type_error(env, NULL, "onebit native addon: misalignment(array: a typed array)");
+    return NULL;
+  }
+  napi_typedarray_type kind;
+  size_t length;
+  void *data;
+  CHECK(env, napi_get_typedarray_info(env, argv[0], &kind, &length, &data, NULL, NULL));
+  napi_value result;
+  CHECK(env, napi_create_uint32(env, (uint32_t)((uintptr_t)data % 64), &result));
   return result;
 }
 
@@ -335,6 +420,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"kernelNames", NULL, js_kernel_names, NULL, NULL, NULL, napi_default, NULL},
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"run", NULL, js_run, NULL, NULL, NULL, napi_default, NULL},
+      {"runIn", NULL, js_run_in, NULL, NULL, NULL, napi_default, NULL},
+      {"misalignment", NULL, js_misalignment, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties));

@@ -1,7 +1,7 @@
 /**
  * The native Node addon (native/onebit.node, built from src/kernels and src/native by
- * scripts/build-native.mjs): the training kernels compiled by clang at several instruction-set levels, one
- * chosen by the CPU, on a pool of native threads (src/native/addon.c).
+ * scripts/build-native.mjs): the training kernels and the inference engine's, compiled by clang at several
+ * instruction-set levels, one chosen by the CPU, on a pool of native threads (src/native/addon.c).
  *
  * The addon is optional: it exists only where `npm run build` found clang and Node's headers, and only Node
  * can load it. `loadNativeAddon()` says why it is missing instead of throwing, so callers can fall back to
@@ -19,14 +19,31 @@ export type NativeContext = { readonly __nativeContext: unique symbol };
 /** A kernel argument: a number, a null pointer, or a typed array (passed as a pointer to its first entry). */
 export type NativeArg = number | null | Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array;
 
+/** The addon's two sets of kernels: the training backend's and the inference engine's. */
+export type NativeKernelSet = 'training' | 'engine';
+
 export interface NativeAddon {
   /** The levels this CPU can run, best first. */
   levels(): NativeLevel[];
-  /** The kernels, in the order `run` numbers them. */
-  kernelNames(): string[];
-  open(level: NativeLevel, threads: number): NativeContext;
+  /** A set's kernels, in the order `run` numbers them. */
+  kernelNames(set: NativeKernelSet): string[];
+  open(level: NativeLevel, threads: number, set: NativeKernelSet): NativeContext;
   /** Runs a kernel; returns its result (0 for a kernel that returns nothing). */
   run(context: NativeContext, kernel: number, threads: number, ...args: NativeArg[]): number;
+  /**
+   * Runs a kernel whose pointer arguments are byte offsets into `memory` (the engine's): a whole number
+   * 0 < v <= memory.byteLength reaches the kernel as a pointer to memory[v] (and as the number), others as
+   * NULL.
+   */
+  runIn(
+    context: NativeContext,
+    kernel: number,
+    threads: number,
+    memory: Uint8Array,
+    ...args: number[]
+  ): number;
+  /** The address of the array's first byte modulo 64 (to align what is placed in it). */
+  misalignment(array: Uint8Array): number;
   close(context: NativeContext): void;
 }
 
@@ -63,6 +80,12 @@ function load(): NativeAddonStatus {
     // A file path, not URL.pathname: a path may hold characters that a URL escapes (a space, say).
     const path = url.fileURLToPath(NATIVE_ADDON_URL);
     const addon = moduleApi.createRequire(import.meta.url)(path) as NativeAddon;
+    if (typeof addon.runIn !== 'function') {
+      return {
+        available: false,
+        reason: 'the native addon is out of date (`npm run build:native` rebuilds native/onebit.node)',
+      };
+    }
     return { available: true, addon, levels: addon.levels() };
   } catch (err) {
     return { available: false, reason: `the native addon did not load: ${(err as Error).message}` };

@@ -3,7 +3,8 @@
  * numbers and typed arrays; the addon turns them into `native_arg`s (a pointer for an array or null, a double
  * for a number) and a thunk per kernel casts them to the kernel's C signature. table.c is compiled once per
  * instruction-set level, with every kernel name (and NATIVE_TABLE) renamed for that level, so one binary
- * holds the kernels of every level and addon.c picks one by the CPU it runs on.
+ * holds the kernels of every level and addon.c picks one by the CPU it runs on. engine-table.c is the same for
+ * the inference engine's kernels (NATIVE_ENGINE_TABLE).
  */
 #ifndef ONEBIT_NATIVE_H
 #define ONEBIT_NATIVE_H
@@ -11,7 +12,7 @@
 #include <stddef.h>
 
 /* Most arguments any kernel takes after (tid, nt). */
-#define NATIVE_MAX_ARGS 16
+#define NATIVE_MAX_ARGS 24
 
 typedef struct {
   void *p;

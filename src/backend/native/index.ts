@@ -49,8 +49,8 @@ export function createNativeBackend(options: NativeBackendOptions = {}): Backend
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
     throw new RangeError(`${LABEL}: threads must be an integer in 1..64, got ${threads}`);
   }
-  const context = addon.open(level, threads);
-  const names = addon.kernelNames();
+  const context = addon.open(level, threads, 'training');
+  const names = addon.kernelNames('training');
   const index = new Map(names.map((name, i) => [name, i]));
   const kernel = (name: string): number => {
     const i = index.get(name);

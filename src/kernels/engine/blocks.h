@@ -74,6 +74,13 @@ static inline void emit_real(int mode, const void *p0, const void *p1, int act, 
   }
 }
 
+/* Sum of the first k bytes of a row of raw pixels (the first layer's V). */
+static inline int64_t pixel_sum(const uint8_t *x, size_t k) {
+  uint32_t s = 0;
+  for (size_t i = 0; i < k; i++) s += x[i];
+  return (int64_t)s;
+}
+
 /* ---------------------------------------------------------------------------------------------------- */
 /* 1-bit activations: XNOR / popcount                                                                    */
 
@@ -190,7 +197,7 @@ static inline void xnor_scalar(size_t r0, size_t r1, size_t j0, size_t j1, size_
   }
 }
 
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
 /* SIMD variant: a 2 x 4 block of (x row, w row) pairs, i8x16.popcnt with byte accumulators. */
 static inline void xnor_simd(size_t r0, size_t r1, size_t j0, size_t j1, size_t k, const uint32_t *x, const uint32_t *w,
                       int mode, const void *p0, const void *p1, int act, void *out, size_t n, size_t orow,
@@ -232,7 +239,7 @@ static inline void xnor_simd(size_t r0, size_t r1, size_t j0, size_t j1, size_t 
 }
 #endif
 
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
 /* SIGN_MASK[b] has 0x80000000 in lane l iff bit l of b is set: XOR with it negates those lanes. */
 #define M 0x80000000u
 static const uint32_t SIGN_MASK[16][4] __attribute__((aligned(16))) = {
@@ -264,7 +271,7 @@ static inline float signed_sum_simd(const float *x, const uint32_t *w, size_t k)
 }
 #endif
 
-#ifndef __wasm_simd128__
+#ifndef OB_SIMD128
 /* Scalar dot product of a float row with a packed sign row: the sign bit of each term flipped by its weight bit. */
 static inline float signed_sum_scalar(const float *x, const uint32_t *w, size_t k) {
   float s = 0.0f;
@@ -302,7 +309,7 @@ static inline __attribute__((always_inline)) void f32_rows(size_t r0, size_t r1,
   size_t nib = (k + 3) / 4, full = nib / 8, tail = nib % 8, vis = full + (tail != 0);
   size_t r = r0;
   (void)vis;
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
   size_t j2 = j0 + (j1 - j0) / 2 * 2;
   for (; r + 4 <= r1; r += 4) {
     const float *x0 = x + r * kp, *x1 = x0 + kp, *x2 = x1 + kp, *x3 = x2 + kp;
@@ -353,5 +360,7 @@ static inline __attribute__((always_inline)) void f32_rows(size_t r0, size_t r1,
 #endif
 }
 
+
+#include "avx512.h"
 
 #endif

@@ -19,6 +19,7 @@
  * Threads split output pixels (rows) in blocks, or output channels when there are few pixels.
  */
 #include "blocks.h"
+#include "kernels.h"
 
 /* Output pixels per gathered block. */
 #define CONV_BLOCK 32
@@ -94,7 +95,9 @@ void oe_conv_bits(int tid, int nt, size_t n_img, size_t h, size_t w, size_t c, s
   for (size_t b = r0; b < r1; b += CONV_BLOCK) {
     size_t e = min_sz(r1, b + CONV_BLOCK);
     for (size_t r = b; r < e; r++) gather_bits(rowsbuf + (r - b) * words, r, x, h, w, c, xs, k, stride, pad, oh, ow);
-#ifdef __wasm_simd128__
+#if defined(OB_AVX512)
+    xnor_avx512(0, e - b, j0, j1, taps, rowsbuf, wt, mode, p0, p1, act, out, n, b, cidx, corr, oh * ow);
+#elif defined(OB_SIMD128)
     xnor_simd(0, e - b, j0, j1, taps, rowsbuf, wt, mode, p0, p1, act, out, n, b, cidx, corr, oh * ow);
 #else
     xnor_scalar(0, e - b, j0, j1, taps, rowsbuf, wt, mode, p0, p1, act, out, n, b, cidx, corr, oh * ow);
@@ -227,7 +230,7 @@ void oe_pool_f32(int tid, int nt, size_t n_img, size_t h, size_t w, size_t c, si
     size_t img = r / (oh * ow), p = r % (oh * ow), oy = p / ow, ox = p % ow;
     float *o = out + r * xs;
     size_t ch = 0;
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
     if (!avg) {
       /* Four channels at a time; pmax keeps the first of equal values, as the training layer does. */
       for (; ch + 4 <= c; ch += 4) {

@@ -24,6 +24,7 @@
  * else 32-aligned runs of output channels (so a thread owns whole output words).
  */
 #include "blocks.h"
+#include "kernels.h"
 
 /*
  * y = f(x W^T) for packed x (rows x words(k)) and packed W (n x words(k)): z = k - 2 popcount(x XOR w).
@@ -36,7 +37,13 @@ void oe_dense_bits(int tid, int nt, size_t rows, size_t k, size_t n, const uint3
   split_work(rows, n, tid, nt, &r0, &r1, &j0, &j1);
   if (r0 >= r1 || j0 >= j1) return;
   if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
-#ifdef __wasm_simd128__
+#ifdef OB_AVX512
+  if (variant == 1) {
+    xnor_avx512(r0, r1, j0, j1, k, x, w, mode, p0, p1, act, out, n, 0, NULL, NULL, 1);
+    return;
+  }
+#endif
+#ifdef OB_SIMD128
   if (variant == 1) {
     xnor_simd(r0, r1, j0, j1, k, x, w, mode, p0, p1, act, out, n, 0, NULL, NULL, 1);
     return;
@@ -62,7 +69,7 @@ void oe_dense_f32(int tid, int nt, size_t rows, size_t k, size_t n, const float 
   f32_rows(r0, r1, j0, j1, k, x, w, mode, p0, p1, act, out, n, 0, NULL);
 }
 
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
 /* Byte b of each of the 16 floats in T0..T3 (float m in lanes of T[m / 4]): one byte plane. */
 #define PLANE(b, T0, T1, T2, T3)                                                                                 \
   wasm_i64x2_shuffle(wasm_i8x16_shuffle(T0, T1, b, 4 + b, 8 + b, 12 + b, 16 + b, 20 + b, 24 + b, 28 + b, 0, 0, 0,  \
@@ -178,7 +185,7 @@ EXPORT(oe_dense_f32_lut)
 void oe_dense_f32_lut(int tid, int nt, size_t rows, size_t k, size_t n, const float *x, const uint32_t *w,
                       const uint8_t *nib, int mode, const void *p0, const void *p1, int act, void *out,
                       uint8_t *scratch) {
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
   size_t r0, r1, j0, j1;
   split_work(rows, n, tid, nt, &r0, &r1, &j0, &j1);
   if (r0 >= r1 || j0 >= j1) return;
@@ -186,6 +193,17 @@ void oe_dense_f32_lut(int tid, int nt, size_t rows, size_t k, size_t n, const fl
   size_t words = words_of(k), kp = words * 32, groups = (k + 3) / 4;
   uint8_t *pa = scratch + (size_t)tid * 128 * groups, *pb = pa + 64 * groups;
   (void)w;
+#ifdef OB_AVX512
+  /* The same tables as 16 floats per group (64 bytes, as the byte planes take), looked up with VPERMPS. */
+  for (size_t r = r0; r < r1; r += 2) {
+    int two = r + 1 < r1;
+    build_f32_tables(x + r * kp, groups, (float *)pa);
+    if (two) build_f32_tables(x + (r + 1) * kp, groups, (float *)pb);
+    lut_f32_rows((const float *)pa, two ? (const float *)pb : NULL, groups, words * 8, nib, j0, j1, r, mode, p0, p1,
+                 act, out, n);
+  }
+  return;
+#endif
   for (size_t r = r0; r < r1; r += 2) {
     int two = r + 1 < r1;
     build_f32_planes(x + r * kp, groups, pa);
@@ -201,12 +219,6 @@ void oe_dense_f32_lut(int tid, int nt, size_t rows, size_t k, size_t n, const fl
 /* ---------------------------------------------------------------------------------------------------- */
 /* The first layer on raw bytes                                                                          */
 
-static inline int64_t pixel_sum(const uint8_t *x, size_t k) {
-  uint32_t s = 0;
-  for (size_t i = 0; i < k; i++) s += x[i];
-  return (int64_t)s;
-}
-
 /* Scalar sum of the bytes of x whose weight bit is set. */
 static inline uint32_t masked_byte_sum_scalar(const uint8_t *x, const uint32_t *w, size_t words) {
   uint32_t s = 0;
@@ -217,7 +229,7 @@ static inline uint32_t masked_byte_sum_scalar(const uint8_t *x, const uint32_t *
   return s;
 }
 
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
 /* Byte lane l is 0xFF iff bit l of the 16-bit value h is set. */
 static inline v128_t byte_mask(uint32_t h) {
   const v128_t bit = wasm_u8x16_make(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
@@ -253,7 +265,7 @@ void oe_dense_u8(int tid, int nt, size_t rows, size_t k, size_t n, const uint8_t
   if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
   size_t words = words_of(k), kp = words * 32;
   size_t r = r0;
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
   size_t j2 = j0 + (j1 - j0) / 2 * 2;
   for (; r + 4 <= r1; r += 4) {
     const uint8_t *x0 = x + r * kp, *x1 = x0 + kp, *x2 = x1 + kp, *x3 = x2 + kp;
@@ -340,7 +352,7 @@ void oe_dense_u8(int tid, int nt, size_t rows, size_t k, size_t n, const uint8_t
 /* ---------------------------------------------------------------------------------------------------- */
 /* The first layer on raw bytes, by table lookup                                                         */
 
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
 /*
  * Tables of one image: for each group g of 4 pixels (v0..v3), the 16 sums T_g[m] = sum of the v_l whose bit l
  * of m is set (at most 1020), split into low bytes (16 bytes) and high bytes (16 bytes): 32 bytes per group.
@@ -466,13 +478,18 @@ EXPORT(oe_dense_lut)
 void oe_dense_lut(int tid, int nt, size_t rows, size_t k, size_t n, const uint8_t *x, const uint8_t *nib,
                   const int32_t *wsum, double a, double c, int mode, const void *p0, const void *p1, int act,
                   void *out, uint8_t *scratch) {
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
   size_t r0, r1, j0, j1;
   split_rows_or_channels(rows, n, 4, tid, nt, &r0, &r1, &j0, &j1);
   if (r0 >= r1 || j0 >= j1) return;
   if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
   size_t kp = words_of(k) * 32, groups = kp / 4;
   uint8_t *tables = scratch + (size_t)tid * 4 * groups * 32;
+#ifdef OB_AVX512
+  /* Integer dot products instead of table lookups, in the same scratch (blocks.h, avx512.h). */
+  vnni_first_layer(r0, r1, j0, j1, k, x, nib, wsum, a, c, mode, p0, p1, act, out, n, tables);
+  return;
+#endif
   for (size_t r = r0; r < r1; r += 4) {
     size_t tile = min_sz(4, r1 - r);
     for (size_t t = 0; t < tile; t++) build_tables(x + (r + t) * kp, groups, tables + t * groups * 32);
@@ -524,6 +541,67 @@ void oe_dense_lut(int tid, int nt, size_t rows, size_t k, size_t n, const uint8_
   (void)tid, (void)nt, (void)rows, (void)k, (void)n, (void)x, (void)nib, (void)wsum, (void)a, (void)c;
   (void)mode, (void)p0, (void)p1, (void)act, (void)out, (void)scratch;
 #endif
+}
+
+/*
+ * The first layer on raw bytes (as oe_dense_lut) by lookups over groups of 5 pixels, 32 channels per lookup:
+ * per image, each group's table of its 32 partial sums (u16); `g5` holds each channel's 5 weight bits per group
+ * (oe_groups5's layout). The AVX-512 build looks 32 channels up at once (VPERMW) and runs 8 images at a time in
+ * `scratch` (8 * groups * 64 bytes per thread, groups = ceil(k / 5)); other builds add the pixels under the bits
+ * one by one (a reference the engine does not choose there). The sums are exact, so the outputs equal
+ * oe_dense_lut's and oe_dense_u8's.
+ */
+EXPORT(oe_dense_g5)
+void oe_dense_g5(int tid, int nt, size_t rows, size_t k, size_t n, const uint8_t *x, const uint16_t *g5,
+                 const int32_t *wsum, double a, double c, int mode, const void *p0, const void *p1, int act, void *out,
+                 uint8_t *scratch) {
+  size_t r0, r1, j0, j1;
+  split_rows_or_channels(rows, n, 2, tid, nt, &r0, &r1, &j0, &j1);
+  if (r0 >= r1 || j0 >= j1) return;
+  if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
+  size_t groups = (k + 4) / 5;
+#ifdef OB_AVX512
+  g5_first_layer(r0, r1, j0, j1, k, x, g5, wsum, a, c, mode, p0, p1, act, out, n,
+                 (uint16_t *)(scratch + (size_t)tid * 8 * groups * 64));
+#else
+  (void)scratch;
+  size_t kp = words_of(k) * 32;
+  for (size_t r = r0; r < r1; r++) {
+    const uint8_t *xr = x + r * kp;
+    int64_t pix = pixel_sum(xr, k);
+    for (size_t j = j0; j < j1; j++) {
+      const uint16_t *bits = g5 + ((j / 32) * groups) * 32 + j % 32;
+      uint32_t q = 0;
+      for (size_t col = 0; col < k; col++) q += ((bits[(col / 5) * 32] >> (col % 5)) & 1u) ? xr[col] : 0u;
+      emit_real(mode, p0, p1, act, out, n, r, j, a * (double)(pix - 2 * (int64_t)q) + c * (double)wsum[j]);
+    }
+  }
+#endif
+}
+
+/*
+ * The weight layout of oe_dense_g5 from packed rows (n x words(k)): for block b of 32 channels and group g of
+ * 5 columns, u16 (b * groups + g) * 32 + t = bits 5g..5g+4 of channel 32b + t (bit l: column 5g + l; 0 past
+ * the last column or channel), groups = ceil(k / 5).
+ */
+EXPORT(oe_groups5)
+void oe_groups5(int tid, int nt, size_t k, size_t n, const uint32_t *w, uint16_t *g5) {
+  size_t words = words_of(k), groups = (k + 4) / 5, blocks = (n + 31) / 32;
+  size_t lo, hi;
+  thread_range(blocks, 1, tid, nt, &lo, &hi);
+  for (size_t b = lo; b < hi; b++) {
+    for (size_t g = 0; g < groups; g++) {
+      for (size_t t = 0; t < 32; t++) {
+        size_t j = 32 * b + t;
+        uint32_t v = 0;
+        for (size_t l = 0; l < 5 && j < n; l++) {
+          size_t col = 5 * g + l;
+          if (col < k) v |= ((w[j * words + col / 32] >> (col % 32)) & 1u) << l;
+        }
+        g5[(b * groups + g) * 32 + t] = (uint16_t)v;
+      }
+    }
+  }
 }
 
 /*
