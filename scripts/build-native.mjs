@@ -1,17 +1,17 @@
 #!/usr/bin/env node
 /**
  * Builds the native Node addon native/onebit.node (run by `npm run build`, or alone as `npm run build:native`):
- * the training kernels of src/kernels/*.c and the inference engine's of src/kernels/engine/*.c, the same sources
- * as the WebAssembly modules, compiled by clang for this platform once per instruction-set level, plus the N-API
- * glue and thread pool (src/native/addon.c) that picks a level by the CPU at run time. The engine's sources are
- * compiled with ONEBIT_NATIVE_SIMD128, so their 128-bit SIMD paths build from the same code as on wasm
- * (src/kernels/simd128.h) and give the same results. Never -march=native: the binary runs on any x86-64 machine, and its
+ * the training kernels of src/kernels/*.c, the inference engine's of src/kernels/engine/*.c and the float-free
+ * step's of src/kernels/float-free/*.c, the same sources as the WebAssembly modules, compiled by clang for this platform once per instruction-set level, plus the N-API
+ * glue and thread pool (src/native/addon.c) that picks a level by the CPU at run time. The engine's and the
+ * float-free sources are compiled with ONEBIT_NATIVE_SIMD128, so their 128-bit SIMD paths build from the same
+ * code as on wasm (src/kernels/simd128.h) and give the same results. Never -march=native: the binary runs on any x86-64 machine, and its
  * levels are
  *   avx512    AVX-512 F/BW/DQ/VL with VPOPCNTDQ and VNNI (and AVX2, FMA, BMI2)
  *   avx2      AVX2, FMA, BMI2, POPCNT
  *   baseline  x86-64 (SSE2); the only level on other architectures
  * Each level's objects get a header (-include) that renames every exported kernel and the call tables
- * (src/native/table.c, engine-table.c) with the level's suffix, so all levels link into one binary.
+ * (src/native/table.c, engine-table.c, float-free-table.c) with the level's suffix, so all levels link into one binary.
  *
  * The headers are the installed Node's (<prefix>/include/node, which Debian's nodejs package ships). Without
  * clang or the headers it prints one line and exits 0: onebit then runs on WebAssembly (the CLI says so).
@@ -96,6 +96,7 @@ if (!existsSync(join(nodeHeaders, 'node_api.h')))
 
 const kernelDir = join(root, 'src', 'kernels');
 const engineDir = join(kernelDir, 'engine');
+const floatFreeDir = join(kernelDir, 'float-free');
 const nativeDir = join(root, 'src', 'native');
 const sourcesIn = (dir) =>
   readdirSync(dir)
@@ -104,11 +105,16 @@ const sourcesIn = (dir) =>
     .map((f) => join(dir, f));
 const kernelSources = sourcesIn(kernelDir);
 const engineSources = sourcesIn(engineDir);
+const floatFreeSources = sourcesIn(floatFreeDir);
 // Every exported kernel, from the sources' EXPORT(...) markers.
-const names = [...kernelSources, ...engineSources].flatMap((f) =>
+const names = [...kernelSources, ...engineSources, ...floatFreeSources].flatMap((f) =>
   [...readFileSync(f, 'utf8').matchAll(/^EXPORT\((\w+)\)/gm)].map((m) => m[1]),
 );
-const TABLES = { NATIVE_TABLE: 'onebit_table', NATIVE_ENGINE_TABLE: 'onebit_engine_table' };
+const TABLES = {
+  NATIVE_TABLE: 'onebit_table',
+  NATIVE_ENGINE_TABLE: 'onebit_engine_table',
+  NATIVE_FLOAT_FREE_TABLE: 'onebit_float_free_table',
+};
 
 rmSync(buildDir, { recursive: true, force: true });
 mkdirSync(buildDir, { recursive: true });
@@ -128,6 +134,17 @@ for (const level of LEVELS) {
       source,
       prefix: 'engine-',
       defines: ['-DONEBIT_NATIVE_SIMD128'],
+    })),
+    // The float-free objects are also what test/float-free.test.ts disassembles (no float instruction). On
+    // x86-64 baseline (SSE2, no per-lane shifts) the vectoriser emulates `1 << v` with float conversions, so
+    // there the compiler vectorises nothing of its own (the kernels' explicit SIMD stays).
+    ...[...floatFreeSources, join(nativeDir, 'float-free-table.c')].map((source) => ({
+      source,
+      prefix: 'float-free-',
+      defines: [
+        '-DONEBIT_NATIVE_SIMD128',
+        ...(level.name === 'baseline' ? ['-fno-vectorize', '-fno-slp-vectorize'] : []),
+      ],
     })),
   ];
   for (const { source, prefix, defines } of builds) {

@@ -2,12 +2,13 @@
 # Installs the Debian packages onebit's build and tests need, when they are missing:
 #   clang, lld               - compile the WebAssembly kernels (npm run build:kernels)
 #   wabt                     - wasm-objdump, used by tests that list a module's opcodes
+#   binutils                 - objdump, used by the test that disassembles the native float-free kernels
 #   dataset-fashion-mnist    - the real data set the demo and some tests train on
 #   redis-server             - the queue server the sweep tests start (onebit sweep --queue / onebit worker)
 #   chromium                 - the browser the browser tests drive headless (with the playwright-core package)
 # Safe to run again; does nothing when everything is present.
 set -euo pipefail
-needed=(clang lld wabt dataset-fashion-mnist redis-server chromium)
+needed=(clang lld wabt binutils dataset-fashion-mnist redis-server chromium)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -125,6 +125,9 @@ for (const backend of BACKENDS_UNDER_TEST) {
           [1, 100, 50],
           [130, 3, 40],
           [2, 1, 1000],
+          // Long inner dimension, small C: 'nt' takes unpacked dot products on FMA levels (edges, tails).
+          [6, 9, 3001],
+          [13, 5, 20000],
           [7, 0, 3],
           [0, 5, 3],
           [3, 4, 0],
@@ -195,21 +198,93 @@ for (const backend of BACKENDS_UNDER_TEST) {
           stride: 1,
           padding: 1,
         });
-        for (const g of geometries) {
+        // One image, and batches (images side by side in each row of col) of 2 and 5.
+        for (const [index, g] of geometries.entries()) {
+          const batch = [1, 2, 5][index % 3];
           const { outH, outW } = convOutputSize(g);
-          const colLength = g.channels * g.kernelH * g.kernelW * outH * outW;
-          const imageLength = g.channels * g.height * g.width;
+          const colLength = g.channels * g.kernelH * g.kernelW * outH * outW * batch;
+          const imageLength = g.channels * g.height * g.width * batch;
           const [image, rImage] = pair(be, randomValues(rng, imageLength, false));
           const [col, rCol] = pair(be, randomValues(rng, colLength, false));
-          be.im2col(image, g, col);
-          ref.im2col(rImage, g, rCol);
-          assertExact(col, rCol, `im2col ${JSON.stringify(g)}`);
+          const what = `${JSON.stringify(g)}, batch ${batch}`;
+          be.im2col(image, g, col, batch);
+          ref.im2col(rImage, g, rCol, batch);
+          assertExact(col, rCol, `im2col ${what}`);
           const [grad, rGrad] = pair(be, randomValues(rng, colLength, false));
-          be.col2im(grad, g, image);
-          ref.col2im(rGrad, g, rImage);
-          assertExact(image, rImage, `col2im ${JSON.stringify(g)}`);
+          be.col2im(grad, g, image, batch);
+          ref.col2im(rGrad, g, rImage, batch);
+          assertExact(image, rImage, `col2im ${what}`);
           for (const x of [image, col, grad]) be.free(x);
           for (const x of [rImage, rCol, rGrad]) ref.free(x);
+        }
+      });
+
+      it("a batch of im2col columns holds each image's columns side by side", () => {
+        const g = { channels: 3, height: 6, width: 5, kernelH: 3, kernelW: 3, stride: 2, padding: 1 };
+        const { outH, outW } = convOutputSize(g);
+        const positions = outH * outW;
+        const rows = g.channels * 9;
+        const imageLength = g.channels * g.height * g.width;
+        const images = be.alloc(3 * imageLength);
+        images.set(randomValues(rng, 3 * imageLength, false));
+        const all = be.alloc(rows * 3 * positions);
+        const one = be.alloc(rows * positions);
+        be.im2col(images, g, all, 3);
+        for (let b = 0; b < 3; b++) {
+          be.im2col(images.subarray(b * imageLength), g, one);
+          for (let r = 0; r < rows; r++) {
+            const row = Array.from(all.subarray((r * 3 + b) * positions, (r * 3 + b + 1) * positions));
+            assert.deepEqual(row, Array.from(one.subarray(r * positions, (r + 1) * positions)), `image ${b}`);
+          }
+        }
+        for (const x of [images, all, one]) be.free(x);
+      });
+
+      it('maxPool, maxPoolBackward and swapAxes match exactly (ties, NaN, infinities, empty windows)', () => {
+        const geometries: Conv2dGeometry[] = [
+          { channels: 3, height: 7, width: 6, kernelH: 2, kernelW: 2, stride: 2, padding: 0 },
+          { channels: 2, height: 5, width: 5, kernelH: 3, kernelW: 3, stride: 1, padding: 1 },
+          { channels: 4, height: 9, width: 8, kernelH: 3, kernelW: 2, stride: 2, padding: 1 },
+          // Padding as wide as the window: corner windows hold no in-image tap (-infinity, index -1).
+          { channels: 1, height: 4, width: 4, kernelH: 2, kernelW: 2, stride: 3, padding: 2 },
+          { channels: 16, height: 28, width: 28, kernelH: 2, kernelW: 2, stride: 2, padding: 0 },
+        ];
+        for (const [index, g] of geometries.entries()) {
+          const batch = [1, 3, 2][index % 3];
+          const { outH, outW } = convOutputSize(g);
+          const inLength = batch * g.channels * g.height * g.width;
+          const outLength = batch * g.channels * outH * outW;
+          // Few distinct values, so windows hold ties; specials (NaN, +-infinity, -0) included.
+          const values = randomValues(rng, inLength).map((v) => (Number.isFinite(v) ? Math.round(v) : v));
+          const [input, rInput] = pair(be, values);
+          const [out, rOut] = pair(be, new Float32Array(outLength));
+          const arg = be.allocInt32(outLength);
+          const rArg = ref.allocInt32(outLength);
+          const what = `${JSON.stringify(g)}, batch ${batch}`;
+          be.maxPool(input, batch, g, out, arg);
+          ref.maxPool(rInput, batch, g, rOut, rArg);
+          assertExact(out, rOut, `maxPool ${what}`);
+          assert.deepEqual(Array.from(arg), Array.from(rArg), `maxPool argmax ${what}`);
+          const [grad, rGrad] = pair(be, randomValues(rng, outLength, false));
+          be.maxPoolBackward(grad, arg, batch, g, input);
+          ref.maxPoolBackward(rGrad, rArg, batch, g, rInput);
+          assertExact(input, rInput, `maxPoolBackward ${what}`);
+          for (const x of [input, out, grad, arg]) be.free(x);
+          for (const x of [rInput, rOut, rGrad, rArg]) ref.free(x);
+        }
+        for (const [a, b, inner] of [
+          [1, 1, 1],
+          [3, 5, 7],
+          [32, 100, 196],
+          [7, 1, 13],
+        ]) {
+          const [src, rSrc] = pair(be, randomValues(rng, a * b * inner));
+          const [dst, rDst] = pair(be, new Float32Array(a * b * inner));
+          be.swapAxes(src, a, b, inner, dst);
+          ref.swapAxes(rSrc, a, b, inner, rDst);
+          assertExact(dst, rDst, `swapAxes ${a}x${b}x${inner}`);
+          for (const x of [src, dst]) be.free(x);
+          for (const x of [rSrc, rDst]) ref.free(x);
         }
       });
 
@@ -667,6 +742,7 @@ for (const backend of BACKENDS_UNDER_TEST) {
           [300, 20, 50],
           [3, 50, 70],
           [9, 9, 9],
+          [13, 9, 3001],
         ]) {
           for (const layout of ['nn', 'nt', 'tn'] as GemmLayout[]) {
             const values = [

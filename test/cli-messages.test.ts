@@ -24,6 +24,7 @@ import { predictCommand } from '../src/cli/predict-command.js';
 import { summaryCommand } from '../src/cli/summary-command.js';
 import { upgradeCommand } from '../src/cli/upgrade-command.js';
 import { lastJson, runCli } from './cli.js';
+import { loadNativeAddon } from '../src/native/addon.js';
 
 let dir = '';
 let ste = ''; // a run folder of an STE run (checkpoint.ckpt)
@@ -317,6 +318,50 @@ describe('flags that would do nothing are refused', () => {
     assert.equal(r.code, 0, r.stderr);
     const result = lastJson(r.stdout);
     assert.deepEqual([result.count, result.batch, result.split, result.threads], [30, 7, 'train', 1]);
+  });
+
+  test('predict and bench --backend: the engine it names runs, with the same predictions; others are refused', async () => {
+    const args = [
+      'predict',
+      model,
+      '--data',
+      'synthetic-mnist',
+      '--split',
+      'train',
+      '--limit',
+      '40',
+      '--json',
+    ];
+    const backends = loadNativeAddon().available ? ['wasm', 'native'] : ['wasm'];
+    const results = [];
+    for (const backend of backends) {
+      const r = await runCli([...args, '--backend', backend]);
+      assert.equal(r.code, 0, r.stderr);
+      const result = lastJson(r.stdout);
+      assert.equal(result.backend, backend);
+      results.push([result.correct, result.count]);
+      const b = await runCli([
+        'bench',
+        model,
+        '--seconds',
+        '0.01',
+        '--threads',
+        '1',
+        '--backend',
+        backend,
+        '--json',
+      ]);
+      assert.equal(b.code, 0, b.stderr);
+      assert.equal(lastJson(b.stdout).backend, backend);
+    }
+    assert.equal(new Set(results.map((x) => x.join('/'))).size, 1, JSON.stringify(results));
+    for (const [command, bad] of [
+      [predictCommand(), 'gpu'],
+      [benchCommand(), 'reference'],
+    ] as const) {
+      const error = await failure(command, [model, '--backend', bad]);
+      assert.match(error.message, new RegExp(`--backend expects one of native, wasm, got "${bad}"`));
+    }
   });
 
   test('eval: --threads with the reference backend, --data-dir for generated data', async () => {

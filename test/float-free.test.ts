@@ -7,8 +7,10 @@ import { measureTrainingMemory } from '../src/train/summary.js';
 /**
  * Float-free training (issue 7) end to end, on small models and synthetic data so the suite stays fast:
  * - the wasm module contains no floating-point instruction (opcode listing by wasm-objdump, and the value
- *   types of every function signature and local read from the binary);
- * - whole training steps on the wasm kernels (three threads) equal the integer reference, state and logits;
+ *   types of every function signature and local read from the binary); nor do the native addon's float-free
+ *   objects at any level (x86 disassembly by objdump: no floating-point arithmetic, comparison or conversion);
+ * - whole training steps on the wasm kernels (three threads), and on the native ones at every level, equal the
+ *   integer reference, state and logits;
  * - two runs with the same seed write byte-identical checkpoints, and a resumed run ends byte-identical;
  * - the summary's memory figures next to STE's; configuration errors.
  */
@@ -32,6 +34,9 @@ import {
 } from '../src/methods/float-free.js';
 import { createReferenceKernels } from '../src/methods/float-free/kernels.js';
 import { createWasmKernels, FLOAT_FREE_MODULE_URL } from '../src/methods/float-free/wasm-kernels.js';
+import { createNativeKernels } from '../src/methods/float-free/native-kernels.js';
+import { loadNativeAddon } from '../src/native/addon.js';
+import type { FfKernels } from '../src/methods/float-free/kernels.js';
 import { resolveMethodConfig } from '../src/methods/registry.js';
 import { buildModel } from '../src/nn/models.js';
 import { Rng } from '../src/tensor/rng.js';
@@ -180,7 +185,109 @@ describe('the float-free module has no floating-point instruction', () => {
   });
 });
 
-describe('whole float-free steps: wasm kernels (3 threads) = integer reference', () => {
+const NATIVE = loadNativeAddon();
+const NATIVE_BUILD = join(import.meta.dirname, '..', '.native-build');
+
+/**
+ * x86 instructions that compute with floating-point values: SSE/AVX arithmetic, comparisons, min/max, square
+ * roots and fused multiply-adds on ss/sd/ps/pd/sh/ph, every conversion (cvt*), (u)comis*, and x87 (f*).
+ * Moves, shuffles and bitwise operations on float-domain registers are not computation and are allowed.
+ */
+const X86_FLOAT =
+  /^v?(add|sub|mul|div|sqrt|min|max|rcp\w*|rsqrt\w*|f[n]?m(add|sub)\w*|cmp\w*|round|dp|hadd|hsub|addsub|getexp|getmant|scalef|range|reduce|fixupimm)(ss|sd|ps|pd|sh|ph)$|^v?cvt|^v?u?comis|^f(add|sub|mul|div|ld|st|ild|ist|com|ucom|sqrt|abs|chs|prem|sin|cos|xch|rndint|scale)\w*$/;
+
+describe('the native float-free kernels have no floating-point instruction', () => {
+  const skip = NATIVE.available
+    ? false
+    : `native addon not available: ${NATIVE.available ? '' : NATIVE.reason}`;
+  for (const level of NATIVE.available ? NATIVE.levels : ['avx512']) {
+    test(
+      `objdump of the ${level} objects lists no x86 floating-point arithmetic or conversion`,
+      { skip },
+      () => {
+        const objects = ['forward', 'backward', 'update'].map((f) =>
+          join(NATIVE_BUILD, level, `float-free-${f}.o`),
+        );
+        let listing: string;
+        try {
+          listing = execFileSync('objdump', ['-d', '--no-show-raw-insn', ...objects], {
+            encoding: 'utf8',
+            maxBuffer: 1 << 28,
+          });
+        } catch (error) {
+          assert.fail(`objdump (binutils) and a built addon are needed for this test (${String(error)})`);
+        }
+        // Instruction lines: "  address:<tab>mnemonic operands", attributed to the function above them.
+        let fn = '';
+        const found: string[] = [];
+        let count = 0;
+        const kernels = new Set<string>();
+        for (const line of listing.split('\n')) {
+          const header = /^[0-9a-f]+ <([^>]+)>:$/.exec(line);
+          if (header !== null) {
+            fn = header[1];
+            if (fn.startsWith('ff_')) kernels.add(fn);
+            continue;
+          }
+          const insn = /^\s+[0-9a-f]+:\s+(\S+)/.exec(line);
+          if (insn === null) continue;
+          count++;
+          if (X86_FLOAT.test(insn[1])) found.push(`${fn}: ${insn[1]}`);
+        }
+        // The listing is real: every kernel of this level is there, with its integer code.
+        assert.equal(kernels.size, 14, [...kernels].join(' '));
+        assert.ok(count > 2000, `only ${count} instructions listed`);
+        assert.ok(
+          /\bp(add|sub)[bwdq]\b|\bvp(add|sub)[bwdq]\b/.test(listing),
+          'no integer SIMD add in the listing',
+        );
+        assert.deepEqual(found, [], `floating-point instructions: ${found.slice(0, 20).join(', ')}`);
+      },
+    );
+  }
+  test('the pattern catches float arithmetic and conversions, and lets integer and move instructions pass', () => {
+    for (const op of [
+      'addss',
+      'vmulps',
+      'vfmadd231ps',
+      'cvttps2dq',
+      'vcvtdq2ps',
+      'ucomiss',
+      'fld',
+      'vcmpltps',
+      'maxsd',
+    ]) {
+      assert.ok(X86_FLOAT.test(op), op);
+    }
+    for (const op of [
+      'paddd',
+      'vpmaddwd',
+      'vmovaps',
+      'vxorps',
+      'vshufps',
+      'vpcmpgtd',
+      'movss',
+      'vpermps',
+      'add',
+    ]) {
+      assert.ok(!X86_FLOAT.test(op), op);
+    }
+  });
+});
+
+/** The float-free kernels a whole-step test runs against the reference: wasm, and native at every level. */
+const STEP_KERNELS: { label: string; create: () => FfKernels }[] = [
+  {
+    label: 'wasm kernels (3 threads)',
+    create: () => createWasmKernels({ threads: 3, alwaysParallel: true }),
+  },
+  ...(NATIVE.available ? NATIVE.levels : []).map((level) => ({
+    label: `native ${level} kernels (3 threads)`,
+    create: () => createNativeKernels({ level, threads: 3, alwaysParallel: true }),
+  })),
+];
+
+describe('whole float-free steps: wasm and native kernels = integer reference', () => {
   const variants: readonly [string, FloatFreeOptions][] = [
     ['the defaults', { ...FLOAT_FREE_DEFAULTS, shift: 0 }],
     [
@@ -197,65 +304,66 @@ describe('whole float-free steps: wasm kernels (3 threads) = integer reference',
       },
     ],
   ];
-  for (const [label, options] of variants) {
-    test(`state and logits are identical after 4 steps of mlp-100 on synthetic data (${label})`, async () => {
-      const data = syntheticDataset({ shape: SHAPE, count: 64, classes: 10, seed: 5 });
-      const order = new Rng(9).shuffle(Uint32Array.from({ length: data.count }, (_, i) => i));
-      const wasmKernels = createWasmKernels({ threads: 3, alwaysParallel: true });
-      const methods = [
-        new FloatFreeMethod(options, () => wasmKernels),
-        new FloatFreeMethod(options, () => createReferenceKernels()),
-      ];
-      const backend = createReferenceBackend('float32');
-      try {
-        for (const m of methods) {
-          m.bind(
+  for (const [label, options] of variants)
+    for (const kernels of STEP_KERNELS) {
+      test(`state and logits are identical after 4 steps of mlp-100 on synthetic data (${label}; ${kernels.label})`, async () => {
+        const data = syntheticDataset({ shape: SHAPE, count: 64, classes: 10, seed: 5 });
+        const order = new Rng(9).shuffle(Uint32Array.from({ length: data.count }, (_, i) => i));
+        const wasmKernels = kernels.create();
+        const methods = [
+          new FloatFreeMethod(options, () => wasmKernels),
+          new FloatFreeMethod(options, () => createReferenceKernels()),
+        ];
+        const backend = createReferenceBackend('float32');
+        try {
+          for (const m of methods) {
+            m.bind(
+              mlp100Setup(backend, new Rng(3), {
+                trainingExamples: 64,
+                stepsPerEpoch: 4,
+                totalSteps: 4,
+                maxBatch: 20,
+              }),
+            );
+            await m.prepare();
+          }
+          const results = methods.map((m) => {
+            const losses: number[] = [];
+            for (let s = 0; s < 4; s++) {
+              const n = s === 3 ? 4 : 20; // a short last batch
+              losses.push(
+                m.trainBatch(data, order, s * 20, n, { step: s + 1, learningRate: 0, scheduleStep: 0 }).loss,
+              );
+            }
+            const logits = Float64Array.from(m.logits(data, order, 0, 17));
+            return { losses, logits, state: m.stateTensors(), scalars: m.stateScalars() };
+          });
+          const [w, r] = results;
+          assert.deepEqual(w.losses, r.losses);
+          assert.deepEqual(w.logits, r.logits);
+          assert.deepEqual(w.scalars, r.scalars);
+          assert.equal(w.state.length, r.state.length);
+          for (let i = 0; i < w.state.length; i++) {
+            assert.equal(w.state[i].name, r.state[i].name);
+            assert.deepEqual(Array.from(w.state[i].value), Array.from(r.state[i].value), w.state[i].name);
+          }
+          // Training moved the counters (the test is not vacuous).
+          const fresh = new FloatFreeMethod(options, () => createReferenceKernels());
+          fresh.bind(
             mlp100Setup(backend, new Rng(3), {
               trainingExamples: 64,
               stepsPerEpoch: 4,
-              totalSteps: 4,
               maxBatch: 20,
             }),
           );
-          await m.prepare();
+          assert.notDeepEqual(Array.from(fresh.stateTensors()[2].value), Array.from(r.state[2].value));
+          fresh.dispose();
+        } finally {
+          for (const m of methods) m.dispose();
+          backend.dispose();
         }
-        const results = methods.map((m) => {
-          const losses: number[] = [];
-          for (let s = 0; s < 4; s++) {
-            const n = s === 3 ? 4 : 20; // a short last batch
-            losses.push(
-              m.trainBatch(data, order, s * 20, n, { step: s + 1, learningRate: 0, scheduleStep: 0 }).loss,
-            );
-          }
-          const logits = Float64Array.from(m.logits(data, order, 0, 17));
-          return { losses, logits, state: m.stateTensors(), scalars: m.stateScalars() };
-        });
-        const [w, r] = results;
-        assert.deepEqual(w.losses, r.losses);
-        assert.deepEqual(w.logits, r.logits);
-        assert.deepEqual(w.scalars, r.scalars);
-        assert.equal(w.state.length, r.state.length);
-        for (let i = 0; i < w.state.length; i++) {
-          assert.equal(w.state[i].name, r.state[i].name);
-          assert.deepEqual(Array.from(w.state[i].value), Array.from(r.state[i].value), w.state[i].name);
-        }
-        // Training moved the counters (the test is not vacuous).
-        const fresh = new FloatFreeMethod(options, () => createReferenceKernels());
-        fresh.bind(
-          mlp100Setup(backend, new Rng(3), {
-            trainingExamples: 64,
-            stepsPerEpoch: 4,
-            maxBatch: 20,
-          }),
-        );
-        assert.notDeepEqual(Array.from(fresh.stateTensors()[2].value), Array.from(r.state[2].value));
-        fresh.dispose();
-      } finally {
-        for (const m of methods) m.dispose();
-        backend.dispose();
-      }
-    });
-  }
+      });
+    }
 });
 
 describe('the learning-rate shifts reach the right layers', () => {

@@ -14,6 +14,8 @@
  *   With both operands packed this way, the +-1 dot product of two rows is K - 2*popcount(a XOR b).
  */
 
+import type { NativeLevel } from '../native/addon.js';
+
 /** Floating-point buffer of the backend's dtype. */
 export type FloatArray = Float32Array | Float64Array;
 
@@ -85,6 +87,8 @@ export interface BayesBinnUpdateStep {
 
 export interface Backend {
   readonly name: 'reference' | 'wasm' | 'native';
+  /** The native backend's instruction-set level ('avx512', 'avx2', 'baseline'); absent on the others. */
+  readonly level?: NativeLevel;
   readonly dtype: DType;
   /** Number of threads kernels may use (1 for the reference backend). */
   readonly threads: number;
@@ -117,11 +121,37 @@ export interface Backend {
     accumulate: boolean,
   ): void;
 
-  // ---- convolution helpers (one image at a time) ----
-  /** col (C*kh*kw rows x outH*outW cols) from one image (C x H x W); out-of-image taps read 0. */
-  im2col(image: FloatArray, g: Conv2dGeometry, col: FloatArray): void;
-  /** Adds each entry of col back to the image position it came from; `image` is overwritten (not accumulated). */
-  col2im(col: FloatArray, g: Conv2dGeometry, image: FloatArray): void;
+  // ---- convolution helpers ----
+  /**
+   * col (C*kh*kw rows x batch*outH*outW cols) from `batch` images (each C x H x W, one after another): image
+   * b's positions are columns b*outH*outW.., so one GEMM covers the batch; out-of-image taps read 0.
+   */
+  im2col(images: FloatArray, g: Conv2dGeometry, col: FloatArray, batch?: number): void;
+  /**
+   * Adds each entry of col (im2col's layout) back to the image position it came from; `images` are
+   * overwritten (not accumulated).
+   */
+  col2im(col: FloatArray, g: Conv2dGeometry, images: FloatArray, batch?: number): void;
+  /**
+   * dst[(j*a + i)*inner + q] = src[(i*b + j)*inner + q] (i < a, j < b): the two outer axes of [a, b, inner]
+   * swapped, between a batch of images and a GEMM chunk's [channels, images, positions].
+   */
+  swapAxes(src: FloatArray, a: number, b: number, inner: number, dst: FloatArray): void;
+
+  // ---- pooling ----
+  /**
+   * Max pooling of `batch` images (g.channels planes each): each window's maximum over its in-image taps, and
+   * in `argmax` the flat input index of the first maximum (-1 and -infinity for a window with none).
+   */
+  maxPool(input: FloatArray, batch: number, g: Conv2dGeometry, out: FloatArray, argmax: Int32Array): void;
+  /** gradIn = 0, then gradIn[argmax[o]] += gradOut[o]. */
+  maxPoolBackward(
+    gradOut: FloatArray,
+    argmax: Int32Array,
+    batch: number,
+    g: Conv2dGeometry,
+    gradIn: FloatArray,
+  ): void;
 
   // ---- elementwise (the first `length` entries) ----
   fill(x: FloatArray, value: number, length: number): void;

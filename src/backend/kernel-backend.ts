@@ -8,6 +8,7 @@
  * Small calls run on the calling thread only; handing work to other threads costs microseconds, so a call is
  * split across threads only when its work passes a per-kernel threshold.
  */
+import type { NativeLevel } from '../native/addon.js';
 import { convOutputSize, packedWords } from './backend.js';
 import type {
   AdamStep,
@@ -26,6 +27,9 @@ export const KERNEL_NAMES = [
   'ob_pack_signs',
   'ob_im2col',
   'ob_col2im',
+  'ob_swap_axes',
+  'ob_max_pool',
+  'ob_max_pool_backward',
   'ob_fill',
   'ob_copy',
   'ob_axpy',
@@ -66,6 +70,8 @@ export function isKind(x: KernelArray, kind: ElementKind): boolean {
  */
 export interface KernelHost<A> {
   readonly name: 'wasm' | 'native';
+  /** The native instruction-set level (absent on wasm). */
+  readonly level?: NativeLevel;
   /** Threads a call may use, the calling thread included. */
   readonly threads: number;
   /** Split every call across all threads, however small (for tests of the threaded paths). */
@@ -126,6 +132,11 @@ export function kernelBackend<A>(host: KernelHost<A>): Backend {
     }
   }
 
+  function positiveBatch(kernel: string, batch: number): void {
+    if (!Number.isInteger(batch) || batch < 1)
+      throw new RangeError(`${kernel}: batch must be a positive integer, got ${batch}`);
+  }
+
   function threadsFor(work: number, threshold: number): number {
     if (host.threads === 1) return 1;
     return work >= threshold || (host.alwaysParallel && work > 0) ? host.threads : 1;
@@ -177,6 +188,7 @@ export function kernelBackend<A>(host: KernelHost<A>): Backend {
 
   const backend: Backend = {
     name: host.name,
+    ...(host.level === undefined ? {} : { level: host.level }),
     dtype: 'float32',
     threads: host.threads,
 
@@ -205,26 +217,67 @@ export function kernelBackend<A>(host: KernelHost<A>): Backend {
       run('ob_gemm', m * n * k, PARALLEL_MIN.gemm, args);
     },
 
-    im2col(image, g, col) {
+    im2col(images, g, col, batch = 1) {
       const geo = geometry('im2col', g);
+      positiveBatch('im2col', batch);
       const rows = g.channels * g.kernelH * g.kernelW;
-      const colLength = rows * geo[7] * geo[8];
+      const colLength = rows * geo[7] * geo[8] * batch;
       const args = [
-        ptr('im2col', 'image', image, g.channels * g.height * g.width),
+        ptr('im2col', 'images', images, g.channels * g.height * g.width * batch),
         ...geo,
+        batch,
         ptr('im2col', 'col', col, colLength),
       ];
       run('ob_im2col', colLength, PARALLEL_MIN.conv, args);
     },
-    col2im(col, g, image) {
+    col2im(col, g, images, batch = 1) {
       const geo = geometry('col2im', g);
-      const colLength = g.channels * g.kernelH * g.kernelW * geo[7] * geo[8];
+      positiveBatch('col2im', batch);
+      const colLength = g.channels * g.kernelH * g.kernelW * geo[7] * geo[8] * batch;
       const args = [
         ptr('col2im', 'col', col, colLength),
         ...geo,
-        ptr('col2im', 'image', image, g.channels * g.height * g.width),
+        batch,
+        ptr('col2im', 'images', images, g.channels * g.height * g.width * batch),
       ];
       run('ob_col2im', colLength, PARALLEL_MIN.conv, args);
+    },
+
+    swapAxes(src, a, b, inner, dst) {
+      sizes('swapAxes', { a, b, inner });
+      const n = a * b * inner;
+      const args = [ptr('swapAxes', 'src', src, n), a, b, inner, ptr('swapAxes', 'dst', dst, n)];
+      run('ob_swap_axes', n, PARALLEL_MIN.elementwise, args);
+    },
+    maxPool(input, batch, g, out, argmax) {
+      const geo = geometry('maxPool', g);
+      positiveBatch('maxPool', batch);
+      const planes = batch * g.channels;
+      const n = planes * geo[7] * geo[8];
+      const args = [
+        ptr('maxPool', 'input', input, planes * g.height * g.width),
+        planes,
+        ...geo.slice(1),
+        ptr('maxPool', 'out', out, n),
+        ptr('maxPool', 'argmax', argmax, n, 'int32'),
+      ];
+      run('ob_max_pool', n * g.kernelH * g.kernelW, PARALLEL_MIN.conv, args);
+    },
+    maxPoolBackward(gradOut, argmax, batch, g, gradIn) {
+      const geo = geometry('maxPoolBackward', g);
+      positiveBatch('maxPoolBackward', batch);
+      const planes = batch * g.channels;
+      const inPlane = g.height * g.width;
+      const outPlane = geo[7] * geo[8];
+      const args = [
+        ptr('maxPoolBackward', 'gradOut', gradOut, planes * outPlane),
+        ptr('maxPoolBackward', 'argmax', argmax, planes * outPlane, 'int32'),
+        planes,
+        inPlane,
+        outPlane,
+        ptr('maxPoolBackward', 'gradIn', gradIn, planes * inPlane),
+      ];
+      run('ob_max_pool_backward', planes * (inPlane + outPlane), PARALLEL_MIN.conv, args);
     },
 
     fill(x, value, length) {

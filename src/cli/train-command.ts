@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { createBackend } from '../backend/index.js';
-import { nativeLevels, nativeUnavailableReason } from '../backend/native/index.js';
+import { nativeUnavailableReason } from '../backend/native/index.js';
 import type { Backend } from '../backend/backend.js';
 import { classSubset } from '../data/pipeline.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, type DataSource, type Dataset } from '../data/dataset.js';
@@ -349,7 +349,7 @@ let saidNoNative = false;
 
 /** "native (avx512), 2 threads": the backend a run trains on, for its log. */
 export function describeBackend(backend: Backend): string {
-  const level = backend.name === 'native' ? ` (${nativeLevels()[0]})` : '';
+  const level = backend.level === undefined ? '' : ` (${backend.level})`;
   const threads = backend.threads === 1 ? '1 thread' : `${backend.threads} threads`;
   return `${backend.name}${level}, ${threads}`;
 }

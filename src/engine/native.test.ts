@@ -202,6 +202,10 @@ describe('native engine equals the wasm engine bit for bit', { skip }, () => {
       await checkAgainstWasm(mlp(new Rng(h * w), h, w, [200, 45, 130], 'bits'));
     });
   }
+  test('MLP with a 2304-input layer: XNOR weight blocks that are not a multiple of 16 channels wide', async () => {
+    // 2304 inputs = 72 words a row: the wasm kernel's cache blocks of 452 rows split the 500 channels at 452.
+    await checkAgainstWasm(mlp(new Rng(9), 8, 16, [2304, 500], 'bits'));
+  });
   test('MLP, 1-bit activations, first layer by masked adds and scalar popcounts', async () => {
     await checkAgainstWasm(mlp(new Rng(3), 28, 28, [96, 33], 'bits'), {
       firstLayer: 'masked',

@@ -219,10 +219,54 @@ void ob_hardtanh_backward(int tid, int nt, const float *x, const float *g, float
   for (; i < hi; i++) gi[i] = abs_f(x[i]) <= 1.0f ? g[i] : 0.0f;
 }
 
+#if !defined(__wasm__)
+/*
+ * Native: sums in double over 8 lanes (two 4-lane vectors), so the adds' latency is hidden and the compiler
+ * may use any vector width; a scalar double sum is one dependent add per value. The order differs from the
+ * wasm path's (float rounding only); it is fixed, so results do not depend on the thread count.
+ */
+typedef float ob_f2 __attribute__((vector_size(8), aligned(4)));
+typedef double ob_d2 __attribute__((vector_size(16)));
+
+static inline ob_d2 load_d2(const float *p) {
+  ob_f2 v;
+  __builtin_memcpy(&v, p, 8);
+  return __builtin_convertvector(v, ob_d2);
+}
+
+/* s += sum x, sb += sum x * y (x * x when y is NULL) over len values, 8 at a time in four 2-lane sums. */
+static inline void sums_native(const float *x, const float *y, size_t len, double *s, double *sb) {
+  ob_d2 a[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}}, b[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
+  size_t p = 0;
+  for (; p + 8 <= len; p += 8) {
+    for (int q = 0; q < 4; q++) {
+      ob_d2 xv = load_d2(x + p + 2 * q), yv = y ? load_d2(y + p + 2 * q) : xv;
+      a[q] += xv;
+      b[q] += xv * yv;
+    }
+  }
+  ob_d2 ta = (a[0] + a[1]) + (a[2] + a[3]), tb2 = (b[0] + b[1]) + (b[2] + b[3]);
+  double ts = ta[0] + ta[1], tb = tb2[0] + tb2[1];
+  for (; p < len; p++) {
+    double v = (double)x[p];
+    ts += v;
+    tb += v * (y ? (double)y[p] : v);
+  }
+  *s += ts;
+  *sb += tb;
+}
+#endif
+
 /* Sum (squares = 0) or sum of squares (squares = 1) of x[lo, hi) in double. */
 static double sum_range(const float *x, size_t lo, size_t hi, int squares) {
   size_t i = lo;
   double s = 0.0;
+#if !defined(__wasm__)
+  double s1 = 0.0, s2 = 0.0;
+  sums_native(x + lo, NULL, hi - lo, &s1, &s2);
+  (void)i;
+  return squares ? s2 : s1;
+#endif
 #ifdef __wasm_simd128__
   /* Two f64x2 accumulators per half keep the add latency hidden. */
   v128_t s0 = wasm_f64x2_splat(0.0), s1 = s0, s2 = s0, s3 = s0;
@@ -260,6 +304,10 @@ void ob_channel_sums(int tid, int nt, const float *x, const float *y, size_t n, 
     double s = 0.0, sb = 0.0;
     for (size_t i = 0; i < n; i++) {
       const float *xs = x + (i * channels + c) * spatial;
+#if !defined(__wasm__)
+      sums_native(xs, y ? y + (i * channels + c) * spatial : NULL, spatial, &s, &sb);
+      continue;
+#endif
       if (!y) {
         s += sum_range(xs, 0, spatial, 0);
         sb += sum_range(xs, 0, spatial, 1);

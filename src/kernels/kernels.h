@@ -1,5 +1,5 @@
 /*
- * The training backend's kernels (bits.c, conv.c, elementwise.c, gemm.c, methods.c): one declaration each, shared by the
+ * The training backend's kernels (bits.c, conv.c, elementwise.c, gemm.c, methods.c, pool.c): one declaration each, shared by the
  * files that define them (so a changed signature fails to compile) and by the native addon's call table
  * (src/native/table.c). Every kernel takes (tid, nt) first and does its own share of the work (common.h).
  */
@@ -14,8 +14,13 @@
 
 void ob_pack_signs(int tid, int nt, const float *x, size_t rows, size_t cols, uint32_t *out);
 void ob_binary_gemm(int tid, int nt, size_t m, size_t n, size_t k, const uint32_t *a, const uint32_t *b, int32_t *c);
-void ob_im2col(int tid, int nt, const float *image, GEOMETRY_ARGS, float *col);
-void ob_col2im(int tid, int nt, const float *col, GEOMETRY_ARGS, float *image);
+void ob_im2col(int tid, int nt, const float *images, GEOMETRY_ARGS, size_t batch, float *col);
+void ob_col2im(int tid, int nt, const float *col, GEOMETRY_ARGS, size_t batch, float *images);
+void ob_swap_axes(int tid, int nt, const float *src, size_t a, size_t b, size_t inner, float *dst);
+void ob_max_pool(int tid, int nt, const float *x, size_t planes, size_t height, size_t width, size_t kh, size_t kw,
+                 size_t stride, size_t pad, size_t out_h, size_t out_w, float *out, int32_t *argmax);
+void ob_max_pool_backward(int tid, int nt, const float *grad_out, const int32_t *argmax, size_t planes,
+                          size_t in_plane, size_t out_plane, float *grad_in);
 void ob_fill(int tid, int nt, float *x, float value, size_t len);
 void ob_copy(int tid, int nt, const float *src, float *dst, size_t len);
 void ob_axpy(int tid, int nt, double alpha, const float *x, float *y, size_t len);

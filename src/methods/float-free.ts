@@ -63,6 +63,7 @@ import type { Shape } from '../tensor/shape.js';
 import { defineMethod } from './definition.js';
 import { createReferenceKernels, type FfKernels } from './float-free/kernels.js';
 import { powerTable, roundLog2, rowStride, words, xorshift32 } from './float-free/reference.js';
+import { createNativeKernels } from './float-free/native-kernels.js';
 import { createWasmKernels } from './float-free/wasm-kernels.js';
 import {
   measuredStateBytes,
@@ -329,11 +330,15 @@ export function scheduleExtraShift(schedule: FloatFreeSchedule, t: number, total
   return extra;
 }
 
-/** The integer step's kernels: the reference's on the reference backend, else the wasm module's (no native build yet). */
+/**
+ * The integer step's kernels on a backend: the reference's on the reference backend, the native addon's on
+ * the native backend (at its level), else the wasm module's. All three give the same results bit for bit.
+ */
 function defaultKernels(backend: Backend): FfKernels {
-  return backend.name === 'reference'
-    ? createReferenceKernels()
-    : createWasmKernels({ threads: backend.threads });
+  if (backend.name === 'reference') return createReferenceKernels();
+  if (backend.name === 'native')
+    return createNativeKernels({ threads: backend.threads, level: backend.level });
+  return createWasmKernels({ threads: backend.threads });
 }
 
 /** One layer's state and buffers. */

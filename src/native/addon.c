@@ -5,7 +5,7 @@
  *
  * JavaScript API (src/native/addon.ts wraps it):
  *   levels()                      the levels this CPU can run, best first ("avx512", "avx2", "baseline")
- *   kernelNames(set)              the kernels of a set ("training" or "engine"), in table order
+ *   kernelNames(set)              the kernels of a set ("training", "engine" or "float-free"), in table order
  *   open(level, threads, set)     a context: that level's table of the set and a pool of threads - 1 native
  *                                 threads
  *   run(context, index, nt, ...)  kernel `index` on nt threads (the calling one included); the arguments
@@ -39,20 +39,26 @@ extern const native_kernel onebit_table_avx512[];
 extern const native_kernel onebit_table_avx2[];
 extern const native_kernel onebit_engine_table_avx512[];
 extern const native_kernel onebit_engine_table_avx2[];
+extern const native_kernel onebit_float_free_table_avx512[];
+extern const native_kernel onebit_float_free_table_avx2[];
 #else
 static inline void cpu_relax(void) {}
 #endif
 extern const native_kernel onebit_table_baseline[];
 extern const native_kernel onebit_engine_table_baseline[];
+extern const native_kernel onebit_float_free_table_baseline[];
 
 /* About 50 us of pause instructions before a worker sleeps. */
 #define SPIN_ROUNDS 4000
 #define MAX_THREADS 64
 
+/* The kernel sets, in the order of a level's tables. */
+#define SET_COUNT 3
+static const char *const SETS[SET_COUNT] = {"training", "engine", "float-free"};
+
 typedef struct {
   const char *name;
-  const native_kernel *table;
-  const native_kernel *engine;
+  const native_kernel *tables[SET_COUNT];
 } level_entry;
 
 static int level_supported(const char *name) {
@@ -74,10 +80,10 @@ static int level_supported(const char *name) {
 
 static const level_entry LEVELS[] = {
 #ifdef ONEBIT_X86
-    {"avx512", onebit_table_avx512, onebit_engine_table_avx512},
-    {"avx2", onebit_table_avx2, onebit_engine_table_avx2},
+    {"avx512", {onebit_table_avx512, onebit_engine_table_avx512, onebit_float_free_table_avx512}},
+    {"avx2", {onebit_table_avx2, onebit_engine_table_avx2, onebit_float_free_table_avx2}},
 #endif
-    {"baseline", onebit_table_baseline, onebit_engine_table_baseline},
+    {"baseline", {onebit_table_baseline, onebit_engine_table_baseline, onebit_float_free_table_baseline}},
 };
 #define LEVEL_COUNT (sizeof(LEVELS) / sizeof(LEVELS[0]))
 
@@ -192,12 +198,15 @@ static napi_value js_levels(napi_env env, napi_callback_info info) {
   return string_array(env, names, count);
 }
 
-/* Which table a "training" or "engine" argument names (-1: neither). */
+/* Which kernel set a "training", "engine" or "float-free" argument names (-1: none). */
 static int set_of(napi_env env, napi_value value) {
   char set[16];
   size_t length = 0;
   if (napi_get_value_string_utf8(env, value, set, sizeof set, &length) != napi_ok) return -1;
-  return strcmp(set, "training") == 0 ? 0 : strcmp(set, "engine") == 0 ? 1 : -1;
+  for (int i = 0; i < SET_COUNT; i++) {
+    if (strcmp(set, SETS[i]) == 0) return i;
+  }
+  return -1;
 }
 
 static napi_value js_kernel_names(napi_env env, napi_callback_info info) {
@@ -206,12 +215,12 @@ static napi_value js_kernel_names(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int set = argc < 1 ? -1 : set_of(env, argv[0]);
   if (set < 0) {
-    napi_throw_type_error(env, NULL, "onebit native addon: kernelNames(set: 'training' | 'engine')");
+    napi_throw_type_error(env, NULL, "onebit native addon: kernelNames(set: 'training' | 'engine' | 'float-free')");
     return NULL;
   }
   const char *names[64];
   size_t count = 0;
-  const native_kernel *table = set == 0 ? onebit_table_baseline : onebit_engine_table_baseline;
+  const native_kernel *table = LEVELS[LEVEL_COUNT - 1].tables[set];
   for (const native_kernel *k = table; k->name != NULL && count < 64; k++) names[count++] = k->name;
   return string_array(env, names, count);
 }
@@ -234,13 +243,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (argc < 3 || napi_get_value_string_utf8(env, argv[0], level, sizeof level, &length) != napi_ok ||
       napi_get_value_uint32(env, argv[1], &threads) != napi_ok || set < 0) {
     napi_throw_type_error(env, NULL,
-                          "onebit native addon: open(level: string, threads: number, set: 'training' | 'engine')");
+                          "onebit native addon: open(level: string, threads: number, set: 'training' | 'engine' | "
+                          "'float-free')");
     return NULL;
   }
   const native_kernel *table = NULL;
   for (size_t i = 0; i < LEVEL_COUNT; i++) {
-    if (strcmp(LEVELS[i].name, level) == 0 && level_supported(level))
-      table = set == 0 ? LEVELS[i].table : LEVELS[i].engine;
+    if (strcmp(LEVELS[i].name, level) == 0 && level_supported(level)) table = LEVELS[i].tables[set];
   }
   if (table == NULL) {
     napi_throw_range_error(env, NULL, "onebit native addon: this CPU cannot run that level");

@@ -17,10 +17,19 @@ export type NativeLevel = (typeof NATIVE_LEVELS)[number];
 export type NativeContext = { readonly __nativeContext: unique symbol };
 
 /** A kernel argument: a number, a null pointer, or a typed array (passed as a pointer to its first entry). */
-export type NativeArg = number | null | Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array;
+export type NativeArg =
+  | number
+  | null
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Uint32Array
+  | Uint8Array
+  | Int8Array
+  | Int16Array;
 
-/** The addon's two sets of kernels: the training backend's and the inference engine's. */
-export type NativeKernelSet = 'training' | 'engine';
+/** The addon's sets of kernels: the training backend's, the inference engine's and the float-free step's. */
+export type NativeKernelSet = 'training' | 'engine' | 'float-free';
 
 export interface NativeAddon {
   /** The levels this CPU can run, best first. */

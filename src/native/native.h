@@ -4,7 +4,8 @@
  * for a number) and a thunk per kernel casts them to the kernel's C signature. table.c is compiled once per
  * instruction-set level, with every kernel name (and NATIVE_TABLE) renamed for that level, so one binary
  * holds the kernels of every level and addon.c picks one by the CPU it runs on. engine-table.c is the same for
- * the inference engine's kernels (NATIVE_ENGINE_TABLE).
+ * the inference engine's kernels (NATIVE_ENGINE_TABLE), float-free-table.c for the float-free step's
+ * (NATIVE_FLOAT_FREE_TABLE).
  */
 #ifndef ONEBIT_NATIVE_H
 #define ONEBIT_NATIVE_H

@@ -28,11 +28,24 @@ static double t_pack_signs(int tid, int nt, const native_arg *a) {
   return 0;
 }
 static double t_im2col(int tid, int nt, const native_arg *a) {
-  ob_im2col(tid, nt, P(const float *, 0), GEOMETRY(1), P(float *, 10));
+  ob_im2col(tid, nt, P(const float *, 0), GEOMETRY(1), Z(10), P(float *, 11));
   return 0;
 }
 static double t_col2im(int tid, int nt, const native_arg *a) {
-  ob_col2im(tid, nt, P(const float *, 0), GEOMETRY(1), P(float *, 10));
+  ob_col2im(tid, nt, P(const float *, 0), GEOMETRY(1), Z(10), P(float *, 11));
+  return 0;
+}
+static double t_swap_axes(int tid, int nt, const native_arg *a) {
+  ob_swap_axes(tid, nt, P(const float *, 0), Z(1), Z(2), Z(3), P(float *, 4));
+  return 0;
+}
+static double t_max_pool(int tid, int nt, const native_arg *a) {
+  ob_max_pool(tid, nt, P(const float *, 0), Z(1), Z(2), Z(3), Z(4), Z(5), Z(6), Z(7), Z(8), Z(9), P(float *, 10),
+              P(int32_t *, 11));
+  return 0;
+}
+static double t_max_pool_backward(int tid, int nt, const native_arg *a) {
+  ob_max_pool_backward(tid, nt, P(const float *, 0), P(const int32_t *, 1), Z(2), Z(3), Z(4), P(float *, 5));
   return 0;
 }
 static double t_fill(int tid, int nt, const native_arg *a) { ob_fill(tid, nt, P(float *, 0), F(1), Z(2)); return 0; }
@@ -105,8 +118,11 @@ const native_kernel NATIVE_TABLE[] = {
     {"ob_gemm", 9, t_gemm},
     {"ob_binary_gemm", 6, t_binary_gemm},
     {"ob_pack_signs", 4, t_pack_signs},
-    {"ob_im2col", 11, t_im2col},
-    {"ob_col2im", 11, t_col2im},
+    {"ob_im2col", 12, t_im2col},
+    {"ob_col2im", 12, t_col2im},
+    {"ob_swap_axes", 5, t_swap_axes},
+    {"ob_max_pool", 12, t_max_pool},
+    {"ob_max_pool_backward", 6, t_max_pool_backward},
     {"ob_fill", 3, t_fill},
     {"ob_copy", 3, t_copy},
     {"ob_axpy", 4, t_axpy},

@@ -73,6 +73,7 @@ export function createNativeBackend(options: NativeBackendOptions = {}): Backend
   let disposed = false;
 
   const host: KernelHost<NativeArg> = {
+    level,
     name: 'native',
     threads,
     alwaysParallel: options.alwaysParallel ?? false,

@@ -26,7 +26,8 @@ import {
   sum,
   sumSquares,
 } from './elementwise.js';
-import { col2im, gemm, im2col } from './linalg.js';
+import { col2im, gemm, im2col, swapAxes } from './linalg.js';
+import { maxPool, maxPoolBackward } from './pool.js';
 
 export { adam } from './adam.js';
 export { bayesBinnSaturated, bayesBinnScale, bayesBinnUpdate } from './bayes-binn.js';
@@ -51,7 +52,8 @@ export {
   sumSquares,
   surrogateDerivative,
 } from './elementwise.js';
-export { col2im, gemm, im2col } from './linalg.js';
+export { col2im, gemm, im2col, swapAxes } from './linalg.js';
+export { maxPool, maxPoolBackward } from './pool.js';
 
 export function createReferenceBackend(dtype: DType = 'float64'): Backend {
   if (dtype !== 'float32' && dtype !== 'float64') throw new RangeError(`unknown dtype ${String(dtype)}`);
@@ -114,6 +116,9 @@ export function createReferenceBackend(dtype: DType = 'float64'): Backend {
     gemm,
     im2col,
     col2im,
+    swapAxes,
+    maxPool,
+    maxPoolBackward,
     fill,
     copy,
     axpy,

@@ -48,25 +48,31 @@ function checkGeometry(kernel: string, g: Conv2dGeometry): { outH: number; outW:
 }
 
 /**
- * col[(c*kh + i)*kw + j][oy*outW + ox] = image[c][oy*stride - pad + i][ox*stride - pad + j],
- * or 0 where that position lies outside the image.
+ * col[(c*kh + i)*kw + j][b*outH*outW + oy*outW + ox] = image_b[c][oy*stride - pad + i][ox*stride - pad + j],
+ * or 0 where that position lies outside the image; the `batch` images lie one after another.
  */
-export function im2col(image: FloatArray, g: Conv2dGeometry, col: FloatArray): void {
+export function im2col(images: FloatArray, g: Conv2dGeometry, col: FloatArray, batch = 1): void {
   const { outH, outW } = checkGeometry('im2col', g);
   const { channels, height, width, kernelH, kernelW, stride, padding } = g;
-  need('im2col', 'image', image, channels * height * width);
-  need('im2col', 'col', col, channels * kernelH * kernelW * outH * outW);
+  checkBatch('im2col', batch);
+  need('im2col', 'images', images, channels * height * width * batch);
+  need('im2col', 'col', col, channels * kernelH * kernelW * outH * outW * batch);
   const positions = outH * outW;
+  const plane = channels * height * width;
   for (let c = 0; c < channels; c++) {
     for (let i = 0; i < kernelH; i++) {
       for (let j = 0; j < kernelW; j++) {
         const row = (c * kernelH + i) * kernelW + j;
-        for (let oy = 0; oy < outH; oy++) {
-          for (let ox = 0; ox < outW; ox++) {
-            const y = oy * stride - padding + i;
-            const x = ox * stride - padding + j;
-            const inside = y >= 0 && y < height && x >= 0 && x < width;
-            col[row * positions + oy * outW + ox] = inside ? image[(c * height + y) * width + x] : 0;
+        for (let b = 0; b < batch; b++) {
+          for (let oy = 0; oy < outH; oy++) {
+            for (let ox = 0; ox < outW; ox++) {
+              const y = oy * stride - padding + i;
+              const x = ox * stride - padding + j;
+              const inside = y >= 0 && y < height && x >= 0 && x < width;
+              col[(row * batch + b) * positions + oy * outW + ox] = inside
+                ? images[b * plane + (c * height + y) * width + x]
+                : 0;
+            }
           }
         }
       }
@@ -74,28 +80,52 @@ export function im2col(image: FloatArray, g: Conv2dGeometry, col: FloatArray): v
   }
 }
 
-/** The adjoint of im2col: image = 0, then every col entry is added to the image position it was read from. */
-export function col2im(col: FloatArray, g: Conv2dGeometry, image: FloatArray): void {
+/** The adjoint of im2col: images = 0, then every col entry is added to the image position it was read from. */
+export function col2im(col: FloatArray, g: Conv2dGeometry, images: FloatArray, batch = 1): void {
   const { outH, outW } = checkGeometry('col2im', g);
   const { channels, height, width, kernelH, kernelW, stride, padding } = g;
-  need('col2im', 'image', image, channels * height * width);
-  need('col2im', 'col', col, channels * kernelH * kernelW * outH * outW);
-  image.fill(0, 0, channels * height * width);
+  checkBatch('col2im', batch);
+  need('col2im', 'images', images, channels * height * width * batch);
+  need('col2im', 'col', col, channels * kernelH * kernelW * outH * outW * batch);
+  const plane = channels * height * width;
+  images.fill(0, 0, plane * batch);
   const positions = outH * outW;
-  for (let c = 0; c < channels; c++) {
-    for (let i = 0; i < kernelH; i++) {
-      for (let j = 0; j < kernelW; j++) {
-        const row = (c * kernelH + i) * kernelW + j;
-        for (let oy = 0; oy < outH; oy++) {
-          for (let ox = 0; ox < outW; ox++) {
-            const y = oy * stride - padding + i;
-            const x = ox * stride - padding + j;
-            if (y >= 0 && y < height && x >= 0 && x < width) {
-              image[(c * height + y) * width + x] += col[row * positions + oy * outW + ox];
+  for (let b = 0; b < batch; b++) {
+    for (let c = 0; c < channels; c++) {
+      for (let i = 0; i < kernelH; i++) {
+        for (let j = 0; j < kernelW; j++) {
+          const row = (c * kernelH + i) * kernelW + j;
+          for (let oy = 0; oy < outH; oy++) {
+            for (let ox = 0; ox < outW; ox++) {
+              const y = oy * stride - padding + i;
+              const x = ox * stride - padding + j;
+              if (y >= 0 && y < height && x >= 0 && x < width) {
+                images[b * plane + (c * height + y) * width + x] +=
+                  col[(row * batch + b) * positions + oy * outW + ox];
+              }
             }
           }
         }
       }
+    }
+  }
+}
+
+function checkBatch(kernel: string, batch: number): void {
+  if (!Number.isInteger(batch) || batch < 1)
+    throw new RangeError(`${kernel}: batch must be a positive integer, got ${batch}`);
+}
+
+/** dst[(j*a + i)*inner + q] = src[(i*b + j)*inner + q] for i < a, j < b: the two outer axes of [a, b, inner] swapped. */
+export function swapAxes(src: FloatArray, a: number, b: number, inner: number, dst: FloatArray): void {
+  sizes('swapAxes', { a, b, inner });
+  need('swapAxes', 'src', src, a * b * inner);
+  need('swapAxes', 'dst', dst, a * b * inner);
+  for (let i = 0; i < a; i++) {
+    for (let j = 0; j < b; j++) {
+      const from = (i * b + j) * inner;
+      const to = (j * a + i) * inner;
+      for (let q = 0; q < inner; q++) dst[to + q] = src[from + q];
     }
   }
 }

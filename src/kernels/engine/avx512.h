@@ -125,7 +125,10 @@ static inline void xnor_avx512(size_t r0, size_t r1, size_t j0, size_t j1, size_
                                const uint32_t *w, int mode, const void *p0, const void *p1, int act, void *out, size_t n,
                                size_t orow, const int32_t *cidx, const int32_t *corr, size_t positions) {
   size_t words = words_of(k);
-  size_t step = w_block_rows(words);
+  /* Blocks of a multiple of 16 channels, so that every 16-channel output group starts on a half word (j0 is
+   * 0 or a multiple of 32) and its bits never straddle two output words. */
+  size_t step = w_block_rows(words) / 16 * 16;
+  if (step < 16) step = 16;
   int32_t kk = (int32_t)k;
   for (size_t jb = j0; jb < j1; jb += step) {
     size_t je = min_sz(j1, jb + step);

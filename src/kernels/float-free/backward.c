@@ -4,6 +4,7 @@
  * layer's error to int8 with a power-of-two scale. Semantics: reference.ts, function by function.
  */
 #include "ff.h"
+#include "kernels.h"
 
 /*
  * In place on g (int32 [n][gs]), columns [0, cols): with gate bits ([n][words(cols)], or null) g = 0 where
@@ -109,7 +110,7 @@ void ff_error_tables(int tid, int nt, size_t n, size_t rows, const int8_t *e, si
     for (size_t g = 0; g < groups; g++) {
       int32_t v[4];
       for (size_t r = 0; r < 4; r++) v[r] = 4 * g + r < rows ? eb[4 * g + r] : 0;
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
       ff_subset_table(v[0], v[1], v[2], v[3], tables + (b * groups + g) * 32);
 #else
       ff_subset_table_scalar(v[0], v[1], v[2], v[3], tables + (b * groups + g) * 32);
@@ -135,7 +136,7 @@ void ff_backward_input(int tid, int nt, size_t n, size_t rows, size_t p, const i
   for (size_t j0 = lo; j0 < hi; j0 += 16) {
     /* The nibbles of columns j0..j0+15: byte t of group g has bit r set iff h[4g + r][j0 + t] < 0. */
     for (size_t g = 0; g < groups; g++) {
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
       v128_t acc = wasm_i8x16_splat(0);
       for (size_t r = 0; r < 4 && 4 * g + r < rows; r++) {
         const int16_t *hr = h + (4 * g + r) * p + j0;
@@ -155,7 +156,7 @@ void ff_backward_input(int tid, int nt, size_t n, size_t rows, size_t p, const i
       for (size_t t = 0; t < 16; t++) ex[b * p + j0 + t] = 0;
     }
     size_t b = 0;
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
     for (; b + 4 <= n; b += 4) {
       const uint8_t *t0 = tables + b * groups * 32, *t1 = t0 + groups * 32, *t2 = t1 + groups * 32, *t3 = t2 + groups * 32;
       for (size_t g0 = 0; g0 < groups; g0 += 64) { /* int16 lanes: 64 sums of at most 4 * 127 */

@@ -74,7 +74,7 @@ static inline uint32_t ff_xorshift32(uint32_t x) {
   return x;
 }
 
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
 /* Adds the int16 lanes of a (columns j..j+7) into t[0..7] (int32). */
 static inline void flush8(int32_t *t, v128_t a) {
   wasm_v128_store(t, wasm_i32x4_add(wasm_v128_load(t), wasm_i32x4_extend_low_i16x8(a)));
@@ -94,7 +94,7 @@ static inline void ff_subset_table_scalar(int32_t v0, int32_t v1, int32_t v2, in
 /* Entry s of a subset table. */
 static inline int32_t ff_table_at(const uint8_t *table, int s) { return (int16_t)(uint16_t)(table[s] | (table[16 + s] << 8)); }
 
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
 /*
  * Subset-sum tables (the lookup form of a masked sum over 4 values). For v0..v3, entry s (0..15) is the sum
  * of the v_r whose bit r is set in s; the 16 int16 entries are stored as 32 bytes: their low bytes, then

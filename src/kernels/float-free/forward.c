@@ -4,6 +4,7 @@
  * softmax through a table of powers of two and its error). Semantics: reference.ts, function by function.
  */
 #include "ff.h"
+#include "kernels.h"
 #include "../popcount.h"
 
 /* ---- input ------------------------------------------------------------------------------------------ */
@@ -64,7 +65,7 @@ void ff_dense_pixels(int tid, int nt, size_t n, size_t rows, size_t p, const int
     for (size_t t = 0; t < nr; t++) {
       const int16_t *hr = h + (i0 + t) * p;
       for (size_t q = 0; q < p / 8; q++) {
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
         uint32_t m = (uint32_t)wasm_i16x8_bitmask(wasm_v128_load(hr + 8 * q));
 #else
         uint32_t m = 0;
@@ -78,7 +79,7 @@ void ff_dense_pixels(int tid, int nt, size_t n, size_t rows, size_t p, const int
       for (size_t t = 0; t < nr; t++) z[b * zs + i0 + t] = 0;
     }
     size_t b = 0;
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
     /* Sums of 16 rows land in two int16 vectors; rows past nr (the last block) are computed and dropped. */
     for (; b + 4 <= n; b += 4) {
       const uint8_t *t0 = tables + b * groups * 32, *t1 = t0 + groups * 32, *t2 = t1 + groups * 32, *t3 = t2 + groups * 32;
@@ -135,7 +136,7 @@ void ff_dense_pixels(int tid, int nt, size_t n, size_t rows, size_t p, const int
 static uint32_t xor_popcount(const uint32_t *x, const uint32_t *y, size_t words) {
   uint32_t total = 0;
   size_t w = 0;
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
   size_t vecs = words / 4;
   total = xor_popcount_vecs(x, y, vecs);
   w = vecs * 4;
@@ -144,7 +145,7 @@ static uint32_t xor_popcount(const uint32_t *x, const uint32_t *y, size_t words)
   return total;
 }
 
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
 /* Examples a0, a0+W against weight rows w0 .. w0+3W: 2 x 4 results into z (example stride zs). */
 static void xnor_block_2x4(const uint32_t *a0, const uint32_t *w0, size_t words, int32_t k, int32_t *z, size_t zs) {
   popcounts_2x4 p = xor_popcount_2x4(a0, w0, words);
@@ -161,7 +162,7 @@ void ff_dense_bits(int tid, int nt, size_t n, size_t rows, size_t k, const uint3
   thread_range(rows, 4, tid, nt, &lo, &hi);
   if (lo >= hi) return;
   size_t b = 0;
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
   size_t i4 = lo + (hi - lo) / 4 * 4;
   for (; b + 2 <= n; b += 2) {
     for (size_t i = lo; i < i4; i += 4) xnor_block_2x4(a + b * words, w + i * words, words, kk, z + b * zs + i, zs);

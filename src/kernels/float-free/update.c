@@ -13,8 +13,9 @@
  * with i32x4.dot_i16x8_s over pairs of examples.
  */
 #include "ff.h"
+#include "kernels.h"
 
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
 /* Four steps of the row's four xorshift32 lanes. */
 static inline v128_t xorshift_v(v128_t x) {
   x = wasm_v128_xor(x, wasm_i32x4_shl(x, 13));
@@ -59,7 +60,7 @@ static inline v128_t valid_lanes(size_t j, size_t cols) {
 }
 #endif
 
-#ifndef __wasm_simd128__
+#ifndef OB_SIMD128
 /* One column update (the build without SIMD). */
 static inline int16_t apply1(int16_t h, int32_t dw, uint32_t r, int shift, int32_t clip) {
   int32_t mask = (int32_t)(((uint32_t)1 << shift) - 1u);
@@ -84,7 +85,7 @@ void ff_row_tables(int tid, int nt, size_t n, size_t rows, const int8_t *e, size
     for (size_t g = 0; g < groups; g++) {
       int32_t v[4];
       for (size_t r = 0; r < 4; r++) v[r] = 4 * g + r < n ? e[(4 * g + r) * es + i] : 0;
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
       ff_subset_table(v[0], v[1], v[2], v[3], tables + (i * groups + g) * 32);
 #else
       ff_subset_table_scalar(v[0], v[1], v[2], v[3], tables + (i * groups + g) * 32);
@@ -131,7 +132,7 @@ void ff_update_bits(int tid, int nt, size_t n, size_t rows, size_t cols, size_t 
   thread_range(rows, UPDATE_BITS_ROWS, tid, nt, &lo, &hi);
   for (size_t i0 = lo; i0 < hi; i0 += UPDATE_BITS_ROWS) {
     size_t nr = min_sz(UPDATE_BITS_ROWS, hi - i0);
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
     v128_t st[UPDATE_BITS_ROWS];
     for (size_t r = 0; r < UPDATE_BITS_ROWS; r++) st[r] = seed_v(key, (uint32_t)(i0 + r));
     v128_t rmask = wasm_i32x4_splat((int32_t)(((uint32_t)1 << shift) - 1u));
@@ -218,7 +219,7 @@ void ff_update_pixels(int tid, int nt, size_t n, size_t rows, size_t cols, size_
                       const uint32_t *xp, int16_t *h, uint32_t key, int shift, int32_t clip) {
   size_t hn = (n + 1) / 2, lo, hi;
   thread_range(rows, 4, tid, nt, &lo, &hi);
-#ifdef __wasm_simd128__
+#ifdef OB_SIMD128
   v128_t rmask = wasm_i32x4_splat((int32_t)(((uint32_t)1 << shift) - 1u));
   v128_t vlo = wasm_i32x4_splat(-clip), vhi = wasm_i32x4_splat(clip);
   for (size_t i0 = lo; i0 < hi; i0 += 4) {

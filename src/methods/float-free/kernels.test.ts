@@ -1,6 +1,6 @@
 /**
- * The float-free wasm kernels against their integer reference (reference.ts): exact equality on random
- * inputs, for sizes that straddle the SIMD widths (8 and 16 lanes), the 32-bit words and 128-bit rows, the
+ * The float-free wasm kernels, and the native ones at every instruction-set level this CPU runs, against their
+ * integer reference (reference.ts): exact equality on random inputs, for sizes that straddle the SIMD widths (8 and 16 lanes), the 32-bit words and 128-bit rows, the
  * 4-example and 2-row blocks, and the int16 chunk flushes (256 examples, rows or vectors); on one thread and
  * split across three threads. Plus a hand-worked counter update with stochastic rounding.
  */
@@ -18,19 +18,24 @@ import {
   words,
   xorshift32,
 } from './reference.js';
+import { loadNativeAddon } from '../../native/addon.js';
+import { createNativeKernels } from './native-kernels.js';
 import { createWasmKernels } from './wasm-kernels.js';
+
+const native = loadNativeAddon();
+const NATIVE_LEVELS = native.available ? native.levels : [];
 
 type Kind = 'int8' | 'int16' | 'int32' | 'uint32';
 
-/** Two buffers with the same contents: one from the wasm kernels, one from the reference. */
+/** Two buffers with the same contents: one from the kernels under test, one from the reference. */
 function twin<K extends Kind>(
-  wasm: FfKernels,
+  fast: FfKernels,
   ref: FfKernels,
   kind: K,
   length: number,
   fill: (i: number) => number,
 ): [ReturnType<FfKernels[K]>, ReturnType<FfKernels[K]>] {
-  const a = wasm[kind](length) as ReturnType<FfKernels[K]>;
+  const a = fast[kind](length) as ReturnType<FfKernels[K]>;
   const b = ref[kind](length) as ReturnType<FfKernels[K]>;
   for (let i = 0; i < length; i++) {
     const v = fill(i);
@@ -85,26 +90,35 @@ const SIZES: readonly [number, number, number][] = [
   [5, 300, 24], // row chunks of 256 in the backward input
 ];
 
-for (const setup of [
-  { label: 'one thread', threads: 1, alwaysParallel: false },
-  { label: 'three threads', threads: 3, alwaysParallel: true },
-]) {
-  describe(`float-free wasm kernels = integer reference (${setup.label})`, () => {
-    let wasm: FfKernels;
+const SETUPS: { label: string; create: () => FfKernels }[] = [
+  { label: 'wasm, one thread', create: () => createWasmKernels() },
+  { label: 'wasm, three threads', create: () => createWasmKernels({ threads: 3, alwaysParallel: true }) },
+  ...NATIVE_LEVELS.flatMap((level) => [
+    { label: `native ${level}, one thread`, create: () => createNativeKernels({ level }) },
+    {
+      label: `native ${level}, three threads`,
+      create: () => createNativeKernels({ level, threads: 3, alwaysParallel: true }),
+    },
+  ]),
+];
+
+for (const setup of SETUPS) {
+  describe(`float-free kernels = integer reference (${setup.label})`, () => {
+    let fast: FfKernels;
     const ref = createReferenceKernels();
     before(async () => {
-      wasm = createWasmKernels({ threads: setup.threads, alwaysParallel: setup.alwaysParallel });
-      await wasm.ready();
+      fast = setup.create();
+      await fast.ready();
     });
-    after(() => wasm.dispose());
+    after(() => fast.dispose());
 
     it('ff_input: centred pixels and example pairs', () => {
       const rng = new Rng(11);
       for (const [n, , cols] of SIZES) {
         const p = pad16(cols);
-        const [xa, xb] = twin(wasm, ref, 'int8', n * p, () => rng.int(256) - 128);
-        const [pa, pb] = twin(wasm, ref, 'uint32', Math.ceil(n / 2) * p, () => rng.nextUint32());
-        wasm.input(n, cols, p, xa, pa);
+        const [xa, xb] = twin(fast, ref, 'int8', n * p, () => rng.int(256) - 128);
+        const [pa, pb] = twin(fast, ref, 'uint32', Math.ceil(n / 2) * p, () => rng.nextUint32());
+        fast.input(n, cols, p, xa, pa);
         ref.input(n, cols, p, xb, pb);
         same(`x n=${n} k=${cols}`, xa, xb);
         same(`xp n=${n} k=${cols}`, pa, pb);
@@ -115,11 +129,11 @@ for (const setup of [
       const rng = new Rng(12);
       for (const [n, rows, cols] of SIZES) {
         const p = pad16(cols);
-        const [xa, xb] = twin(wasm, ref, 'int8', n * p, (i) => (i % p < cols ? rng.int(256) - 128 : 0));
-        const [ha, hb] = twin(wasm, ref, 'int16', rows * p, countersFill(rng, cols, p));
+        const [xa, xb] = twin(fast, ref, 'int8', n * p, (i) => (i % p < cols ? rng.int(256) - 128 : 0));
+        const [ha, hb] = twin(fast, ref, 'int16', rows * p, countersFill(rng, cols, p));
         const zs = pad16(rows) + 3;
-        const [za, zb] = twin(wasm, ref, 'int32', n * zs, () => -7);
-        wasm.densePixels(n, rows, p, xa, ha, za, zs);
+        const [za, zb] = twin(fast, ref, 'int32', n * zs, () => -7);
+        fast.densePixels(n, rows, p, xa, ha, za, zs);
         ref.densePixels(n, rows, p, xb, hb, zb, zs);
         same(`z n=${n} rows=${rows} cols=${cols}`, za, zb);
       }
@@ -129,11 +143,11 @@ for (const setup of [
       const rng = new Rng(13);
       for (const [n, rows, cols] of SIZES) {
         const wd = words(cols);
-        const [aa, ab] = twin(wasm, ref, 'uint32', n * wd, bitsFill(rng, cols));
-        const [wa, wb] = twin(wasm, ref, 'uint32', rows * wd, bitsFill(rng, cols));
+        const [aa, ab] = twin(fast, ref, 'uint32', n * wd, bitsFill(rng, cols));
+        const [wa, wb] = twin(fast, ref, 'uint32', rows * wd, bitsFill(rng, cols));
         const zs = rows + 1;
-        const [za, zb] = twin(wasm, ref, 'int32', n * zs, () => 5);
-        wasm.denseBits(n, rows, cols, aa, wa, za, zs);
+        const [za, zb] = twin(fast, ref, 'int32', n * zs, () => 5);
+        fast.denseBits(n, rows, cols, aa, wa, za, zs);
         ref.denseBits(n, rows, cols, ab, wb, zb, zs);
         same(`z n=${n} rows=${rows} k=${cols}`, za, zb);
       }
@@ -147,19 +161,19 @@ for (const setup of [
           const zs = pad16(rows);
           const spread = 1 + rng.int(3000);
           const [za, zb] = twin(
-            wasm,
+            fast,
             ref,
             'int32',
             n * zs,
             () => rng.int(2 * spread + 1) - spread + rng.int(50),
           );
-          const [ra, rb] = twin(wasm, ref, 'int32', rows, () => rng.int(20001) - 10000);
-          const [ma, mb] = twin(wasm, ref, 'int32', rows, () => 0);
-          const [ga, gb] = twin(wasm, ref, 'int32', rows, () => 0);
+          const [ra, rb] = twin(fast, ref, 'int32', rows, () => rng.int(20001) - 10000);
+          const [ma, mb] = twin(fast, ref, 'int32', rows, () => 0);
+          const [ga, gb] = twin(fast, ref, 'int32', rows, () => 0);
           const wd = words(rows);
-          const [aa, ab] = twin(wasm, ref, 'uint32', n * wd, () => 0xdeadbeef);
-          const [ta, tb] = twin(wasm, ref, 'uint32', n * wd, () => 0xdeadbeef);
-          wasm.hidden(n, rows, za, zs, mode, ra, 3, ma, ga, aa, ta);
+          const [aa, ab] = twin(fast, ref, 'uint32', n * wd, () => 0xdeadbeef);
+          const [ta, tb] = twin(fast, ref, 'uint32', n * wd, () => 0xdeadbeef);
+          fast.hidden(n, rows, za, zs, mode, ra, 3, ma, ga, aa, ta);
           ref.hidden(n, rows, zb, zs, mode, rb, 3, mb, gb, ab, tb);
           const tag = `mode=${mode} n=${n} rows=${rows}`;
           same(`act ${tag}`, aa, ab);
@@ -178,16 +192,16 @@ for (const setup of [
         const classes = Math.max(2, rows % 12);
         const k = 1 + rng.int(3000);
         const zs = pad16(classes);
-        const [za, zb] = twin(wasm, ref, 'int32', n * zs, () => rng.int(2 * k + 1) - k);
-        const [la, lb] = twin(wasm, ref, 'int32', n, () => rng.int(classes));
-        const [ta, tb] = twin(wasm, ref, 'int32', 256, (i) => lut[i]);
-        const [ra, rb] = twin(wasm, ref, 'int32', classes, () => rng.int(2001) - 1000);
-        const [sa, sb] = twin(wasm, ref, 'int32', 2, () => rng.int(100000));
-        const [ma, mb] = twin(wasm, ref, 'int32', classes, () => 0);
-        const [ua, ub] = twin(wasm, ref, 'int32', n * classes, () => 0);
-        const [ga, gb] = twin(wasm, ref, 'int32', n * classes, () => 0);
+        const [za, zb] = twin(fast, ref, 'int32', n * zs, () => rng.int(2 * k + 1) - k);
+        const [la, lb] = twin(fast, ref, 'int32', n, () => rng.int(classes));
+        const [ta, tb] = twin(fast, ref, 'int32', 256, (i) => lut[i]);
+        const [ra, rb] = twin(fast, ref, 'int32', classes, () => rng.int(2001) - 1000);
+        const [sa, sb] = twin(fast, ref, 'int32', 2, () => rng.int(100000));
+        const [ma, mb] = twin(fast, ref, 'int32', classes, () => 0);
+        const [ua, ub] = twin(fast, ref, 'int32', n * classes, () => 0);
+        const [ga, gb] = twin(fast, ref, 'int32', n * classes, () => 0);
         const project = n % 2 === 0;
-        wasm.outputTrain(n, classes, za, zs, la, ta, ra, 3, sa, ma, ua, ga, project);
+        fast.outputTrain(n, classes, za, zs, la, ta, ra, 3, sa, ma, ua, ga, project);
         ref.outputTrain(n, classes, zb, zs, lb, tb, rb, 3, sb, mb, ub, gb, project);
         const tag = `n=${n} classes=${classes} project=${project}`;
         for (const [w, r, what] of [
@@ -207,7 +221,7 @@ for (const setup of [
           assert.ok(Math.abs(s) <= classes, `row ${b} sums to ${s}`);
           assert.ok(gb[b * classes + lb[b]] <= 0);
         }
-        wasm.outputEval(n, classes, za, zs, ra, ua);
+        fast.outputEval(n, classes, za, zs, ra, ua);
         ref.outputEval(n, classes, zb, zs, rb, ub);
         same(`raw ${tag}`, ua, ub);
       }
@@ -225,14 +239,14 @@ for (const setup of [
         ] as const) {
           const gs = pad16(cols) + 16;
           const es = pad16(cols);
-          const [ga, gb] = twin(wasm, ref, 'int32', n * gs, () => rng.int(2 * magnitude + 1) - magnitude);
+          const [ga, gb] = twin(fast, ref, 'int32', n * gs, () => rng.int(2 * magnitude + 1) - magnitude);
           const wd = words(cols);
-          const [ba, bb] = twin(wasm, ref, 'uint32', n * wd, bitsFill(rng, cols));
-          const [sa, sb] = twin(wasm, ref, 'uint32', n * wd, bitsFill(rng, cols));
-          const [ea, eb] = twin(wasm, ref, 'int8', n * es, () => 99);
+          const [ba, bb] = twin(fast, ref, 'uint32', n * wd, bitsFill(rng, cols));
+          const [sa, sb] = twin(fast, ref, 'uint32', n * wd, bitsFill(rng, cols));
+          const [ea, eb] = twin(fast, ref, 'int8', n * es, () => 99);
           const hn = Math.ceil(n / 2);
-          const [pa, pb] = twin(wasm, ref, 'uint32', es * hn, () => 1);
-          const qa = wasm.centerQuantize(
+          const [pa, pb] = twin(fast, ref, 'uint32', es * hn, () => 1);
+          const qa = fast.centerQuantize(
             n,
             cols,
             ga,
@@ -271,10 +285,10 @@ for (const setup of [
       for (const [n, rows, cols] of SIZES) {
         const p = pad16(cols);
         const es = pad16(rows);
-        const [ha, hb] = twin(wasm, ref, 'int16', rows * p, countersFill(rng, cols, p));
-        const [ea, eb] = twin(wasm, ref, 'int8', n * es, (i) => (i % es < rows ? rng.int(255) - 127 : 0));
-        const [xa, xb] = twin(wasm, ref, 'int32', n * p, () => 3);
-        wasm.backwardInput(n, rows, p, ha, ea, es, xa);
+        const [ha, hb] = twin(fast, ref, 'int16', rows * p, countersFill(rng, cols, p));
+        const [ea, eb] = twin(fast, ref, 'int8', n * es, (i) => (i % es < rows ? rng.int(255) - 127 : 0));
+        const [xa, xb] = twin(fast, ref, 'int32', n * p, () => 3);
+        fast.backwardInput(n, rows, p, ha, ea, es, xa);
         ref.backwardInput(n, rows, p, hb, eb, es, xb);
         same(`ex n=${n} rows=${rows} cols=${cols}`, xa, xb);
       }
@@ -291,12 +305,12 @@ for (const setup of [
           const p = rowStride(cols);
           const es = rowStride(rows);
           const wd = words(cols);
-          const [aa, ab] = twin(wasm, ref, 'uint32', n * wd, bitsFill(rng, cols));
-          const [ea, eb] = twin(wasm, ref, 'int8', n * es, (i) => (i % es < rows ? rng.int(255) - 127 : 0));
-          const [ha, hb] = twin(wasm, ref, 'int16', rows * p, countersFill(rng, cols, p, clip));
-          const [wa, wb] = twin(wasm, ref, 'uint32', rows * wd, () => 0xffffffff);
+          const [aa, ab] = twin(fast, ref, 'uint32', n * wd, bitsFill(rng, cols));
+          const [ea, eb] = twin(fast, ref, 'int8', n * es, (i) => (i % es < rows ? rng.int(255) - 127 : 0));
+          const [ha, hb] = twin(fast, ref, 'int16', rows * p, countersFill(rng, cols, p, clip));
+          const [wa, wb] = twin(fast, ref, 'uint32', rows * wd, () => 0xffffffff);
           const key = rng.nextUint32();
-          wasm.updateBits(n, rows, cols, p, ea, es, aa, ha, wa, key, shift, clip);
+          fast.updateBits(n, rows, cols, p, ea, es, aa, ha, wa, key, shift, clip);
           ref.updateBits(n, rows, cols, p, eb, es, ab, hb, wb, key, shift, clip);
           const tag = `n=${n} rows=${rows} cols=${cols} shift=${shift} clip=${clip}`;
           same(`h ${tag}`, ha, hb);
@@ -319,12 +333,12 @@ for (const setup of [
         const e = new Int8Array(n * es);
         const epRef = new Uint32Array(es * hn);
         ref.centerQuantize(n, rows, g, es, null, false, null, e, es, epRef);
-        const [xa, xb] = twin(wasm, ref, 'uint32', hn * p, (i) => xpRef[i]);
-        const [pa, pb] = twin(wasm, ref, 'uint32', es * hn, (i) => epRef[i]);
+        const [xa, xb] = twin(fast, ref, 'uint32', hn * p, (i) => xpRef[i]);
+        const [pa, pb] = twin(fast, ref, 'uint32', es * hn, (i) => epRef[i]);
         const shift = 4 + rng.int(8);
-        const [ha, hb] = twin(wasm, ref, 'int16', rows * p, countersFill(rng, cols, p));
+        const [ha, hb] = twin(fast, ref, 'int16', rows * p, countersFill(rng, cols, p));
         const key = rng.nextUint32();
-        wasm.updatePixels(n, rows, cols, p, pa, xa, ha, key, shift, 32767);
+        fast.updatePixels(n, rows, cols, p, pa, xa, ha, key, shift, 32767);
         ref.updatePixels(n, rows, cols, p, pb, xb, hb, key, shift, 32767);
         same(`h n=${n} rows=${rows} cols=${cols} shift=${shift}`, ha, hb);
       }

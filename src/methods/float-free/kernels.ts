@@ -21,7 +21,7 @@ import {
 export type FfBuffer = Int8Array | Int16Array | Int32Array | Uint32Array;
 
 export interface FfKernels {
-  readonly kind: 'wasm' | 'reference';
+  readonly kind: 'wasm' | 'native' | 'reference';
   /** Threads the kernels may use (the calling thread included). */
   readonly threads: number;
   int8(length: number): Int8Array;
