@@ -437,6 +437,33 @@ for (const backend of BACKENDS_UNDER_TEST) {
         );
       }
 
+      it('vispaProject matches exactly: ranks 0 to 5, zero and NaN weights, threads split', () => {
+        for (const [rank, length] of [
+          [0, 7],
+          [1, 1000],
+          [3, 70001],
+          [5, 33],
+        ]) {
+          const mValues = randomValues(rng, length, false);
+          const zValues = randomValues(rng, rank * length, false);
+          // A weight with m = z = 0 restarts at +1; one with a NaN stays NaN; a tiny m whose square underflows.
+          mValues[0] = 0;
+          for (let k = 0; k < rank; k++) zValues[k * length] = 0;
+          if (length > 2) mValues[1] = Number.NaN;
+          if (length > 3) mValues[2] = 1e-30;
+          const [m, rm] = pair(be, mValues);
+          const [z, rz] = pair(be, zValues.length > 0 ? zValues : new Float32Array(1));
+          const invScale = 1 / 7;
+          be.vispaProject(m, rank > 0 ? z : null, rank, invScale, length);
+          ref.vispaProject(rm, rank > 0 ? rz : null, rank, invScale, length);
+          assertExact(m, rm, `vispaProject m, rank ${rank}, length ${length}`);
+          assertExact(z, rz, `vispaProject z, rank ${rank}, length ${length}`);
+          assert.equal(m[0], 1);
+          for (const x of [m, z]) be.free(x);
+          for (const x of [rm, rz]) ref.free(x);
+        }
+      });
+
       it('bopUpdate matches exactly: the same momentum, flips and count', () => {
         for (const length of [1, 7, 1000, 20001]) {
           for (const [gamma, threshold] of [

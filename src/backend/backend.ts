@@ -242,6 +242,11 @@ export interface Backend {
     threshold: number,
     length: number,
   ): number;
+  /**
+   * VISPA's projection onto m_i^2 + ||z_i||^2 / S = 1 (docs/methods.md#vispa) over `length` weights, in place;
+   * z is rank x length (row k at k * length); invScale = 1 / S. A weight with m = z = 0 restarts at m = +1.
+   */
+  vispaProject(m: FloatArray, z: FloatArray | null, rank: number, invScale: number, length: number): void;
   bayesBinnSaturated(
     lambda: FloatArray,
     sample: FloatArray,

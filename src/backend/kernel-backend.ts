@@ -49,6 +49,7 @@ export const KERNEL_NAMES = [
   'ob_bayesbinn_saturated',
   'ob_bayesbinn_update',
   'ob_bop_update',
+  'ob_vispa_project',
 ] as const;
 
 export type KernelName = (typeof KERNEL_NAMES)[number];
@@ -454,6 +455,19 @@ export function kernelBackend<A>(host: KernelHost<A>): Backend {
         length,
       ];
       return host.run('ob_bop_update', 1, args);
+    },
+
+    vispaProject(m, z, rank, invScale, length) {
+      sizes('vispaProject', { rank, length });
+      if (rank > 0 && z === null) throw new TypeError(`vispaProject: z is null with rank ${rank}`);
+      const args = [
+        ptr('vispaProject', 'm', m, length),
+        rank > 0 ? ptr('vispaProject', 'z', z as FloatArray, rank * length) : host.none,
+        rank,
+        invScale,
+        length,
+      ];
+      run('ob_vispa_project', length * (rank + 1), PARALLEL_MIN.elementwise, args);
     },
 
     binaryGemm(m, n, k, a, b, c) {

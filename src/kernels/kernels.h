@@ -47,6 +47,7 @@ int32_t ob_bayesbinn_update(int tid, int nt, float *lambda, float *mu, const flo
                             double momentum, double correction, size_t len, int32_t *pending, float *pending_lambda);
 int32_t ob_bop_update(int tid, int nt, float *w, float *m, const float *grad, double gamma, double threshold,
                       size_t len);
+void ob_vispa_project(int tid, int nt, float *m, float *z, size_t rank, double inv_scale, size_t n);
 size_t ob_gemm_workspace_bytes(void);
 void ob_gemm(int tid, int nt, int layout, size_t m, size_t n, size_t k, const float *a, const float *b, float *c,
              int accumulate, float *ws);

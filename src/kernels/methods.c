@@ -1,12 +1,13 @@
 /*
- * Training methods' per-weight update loops (src/methods), as kernels: Bop's whole update, and BayesBiNN's for
+ * Training methods' per-weight update loops (src/methods), as kernels: Bop's whole update, BayesBiNN's for
  * the weights where it needs no random number and no transcendental function (the method finishes the others
- * in TypeScript from the list the kernel returns), bit-identical to the methods' own loops on every backend.
+ * in TypeScript from the list the kernel returns), and VISPA's projection, bit-identical to the methods' own
+ * loops on every backend.
  *
  * Each f32() mirrors a Math.fround of src/backend/reference/bayes-binn.ts: the expression is evaluated in double, as
  * JavaScript evaluates it, and rounded to float once (-ffp-contract=off keeps every operation separate).
- * These loops run on one thread (tid 0), so the pending lists come out in index order, the order in which the
- * method draws its random numbers.
+ * Bop's and BayesBiNN's loops run on one thread (tid 0), so the pending lists come out in index order, the
+ * order in which the method draws its random numbers; VISPA's projection splits the weights across threads.
  */
 #include "common.h"
 #include "kernels.h"
@@ -111,4 +112,29 @@ int32_t ob_bop_update(int tid, int nt, float *w, float *m, const float *grad, do
     flips += flip;
   }
   return flips;
+}
+
+/*
+ * VISPA's projection onto m_i^2 + ||z_i||^2 / S = 1 (src/methods/vispa.ts; the reference backend's
+ * vispaProject is its specification), one pass over the weights instead of 2K + 3 passes of elementwise
+ * kernels and a TypeScript loop, with the same roundings: a = m*m in float; per row a = (float)(a + inv_scale *
+ * z*z) in double; f = (float)(1 / sqrt(a)) (0 when a = 0, NaN when a is NaN); m *= f, z_k *= f in float;
+ * a = 0 restarts the weight at m = +1. z is rank x n, row k at z + k * n.
+ */
+EXPORT(ob_vispa_project)
+void ob_vispa_project(int tid, int nt, float *m, float *z, size_t rank, double inv_scale, size_t n) {
+  size_t lo, hi;
+  thread_range(n, 16, tid, nt, &lo, &hi);
+  for (size_t i = lo; i < hi; i++) {
+    float mi = m[i];
+    float a = mi * mi;
+    for (size_t k = 0; k < rank; k++) {
+      float zk = z[k * n + i];
+      float sq = zk * zk;
+      a = (float)((double)a + inv_scale * (double)sq);
+    }
+    float f = a > 0.0f ? (float)(1.0 / __builtin_sqrt((double)a)) : a == 0.0f ? 0.0f : a;
+    m[i] = f == 0.0f ? 1.0f : mi * f;
+    for (size_t k = 0; k < rank; k++) z[k * n + i] = z[k * n + i] * f;
+  }
 }

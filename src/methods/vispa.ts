@@ -239,9 +239,6 @@ export class VispaMethod implements BinaryMethod {
   private slots: Slot[] = [];
   /** Scratch for predict('sample'), so it never overwrites the r that the next update needs. */
   private readonly sampleR: Float64Array;
-  /** Two work buffers of the largest layer's size for the projection (K > 0); not training state. */
-  private work: FloatArray | null = null;
-  private work2: FloatArray | null = null;
 
   constructor(readonly options: VispaOptions = VISPA_DEFAULTS) {
     checkVispaOptions(options);
@@ -287,11 +284,6 @@ export class VispaMethod implements BinaryMethod {
       };
       return slot;
     });
-    if (rank > 0) {
-      const largest = this.slots.reduce((acc, s) => Math.max(acc, s.n), 0);
-      this.work = backend.alloc(Math.max(1, largest));
-      this.work2 = backend.alloc(Math.max(1, largest));
-    }
     for (const slot of this.slots) this.constrain(slot);
   }
 
@@ -307,30 +299,9 @@ export class VispaMethod implements BinaryMethod {
     else this.project(backend, s);
   }
 
-  /**
-   * projectVispa with the backend's kernels (the passes over K x n run in wasm, threaded): only the
-   * reciprocal square root is a TypeScript loop, over n values.
-   */
+  /** projectVispa as one backend kernel (vispaProject: one pass over the weights, threaded). */
   private project(backend: Backend, s: Slot): void {
-    const n = s.n;
-    const a = this.work as FloatArray;
-    const sq = this.work2 as FloatArray;
-    const invScale = 1 / this.options.scale;
-    backend.multiply(s.m, s.m, a, n); // A = m^2
-    for (const zk of s.zRows) {
-      backend.multiply(zk, zk, sq, n);
-      backend.axpy(invScale, sq, a, n); // A += z_k^2 / S
-    }
-    let zeros = false;
-    for (let i = 0; i < n; i++) {
-      const ai = a[i];
-      if (ai === 0) zeros = true;
-      a[i] = ai > 0 ? 1 / Math.sqrt(ai) : ai === 0 ? 0 : Number.NaN;
-    }
-    backend.multiply(s.m, a, s.m, n);
-    for (const zk of s.zRows) backend.multiply(zk, a, zk, n);
-    // A_i = 0: m_i = 0 and z_i = 0 (both now 0): restart the weight at +1, as projectVispa does.
-    if (zeros) for (let i = 0; i < n; i++) if (a[i] === 0) s.m[i] = 1;
+    backend.vispaProject(s.m, s.z, s.zRows.length, 1 / this.options.scale, s.n);
   }
 
   /** Draws r ~ N(0, I/S) into `r`. */
@@ -407,11 +378,7 @@ export class VispaMethod implements BinaryMethod {
       for (const s of this.slots) {
         for (const b of [s.m, s.z, s.mMomentum, s.zMomentum]) if (b !== null) this.backend.free(b);
       }
-      if (this.work !== null) this.backend.free(this.work);
-      if (this.work2 !== null) this.backend.free(this.work2);
     }
-    this.work = null;
-    this.work2 = null;
     this.slots = [];
     this.backend = null;
   }

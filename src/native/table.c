@@ -114,6 +114,11 @@ static double t_bop_update(int tid, int nt, const native_arg *a) {
   return ob_bop_update(tid, nt, P(float *, 0), P(float *, 1), P(const float *, 2), D(3), D(4), Z(5));
 }
 
+static double t_vispa_project(int tid, int nt, const native_arg *a) {
+  ob_vispa_project(tid, nt, P(float *, 0), P(float *, 1), Z(2), D(3), Z(4));
+  return 0;
+}
+
 const native_kernel NATIVE_TABLE[] = {
     {"ob_gemm", 9, t_gemm},
     {"ob_binary_gemm", 6, t_binary_gemm},
@@ -143,5 +148,6 @@ const native_kernel NATIVE_TABLE[] = {
     {"ob_bayesbinn_saturated", 5, t_bayesbinn_saturated},
     {"ob_bayesbinn_update", 15, t_bayesbinn_update},
     {"ob_bop_update", 6, t_bop_update},
+    {"ob_vispa_project", 5, t_vispa_project},
     {NULL, 0, NULL},
 };

@@ -7,6 +7,7 @@ import type { Backend, DType, FloatArray, KernelArray } from '../backend.js';
 import { adam } from './adam.js';
 import { bayesBinnSaturated, bayesBinnUpdate } from './bayes-binn.js';
 import { bopUpdate } from './bop.js';
+import { vispaProject } from './vispa.js';
 import { binaryGemm, packSigns } from './bits.js';
 import {
   axpy,
@@ -32,6 +33,7 @@ import { maxPool, maxPoolBackward } from './pool.js';
 export { adam } from './adam.js';
 export { bayesBinnSaturated, bayesBinnScale, bayesBinnUpdate } from './bayes-binn.js';
 export { bopUpdate } from './bop.js';
+export { vispaProject } from './vispa.js';
 export { binaryGemm, packSigns, popcount32 } from './bits.js';
 export {
   axpy,
@@ -139,6 +141,7 @@ export function createReferenceBackend(dtype: DType = 'float64'): Backend {
     packSigns,
     binaryGemm,
     bopUpdate,
+    vispaProject,
     bayesBinnSaturated,
     bayesBinnUpdate,
   };
