@@ -20,6 +20,7 @@ import {
   type OnebitLayer,
   type OnebitModel,
 } from './format.js';
+import { randomOutput, signs } from '../../test/engine-layers.js';
 
 type Value = { shape: number[]; data: Float64Array; bits: boolean };
 
@@ -208,31 +209,6 @@ function unpack(t: LayerTrace, example: number): Float64Array {
     for (let ch = c; ch < words * 32; ch++) assert.equal((t.bits[offset + (ch >>> 5)] >>> (ch & 31)) & 1, 0);
   }
   return out;
-}
-
-const signs = (rng: Rng, n: number): Float32Array =>
-  Float32Array.from({ length: n }, () => (rng.uniform() < 0.5 ? -1 : 1));
-
-function randomOutput(
-  rng: Rng,
-  n: number,
-  kind: 'bits' | 'real',
-  integer: boolean,
-  spread: number,
-): DenseOutput {
-  if (kind === 'bits') {
-    const directions = Int8Array.from({ length: n }, () => (rng.uniform() < 0.3 ? -1 : 1));
-    const thresholds = integer
-      ? Int32Array.from({ length: n }, () => Math.round((rng.uniform() - 0.5) * spread))
-      : Float32Array.from({ length: n }, () => (rng.uniform() - 0.5) * spread);
-    return { kind: 'bits', thresholds, directions };
-  }
-  return {
-    kind: 'real',
-    scale: Float32Array.from({ length: n }, () => (rng.uniform() - 0.3) * 0.3),
-    bias: Float32Array.from({ length: n }, () => rng.uniform() - 0.5),
-    activation: (['none', 'relu', 'hardtanh'] as const)[Math.floor(rng.uniform() * 3)],
-  };
 }
 
 function conv(

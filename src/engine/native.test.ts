@@ -13,34 +13,13 @@ import { loadNativeAddon, type NativeLevel } from '../native/addon.js';
 import { Rng } from '../tensor/rng.js';
 import { createEngine, defaultEngineBackend, type EngineOptions, type LayerTrace } from './engine.js';
 import { packSignRows, type DenseOutput, type OnebitLayer, type OnebitModel } from './format.js';
+import { randomOutput, signs } from '../../test/engine-layers.js';
 
 const status = loadNativeAddon();
 const LEVELS: readonly NativeLevel[] = status.available ? status.levels : [];
 const skip = status.available ? false : `native addon not available: ${status.reason}`;
 
-const signRows = (rng: Rng, n: number, k: number): Uint32Array =>
-  packSignRows(
-    Float32Array.from({ length: n * k }, () => (rng.uniform() < 0.5 ? -1 : 1)),
-    n,
-    k,
-  );
-
-/** A random output stage of n channels: thresholds near the middle of z's range, or an affine map. */
-function stage(rng: Rng, n: number, kind: 'bits' | 'real', integer: boolean, spread: number): DenseOutput {
-  if (kind === 'bits') {
-    const directions = Int8Array.from({ length: n }, () => (rng.uniform() < 0.3 ? -1 : 1));
-    const thresholds = integer
-      ? Int32Array.from({ length: n }, () => Math.round((rng.uniform() - 0.5) * spread))
-      : Float32Array.from({ length: n }, () => (rng.uniform() - 0.5) * spread);
-    return { kind: 'bits', thresholds, directions };
-  }
-  return {
-    kind: 'real',
-    scale: Float32Array.from({ length: n }, () => (rng.uniform() - 0.3) * 0.3),
-    bias: Float32Array.from({ length: n }, () => rng.uniform() - 0.5),
-    activation: (['none', 'relu', 'hardtanh'] as const)[Math.floor(rng.uniform() * 3)],
-  };
-}
+const signRows = (rng: Rng, n: number, k: number): Uint32Array => packSignRows(signs(rng, n * k), n, k);
 
 /** An MLP on [1, h, w] images: hidden widths `widths`, 1-bit or real activations, 10 classes. */
 function mlp(rng: Rng, h: number, w: number, widths: number[], activations: 'bits' | 'real'): OnebitModel {
@@ -57,7 +36,7 @@ function mlp(rng: Rng, h: number, w: number, widths: number[], activations: 'bit
       inFeatures: k,
       outFeatures: n,
       weights: signRows(rng, n, k),
-      output: stage(rng, n, out, input === 'bits', input === 'bits' ? 2 * Math.sqrt(k) : 8),
+      output: randomOutput(rng, n, out, input === 'bits', input === 'bits' ? 2 * Math.sqrt(k) : 8),
     });
     input = out === 'bits' ? 'bits' : 'real';
     k = n;
@@ -97,18 +76,21 @@ function convnet(rng: Rng, c: number, width: number): OnebitModel {
   });
   const taps = 9 * width;
   const layers: OnebitLayer[] = [
-    conv('conv1', 'real', c, width, 3, 1, 1, stage(rng, width, 'bits', false, 4)),
+    conv('conv1', 'real', c, width, 3, 1, 1, randomOutput(rng, width, 'bits', false, 4)),
     { kind: 'maxpool', name: 'pool1', kernel: 2, stride: 2, padding: 0 },
-    conv('conv2', 'bits', width, 40, 3, 1, 1, stage(rng, 40, 'real', true, 2 * Math.sqrt(taps))),
+    conv('conv2', 'bits', width, 40, 3, 1, 1, randomOutput(rng, 40, 'real', true, 2 * Math.sqrt(taps))),
     {
       kind: 'residual',
       name: 'block',
-      body: [threshold('sign3', 40), conv('conv3', 'bits', 40, 40, 3, 1, 1, stage(rng, 40, 'real', true, 0))],
+      body: [
+        threshold('sign3', 40),
+        conv('conv3', 'bits', 40, 40, 3, 1, 1, randomOutput(rng, 40, 'real', true, 0)),
+      ],
       shortcut: null,
     },
     { kind: 'avgpool', name: 'pool2', kernel: 2, stride: 2, padding: 1 },
     threshold('sign2', 40),
-    conv('conv4', 'bits', 40, 33, 3, 2, 1, stage(rng, 33, 'real', true, 0)),
+    conv('conv4', 'bits', 40, 33, 3, 2, 1, randomOutput(rng, 33, 'real', true, 0)),
     {
       kind: 'affine',
       name: 'bn4',
@@ -127,7 +109,7 @@ function convnet(rng: Rng, c: number, width: number): OnebitModel {
     inFeatures: flat,
     outFeatures: 10,
     weights: signRows(rng, 10, flat),
-    output: stage(rng, 10, 'real', false, 0),
+    output: randomOutput(rng, 10, 'real', false, 0),
   });
   const mean = Array.from({ length: c }, () => 0.3);
   const std = Array.from({ length: c }, () => 0.4);

@@ -282,60 +282,31 @@ export function planLayers(
         if (isFirst && head.bytes) {
           const wsum = mem.put(weightSums(layer.weights, n, k));
           const { scale: scaleA, shift: shiftC } = byteNormalization(model);
-          if (head.kernel === 'lut' && pixelGroups5) {
-            // Tables of 5-pixel groups, 32 channels per lookup (the native AVX-512 kernel): 8 images' tables
-            // per thread, and each channel's weight bits per group as u16 (oe_groups5's layout).
-            const groups = Math.ceil(k / 5);
-            const g5 = mem.alloc(Math.ceil(n / 32) * groups * 64);
-            const tables = mem.alloc(threads * 8 * groups * 64);
-            runner?.relayout('oe_groups5', k, n, weights, g5);
-            byteRun = (rows) =>
-              call('oe_dense_g5', rows, n, rows * n * k, [
-                rows,
-                k,
-                n,
-                input.bytes,
-                g5,
-                wsum,
-                scaleA,
-                shiftC,
-                ...o.args,
-                out.offset,
-                tables,
-              ]);
-          } else if (head.kernel === 'lut') {
-            const groups = packedWords(k) * 8;
-            const nibbles = mem.alloc(Math.ceil(n / 16) * groups * 16);
-            const tables = mem.alloc(threads * 4 * groups * 32);
-            runner?.relayout('oe_nibbles', k, n, weights, nibbles);
-            byteRun = (rows) =>
-              call('oe_dense_lut', rows, n, rows * n * k, [
-                rows,
-                k,
-                n,
-                input.bytes,
-                nibbles,
-                wsum,
-                scaleA,
-                shiftC,
-                ...o.args,
-                out.offset,
-                tables,
-              ]);
+          if (head.kernel === 'lut') {
+            // Per-image tables of pixel groups, looked up by the weights' bits per group: groups of 5 pixels,
+            // 32 channels per lookup, 8 images' tables per thread (oe_dense_g5, the native AVX-512 kernel), or
+            // groups of 4, 16 channels per lookup, 4 images' tables per thread (oe_dense_lut).
+            const [kernel, relayout, layoutBytes, tableBytes] = pixelGroups5
+              ? ([
+                  'oe_dense_g5',
+                  'oe_groups5',
+                  Math.ceil(n / 32) * Math.ceil(k / 5) * 64,
+                  8 * Math.ceil(k / 5) * 64,
+                ] as const)
+              : ([
+                  'oe_dense_lut',
+                  'oe_nibbles',
+                  Math.ceil(n / 16) * packedWords(k) * 128,
+                  4 * packedWords(k) * 256,
+                ] as const);
+            const layout = mem.alloc(layoutBytes);
+            const tables = mem.alloc(threads * tableBytes);
+            runner?.relayout(relayout, k, n, weights, layout);
+            const args = [k, n, input.bytes, layout, wsum, scaleA, shiftC, ...o.args, out.offset, tables];
+            byteRun = (rows) => call(kernel, rows, n, rows * n * k, [rows, ...args]);
           } else {
-            byteRun = (rows) =>
-              call('oe_dense_u8', rows, n, rows * n * k, [
-                rows,
-                k,
-                n,
-                input.bytes,
-                weights,
-                wsum,
-                scaleA,
-                shiftC,
-                ...o.args,
-                out.offset,
-              ]);
+            const args = [k, n, input.bytes, weights, wsum, scaleA, shiftC, ...o.args, out.offset];
+            byteRun = (rows) => call('oe_dense_u8', rows, n, rows * n * k, [rows, ...args]);
           }
         }
         const bits = layer.input === 'bits';

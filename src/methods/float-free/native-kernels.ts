@@ -7,8 +7,8 @@
  */
 import { NATIVE_LEVELS, loadNativeAddon, type NativeArg, type NativeLevel } from '../../native/addon.js';
 import { checkThreads } from '../../wasm/pool.js';
+import { FF_KERNEL_NAMES, ffKernelCalls, type FfKernelName } from './kernel-calls.js';
 import type { FfBuffer, FfKernels } from './kernels.js';
-import { FF_KERNEL_NAMES, type FfKernelName } from './wasm-kernels.js';
 
 const LABEL = 'float-free';
 /** Work (elementary operations) below which a call stays on the calling thread (as on wasm). */
@@ -75,9 +75,9 @@ export function createNativeKernels(options: NativeKernelOptions = {}): FfKernel
   }
 
   /** Runs a kernel; returns the threads that split it. */
-  function run(name: FfKernelName, work: number, args: readonly NativeArg[]): number {
+  function run(name: FfKernelName, work: number, args: readonly NativeArg[], serial = false): number {
     alive();
-    const nt = threads > 1 && (work >= PARALLEL_MIN || alwaysParallel) ? threads : 1;
+    const nt = !serial && threads > 1 && (work >= PARALLEL_MIN || alwaysParallel) ? threads : 1;
     addon.run(context, indices[name], nt, ...args);
     return nt;
   }
@@ -91,14 +91,15 @@ export function createNativeKernels(options: NativeKernelOptions = {}): FfKernel
     scratchBlocks.set(purpose, fresh);
     return fresh;
   };
-  const csumFor = (cols: number): Int32Array => {
-    const block = scratch('csum', Math.max(4, cols * 4));
-    return new Int32Array(block.buffer, 0, block.byteLength >>> 2);
-  };
-  const int32Of = (purpose: string, length: number): Int32Array => {
-    const block = scratch(purpose, length * 4);
-    return new Int32Array(block.buffer, 0, block.byteLength >>> 2);
-  };
+  const steps = ffKernelCalls<NativeArg>({
+    threads,
+    arg: buf,
+    scratch,
+    partials: partial,
+    exponent: qCell,
+    readExponent: () => qCell[0],
+    run,
+  });
 
   return {
     kind: 'native',
@@ -118,115 +119,6 @@ export function createNativeKernels(options: NativeKernelOptions = {}): FfKernel
       userBytes = 0;
     },
 
-    input(n, k, p, x, xp) {
-      run('ff_input', n * p, [n, k, p, buf(x), buf(xp)]);
-    },
-    densePixels(n, rows, p, x, h, z, zs) {
-      const tables = scratch('tables', n * (p / 4) * 32);
-      const totals = int32Of('totals', Math.max(n, rows));
-      run('ff_error_tables', n * p, [n, p, buf(x), p, tables, totals]);
-      const nib = scratch('nibbles', threads * (p / 4) * 16);
-      run('ff_dense_pixels', n * rows * p, [n, rows, p, buf(h), tables, totals, buf(z), zs, nib]);
-    },
-    denseBits(n, rows, k, a, w, z, zs) {
-      run('ff_dense_bits', (n * rows * k) >>> 5, [n, rows, k, buf(a), buf(w), buf(z), zs]);
-    },
-    hidden(n, rows, z, zs, mode, running, shift, mu, gexp, act, gate) {
-      run('ff_hidden', n * rows, [
-        n,
-        rows,
-        buf(z),
-        zs,
-        mode,
-        buf(running),
-        shift,
-        buf(mu),
-        buf(gexp),
-        buf(act),
-        buf(gate),
-      ]);
-    },
-    outputTrain(n, classes, z, zs, labels, lut, running, shift, stats, mu, u, g, project) {
-      addon.run(
-        context,
-        indices.ff_output_train,
-        1,
-        n,
-        classes,
-        buf(z),
-        zs,
-        buf(labels),
-        buf(lut),
-        buf(running),
-        shift,
-        buf(stats),
-        buf(mu),
-        buf(u),
-        buf(g),
-        project ? 1 : 0,
-      );
-    },
-    outputEval(n, classes, z, zs, running, raw) {
-      run('ff_output_eval', n * classes, [n, classes, buf(z), zs, buf(running), buf(raw)]);
-    },
-    centerQuantize(n, cols, g, gs, gate, center, act, e, es, pairs) {
-      const parts = run('ff_center_max', n * cols, [
-        n,
-        cols,
-        buf(g),
-        gs,
-        buf(gate),
-        center ? 1 : 0,
-        buf(act),
-        csumFor(2 * cols),
-        partial,
-      ]);
-      run('ff_quantize', n * es, [n, cols, buf(g), gs, partial, parts, buf(e), es, buf(pairs), qCell]);
-      return qCell[0];
-    },
-    backwardInput(n, rows, p, h, e, es, ex) {
-      const groups = Math.ceil(rows / 4);
-      const tables = scratch('tables', n * groups * 32);
-      const totals = int32Of('totals', Math.max(n, rows));
-      run('ff_error_tables', n * rows, [n, rows, buf(e), es, tables, totals]);
-      const nib = scratch('nibbles', threads * groups * 16);
-      run('ff_backward_input', n * rows * p, [n, rows, p, buf(h), tables, totals, buf(ex), nib]);
-    },
-    updateBits(n, rows, cols, p, e, es, act, h, w, key, shift, clip) {
-      const groups = Math.ceil(n / 4);
-      const tables = scratch('tables', rows * groups * 32);
-      const totals = int32Of('totals', Math.max(n, rows));
-      const nib = scratch('nibbles', (p / 16) * groups * 16);
-      run('ff_row_tables', n * rows, [n, rows, buf(e), es, tables, totals]);
-      run('ff_act_nibbles', n * p, [n, cols, p, buf(act), nib]);
-      run('ff_update_bits', n * rows * p, [
-        n,
-        rows,
-        cols,
-        p,
-        tables,
-        totals,
-        nib,
-        buf(h),
-        buf(w),
-        key >>> 0,
-        shift,
-        clip,
-      ]);
-    },
-    updatePixels(n, rows, cols, p, ep, xp, h, key, shift, clip) {
-      run('ff_update_pixels', n * rows * p, [
-        n,
-        rows,
-        cols,
-        p,
-        buf(ep),
-        buf(xp),
-        buf(h),
-        key >>> 0,
-        shift,
-        clip,
-      ]);
-    },
+    ...steps,
   };
 }

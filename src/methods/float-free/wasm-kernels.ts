@@ -19,7 +19,10 @@ import {
 } from '../../wasm/loader.js';
 import { checkThreads, ThreadPool } from '../../wasm/pool.js';
 import { CONTROL_BYTES, MAX_THREADS } from '../../wasm/protocol.js';
+import { FF_KERNEL_NAMES, ffKernelCalls, type FfKernelName } from './kernel-calls.js';
 import type { FfBuffer, FfKernels } from './kernels.js';
+
+export { FF_KERNEL_NAMES, type FfKernelName } from './kernel-calls.js';
 
 const LABEL = 'float-free';
 
@@ -28,26 +31,6 @@ const FLOAT_FREE_MODULE: PackagedModule = {
   label: LABEL,
   howToPass: 'the float-free module: createWasmKernels({ module })',
 };
-
-/** Every export the float-free step calls. */
-export const FF_KERNEL_NAMES = [
-  'ff_input',
-  'ff_dense_pixels',
-  'ff_dense_bits',
-  'ff_hidden',
-  'ff_output_train',
-  'ff_output_eval',
-  'ff_center_max',
-  'ff_quantize',
-  'ff_error_tables',
-  'ff_backward_input',
-  'ff_row_tables',
-  'ff_act_nibbles',
-  'ff_update_bits',
-  'ff_update_pixels',
-] as const;
-
-export type FfKernelName = (typeof FF_KERNEL_NAMES)[number];
 
 /** Where the module lives in the package. */
 export const FLOAT_FREE_MODULE_URL = packagedModuleUrl(FLOAT_FREE_MODULE.file);
@@ -133,9 +116,9 @@ export function createWasmKernels(options: WasmKernelOptions = {}): FfKernels {
     return view.byteOffset;
   }
 
-  function run(name: FfKernelName, work: number, args: readonly number[]): number {
+  function run(name: FfKernelName, work: number, args: readonly number[], serial = false): number {
     alive();
-    if (pool !== null && (work >= PARALLEL_MIN || alwaysParallel)) {
+    if (!serial && pool !== null && (work >= PARALLEL_MIN || alwaysParallel)) {
       pool.run(name, args);
       return pool.threads;
     }
@@ -143,17 +126,7 @@ export function createWasmKernels(options: WasmKernelOptions = {}): FfKernels {
     return 1;
   }
 
-  /** Column-sum scratch of ff_center_max, grown on demand (internal, not counted in bytesInUse). */
-  let csum: Int32Array | null = null;
-  const csumFor = (cols: number): Int32Array => {
-    if (csum === null || csum.length < cols) {
-      if (csum !== null) heap.release(csum.byteOffset);
-      const offset = heap.alloc(Math.max(4, cols * 4));
-      csum = new Int32Array(heap.buffer(), offset, cols);
-    }
-    return csum;
-  };
-  /** Scratch regions of the backward kernels by purpose (bytes), grown on demand; internal, not counted. */
+  /** Scratch regions of the kernels by purpose (bytes), grown on demand; internal, not counted. */
   const scratchBlocks = new Map<string, { offset: number; bytes: number }>();
   const scratch = (purpose: string, bytes: number): number => {
     const block = scratchBlocks.get(purpose);
@@ -164,6 +137,15 @@ export function createWasmKernels(options: WasmKernelOptions = {}): FfKernels {
     return fresh.offset;
   };
   const qCell = new Int32Array(heap.buffer(), qOffset, 1);
+  const steps = ffKernelCalls<number>({
+    threads,
+    arg: ptr,
+    scratch,
+    partials: partialOffset,
+    exponent: qOffset,
+    readExponent: () => qCell[0],
+    run,
+  });
 
   return {
     kind: 'wasm',
@@ -185,126 +167,6 @@ export function createWasmKernels(options: WasmKernelOptions = {}): FfKernels {
       userBytes = 0;
     },
 
-    input(n, k, p, x, xp) {
-      run('ff_input', n * p, [n, k, p, ptr(x), ptr(xp)]);
-    },
-    densePixels(n, rows, p, x, h, z, zs) {
-      // Subset tables of the pixels (x is 0 past the features, so all p columns can be grouped).
-      const tables = scratch('tables', n * (p / 4) * 32);
-      const totals = scratch('totals', Math.max(n, rows) * 4);
-      run('ff_error_tables', n * p, [n, p, ptr(x), p, tables, totals]);
-      const nib = scratch('nibbles', threads * (p / 4) * 16);
-      run('ff_dense_pixels', n * rows * p, [n, rows, p, ptr(h), tables, totals, ptr(z), zs, nib]);
-    },
-    denseBits(n, rows, k, a, w, z, zs) {
-      run('ff_dense_bits', (n * rows * k) >>> 5, [n, rows, k, ptr(a), ptr(w), ptr(z), zs]);
-    },
-    hidden(n, rows, z, zs, mode, running, shift, mu, gexp, act, gate) {
-      run('ff_hidden', n * rows, [
-        n,
-        rows,
-        ptr(z),
-        zs,
-        mode,
-        ptr(running),
-        shift,
-        ptr(mu),
-        ptr(gexp),
-        ptr(act),
-        ptr(gate),
-      ]);
-    },
-    outputTrain(n, classes, z, zs, labels, lut, running, shift, stats, mu, u, g, project) {
-      kernels.ff_output_train(
-        0,
-        1,
-        n,
-        classes,
-        ptr(z),
-        zs,
-        ptr(labels),
-        ptr(lut),
-        ptr(running),
-        shift,
-        ptr(stats),
-        ptr(mu),
-        ptr(u),
-        ptr(g),
-        project ? 1 : 0,
-      );
-    },
-    outputEval(n, classes, z, zs, running, raw) {
-      run('ff_output_eval', n * classes, [n, classes, ptr(z), zs, ptr(running), ptr(raw)]);
-    },
-    centerQuantize(n, cols, g, gs, gate, center, act, e, es, pairs) {
-      const parts = run('ff_center_max', n * cols, [
-        n,
-        cols,
-        ptr(g),
-        gs,
-        ptr(gate),
-        center ? 1 : 0,
-        ptr(act),
-        ptr(csumFor(2 * cols)),
-        partialOffset,
-      ]);
-      run('ff_quantize', n * es, [
-        n,
-        cols,
-        ptr(g),
-        gs,
-        partialOffset,
-        parts,
-        ptr(e),
-        es,
-        ptr(pairs),
-        qOffset,
-      ]);
-      return qCell[0];
-    },
-    backwardInput(n, rows, p, h, e, es, ex) {
-      const groups = Math.ceil(rows / 4);
-      const tables = scratch('tables', n * groups * 32);
-      const totals = scratch('totals', Math.max(n, rows) * 4);
-      run('ff_error_tables', n * rows, [n, rows, ptr(e), es, tables, totals]);
-      const nib = scratch('nibbles', threads * groups * 16);
-      run('ff_backward_input', n * rows * p, [n, rows, p, ptr(h), tables, totals, ptr(ex), nib]);
-    },
-    updateBits(n, rows, cols, p, e, es, act, h, w, key, shift, clip) {
-      const groups = Math.ceil(n / 4);
-      const tables = scratch('tables', rows * groups * 32);
-      const totals = scratch('totals', Math.max(n, rows) * 4);
-      const nib = scratch('nibbles', (p / 16) * groups * 16);
-      run('ff_row_tables', n * rows, [n, rows, ptr(e), es, tables, totals]);
-      run('ff_act_nibbles', n * p, [n, cols, p, ptr(act), nib]);
-      run('ff_update_bits', n * rows * p, [
-        n,
-        rows,
-        cols,
-        p,
-        tables,
-        totals,
-        nib,
-        ptr(h),
-        ptr(w),
-        key >>> 0,
-        shift,
-        clip,
-      ]);
-    },
-    updatePixels(n, rows, cols, p, ep, xp, h, key, shift, clip) {
-      run('ff_update_pixels', n * rows * p, [
-        n,
-        rows,
-        cols,
-        p,
-        ptr(ep),
-        ptr(xp),
-        ptr(h),
-        key >>> 0,
-        shift,
-        clip,
-      ]);
-    },
+    ...steps,
   };
 }
