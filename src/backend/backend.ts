@@ -227,10 +227,6 @@ export interface Backend {
 
   // ---- training methods' update loops (the parts with no random number and no transcendental) ----
   /**
-   * BayesBiNN's relaxed sample where the noise cannot change it: sample = sign(lambda) where |lambda| > skip.
-   * The other weights' indices go to `pending`, in order; returns their count.
-   */
-  /**
    * Bop's step (docs/methods.md#bop): m <- (1 - gamma) m + gamma g, then w <- -w where w m > threshold (m as
    * stored). Returns the number of flips.
    */
@@ -247,6 +243,10 @@ export interface Backend {
    * z is rank x length (row k at k * length); invScale = 1 / S. A weight with m = z = 0 restarts at m = +1.
    */
   vispaProject(m: FloatArray, z: FloatArray | null, rank: number, invScale: number, length: number): void;
+  /**
+   * BayesBiNN's relaxed sample where the noise cannot change it: sample = sign(lambda) where |lambda| > skip.
+   * The other weights' indices go to `pending`, in order; returns their count.
+   */
   bayesBinnSaturated(
     lambda: FloatArray,
     sample: FloatArray,
