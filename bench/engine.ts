@@ -23,7 +23,7 @@
 import * as ort from 'onnxruntime-node';
 import { createWasmBackend } from '../src/backend/wasm/index.js';
 import { createEngine, type Engine, type EngineBackend } from '../src/engine/engine.js';
-import { nativeEngineUnavailableReason } from '../src/engine/native-host.js';
+import { nativeUnavailableReason } from '../src/native/addon.js';
 import { measureThroughput, randomImages } from '../src/engine/measure.js';
 import { benchNetwork, normalizationOf } from './networks.js';
 import { normalizedImages } from './normalize.js';
@@ -114,7 +114,7 @@ export async function runEngineBench(options: EngineBenchOptions): Promise<void>
   const rows: Row[] = [];
   const variants: Variant[] = [];
   const realDenseVariants: RealDenseVariant[] = [];
-  const missing = nativeEngineUnavailableReason();
+  const missing = nativeUnavailableReason();
   if (missing !== null) print(`note: no native engine rows: ${missing}`);
   const backends: readonly EngineBackend[] = missing === null ? ['native', 'wasm'] : ['wasm'];
   try {

@@ -6,8 +6,7 @@
 import { Option } from 'commander';
 import { createEngine, defaultEngineBackend, type Engine, type EngineBackend } from '../engine/engine.js';
 import type { OnebitModel } from '../engine/format.js';
-import { nativeEngineUnavailableReason } from '../engine/native-host.js';
-import { ConfigError } from '../errors.js';
+import { checkNativeChoice, describeWhere } from './native-choice.js';
 import { parseChoice } from './options.js';
 
 export function engineBackendOption(): Option {
@@ -16,25 +15,16 @@ export function engineBackendOption(): Option {
     .default(defaultEngineBackend(), 'native where it is built, else wasm');
 }
 
-let saidNoNative = false;
-
 /** The engine a command runs on: the chosen backend, with the CLI's note or error when native is missing. */
 export async function openEngine(
   model: OnebitModel,
   options: { backend: EngineBackend; threads: number | undefined; maxBatch: number },
 ): Promise<Engine> {
-  const missing = nativeEngineUnavailableReason();
-  if (options.backend === 'native' && missing !== null)
-    throw new ConfigError('--backend', 'an engine backend this machine can run (wasm)', `native: ${missing}`);
-  if (options.backend === 'wasm' && missing !== null && !saidNoNative) {
-    saidNoNative = true;
-    process.stderr.write(`note: running on WebAssembly: ${missing}\n`);
-  }
+  checkNativeChoice(options.backend, 'wasm');
   return createEngine(model, options);
 }
 
 /** "native (avx512), 2 threads": where an engine runs, for a command's output. */
 export function describeEngine(engine: Engine): string {
-  const level = engine.level === null ? '' : ` (${engine.level})`;
-  return `${engine.backend}${level}, ${engine.threads} thread${engine.threads === 1 ? '' : 's'}`;
+  return describeWhere(engine.backend, engine.level, engine.threads);
 }

@@ -4,7 +4,6 @@ import { basename, join } from 'node:path';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { createBackend } from '../backend/index.js';
-import { nativeUnavailableReason } from '../backend/native/index.js';
 import type { Backend } from '../backend/backend.js';
 import { classSubset } from '../data/pipeline.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, type DataSource, type Dataset } from '../data/dataset.js';
@@ -45,6 +44,7 @@ import {
   posteriorPreset,
 } from './method-flags.js';
 import type { BayesBinnPosteriorName } from '../methods/bayes-binn.js';
+import { checkNativeChoice, describeWhere } from './native-choice.js';
 import {
   defaultCacheDir,
   parseChoice,
@@ -345,30 +345,14 @@ export function addTrainingFlags(command: Command): Command {
   return command;
 }
 
-let saidNoNative = false;
-
 /** "native (avx512), 2 threads": the backend a run trains on, for its log. */
 export function describeBackend(backend: Backend): string {
-  const level = backend.level === undefined ? '' : ` (${backend.level})`;
-  const threads = backend.threads === 1 ? '1 thread' : `${backend.threads} threads`;
-  return `${backend.name}${level}, ${threads}`;
+  return describeWhere(backend.name, backend.level, backend.threads);
 }
 
 export async function openBackend(kind: BackendKind, threads: number | undefined): Promise<Backend> {
   checkThreadsFlag(kind, threads);
-  const missing = nativeUnavailableReason();
-  if (kind === 'native' && missing !== null) {
-    throw new ConfigError(
-      '--backend',
-      'a backend this machine can run (wasm or reference)',
-      `native: ${missing}`,
-    );
-  }
-  if (kind === 'wasm' && missing !== null && !saidNoNative) {
-    // Said once per process: without the addon the default is WebAssembly (docs/architecture.md#backends).
-    saidNoNative = true;
-    process.stderr.write(`note: running on WebAssembly: ${missing}\n`);
-  }
+  checkNativeChoice(kind, 'wasm or reference');
   return createBackend(kind === 'reference' ? { kind, dtype: 'float32' } : { kind, threads });
 }
 

@@ -26,13 +26,13 @@
  * (or its bytes) as `options.module`. A browser main thread cannot block on Atomics.wait, so there use
  * `threads: 1` or run the engine in a worker; shared memory needs a cross-origin-isolated page.
  */
-import { loadNativeAddon, type NativeLevel } from '../native/addon.js';
+import { nativeUnavailableReason, type NativeLevel } from '../native/addon.js';
 import type { WasmBytes, WasmModule } from '../wasm/api.js';
 import { alignUp } from '../wasm/heap.js';
 import { checkThreads, defaultThreads } from '../wasm/pool.js';
 import { decodeOnebit, encodeOnebit, type OnebitModel } from './format.js';
 import type { EngineBackend } from './host.js';
-import { createNativeHost, resolveNativeLevel } from './native-host.js';
+import { createNativeHost, nativeEngineLevel } from './native-host.js';
 import { createWasmHost } from './wasm-host.js';
 import {
   headOf,
@@ -196,7 +196,7 @@ export async function createEngine(
     throw new RangeError(`onebit engine: backend must be 'native' or 'wasm', got ${String(backend)}`);
   if (backend === 'wasm' && options.level !== undefined)
     throw new RangeError(`onebit engine: level '${options.level}' is for backend 'native' only`);
-  const level = backend === 'native' ? resolveNativeLevel(options.level) : null;
+  const level = backend === 'native' ? nativeEngineLevel(options.level) : null;
   // The AVX-512 kernels look the first layer's pixels up in groups of 5 (plan.ts, oe_dense_g5).
   const pixelGroups5 = level === 'avx512';
   planLayers(model, head, counting, maxBatch, threads, null, realDense, pixelGroups5);
@@ -390,7 +390,7 @@ export async function createEngine(
 
 /** The engine's default backend: native where the addon loads (Node, built with clang), unless a wasm module is given. */
 export function defaultEngineBackend(options: Pick<EngineOptions, 'module'> = {}): EngineBackend {
-  return options.module === undefined && loadNativeAddon().available ? 'native' : 'wasm';
+  return options.module === undefined && nativeUnavailableReason() === null ? 'native' : 'wasm';
 }
 
 /** Index of the largest of `n` values from `offset` (the first on ties). */

@@ -6,48 +6,32 @@
  * turns into pointers (src/native/addon.c, runIn). Offsets start at 64 past a 64-byte boundary, so none is 0
  * (the kernels' NULL) and every placement is aligned as on wasm.
  */
-import { NATIVE_LEVELS, loadNativeAddon, type NativeLevel } from '../native/addon.js';
+import {
+  kernelIndices,
+  nativeUnavailableReason,
+  resolveNativeLevel,
+  type NativeLevel,
+} from '../native/addon.js';
 import { alignUp } from '../wasm/heap.js';
 import type { EngineHost } from './host.js';
-import { ENGINE_KERNELS, type EngineKernel } from './plan.js';
+import { ENGINE_KERNELS } from './plan.js';
 
-/** Why the native engine cannot run here, or null when it can. */
-export function nativeEngineUnavailableReason(): string | null {
-  const status = loadNativeAddon();
-  return status.available ? null : status.reason;
-}
+const LABEL = 'onebit engine';
 
 /** The level a native engine runs at: the one asked for, checked, or the best this CPU runs. */
-export function resolveNativeLevel(level: NativeLevel | undefined): NativeLevel {
-  const status = loadNativeAddon();
-  if (!status.available)
-    throw new Error(`onebit engine: backend 'native' cannot run: ${status.reason}; use backend 'wasm'`);
-  if (level !== undefined && !NATIVE_LEVELS.includes(level))
-    throw new RangeError(
-      `onebit engine: level must be one of ${NATIVE_LEVELS.join(', ')}, got ${String(level)}`,
-    );
-  if (level !== undefined && !status.levels.includes(level))
-    throw new RangeError(
-      `onebit engine: this CPU cannot run native level '${level}' (it runs ${status.levels.join(', ')})`,
-    );
-  return level ?? status.levels[0];
+export function nativeEngineLevel(level: NativeLevel | undefined): NativeLevel {
+  const missing = nativeUnavailableReason();
+  if (missing !== null)
+    throw new Error(`${LABEL}: backend 'native' cannot run: ${missing}; use backend 'wasm'`);
+  return resolveNativeLevel(LABEL, level).level;
 }
 
-/** A native host at `level` (resolveNativeLevel's) for a plan of `bytes` bytes. */
+/** A native host at `level` (nativeEngineLevel's) for a plan of `bytes` bytes. */
 export function createNativeHost(bytes: number, threads: number, level: NativeLevel): EngineHost {
-  const status = loadNativeAddon();
-  if (!status.available) throw new Error(`onebit engine: backend 'native' cannot run: ${status.reason}`);
-  const { addon } = status;
-  const chosen = level;
-  const names = addon.kernelNames('engine');
-  const indices = {} as Record<EngineKernel, number>;
-  for (const name of ENGINE_KERNELS) {
-    const index = names.indexOf(name);
-    if (index < 0) throw new Error(`onebit engine: the native addon has no kernel ${name}; rebuild it`);
-    indices[name] = index;
-  }
+  const { addon } = resolveNativeLevel(LABEL, level);
+  const indices = kernelIndices(LABEL, addon, 'engine', ENGINE_KERNELS);
   const memory = new Uint8Array(bytes + 3 * 64);
-  const context = addon.open(chosen, threads, 'engine');
+  const context = addon.open(level, threads, 'engine');
   let next = ((64 - addon.misalignment(memory)) % 64) + 64;
   const take = (size: number): number => {
     const offset = next;
@@ -62,7 +46,7 @@ export function createNativeHost(bytes: number, threads: number, level: NativeLe
   let closed = false;
   return {
     backend: 'native',
-    level: chosen,
+    level,
     threads,
     buffer: memory.buffer,
     placement: {

@@ -315,6 +315,17 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * A typed array's first byte, its length in elements and its kind: 1 when `value` is a typed array, 0 when it is
+ * not, -1 when N-API fails (an exception is then pending).
+ */
+static int typed_array(napi_env env, napi_value value, void **data, size_t *length, napi_typedarray_type *kind) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok) return -1;
+  if (!is_typed) return 0;
+  return napi_get_typedarray_info(env, value, kind, length, data, NULL, NULL) == napi_ok ? 1 : -1;
+}
+
 /* run (in_memory 0) and runIn (1): the kernel arguments start after `fixed` leading ones. */
 static napi_value run_kernel(napi_env env, napi_callback_info info, int in_memory) {
   size_t fixed = in_memory ? 4 : 3;
@@ -334,22 +345,13 @@ static napi_value run_kernel(napi_env env, napi_callback_info info, int in_memor
   uint8_t *memory = NULL;
   size_t memory_bytes = 0;
   if (in_memory) {
-    bool is_typed = false;
-    CHECK(env, napi_is_typedarray(env, argv[3], &is_typed));
-    if (!is_typed) {
-      napi_throw_type_error(env, NULL, "onebit native addon: runIn's memory is not a typed array");
-      return NULL;
-    }
-    napi_typedarray_type kind;
-    size_t length;
-    void *data;
-    CHECK(env, napi_get_typedarray_info(env, argv[3], &kind, &length, &data, NULL, NULL));
-    if (kind != napi_uint8_array) {
+    napi_typedarray_type kind = napi_int8_array;
+    void *data = NULL;
+    if (typed_array(env, argv[3], &data, &memory_bytes, &kind) != 1 || kind != napi_uint8_array) {
       napi_throw_type_error(env, NULL, "onebit native addon: runIn's memory is not a Uint8Array");
       return NULL;
     }
     memory = (uint8_t *)data;
-    memory_bytes = length;
   }
   context *ctx = context_of(env, argv[0]);
   if (ctx == NULL) return NULL;
@@ -382,17 +384,12 @@ static napi_value run_kernel(napi_env env, napi_callback_info info, int in_memor
       napi_throw_type_error(env, NULL, "onebit native addon: runIn's kernel arguments must be numbers");
       return NULL;
     } else if (type != napi_null) {
-      bool is_typed = false;
-      CHECK(env, napi_is_typedarray(env, v, &is_typed));
-      if (!is_typed) {
+      napi_typedarray_type kind;
+      size_t length;
+      if (typed_array(env, v, &args[i].p, &length, &kind) != 1) {
         napi_throw_type_error(env, NULL, "onebit native addon: a kernel argument is not a number, null or typed array");
         return NULL;
       }
-      napi_typedarray_type kind;
-      size_t length;
-      void *data;
-      CHECK(env, napi_get_typedarray_info(env, v, &kind, &length, &data, NULL, NULL));
-      args[i].p = data;
     }
   }
   int threads = nt < 1 ? 1 : (int)nt > ctx->threads ? ctx->threads : (int)nt;
@@ -408,16 +405,13 @@ static napi_value js_misalignment(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  bool is_typed = false;
-  if (argc >= 1) CHECK(env, napi_is_typedarray(env, argv[0], &is_typed));
-  if (!is_typed) {
+  void *data = NULL;
+  size_t length;
+  napi_typedarray_type kind;
+  if (argc < 1 || typed_array(env, argv[0], &data, &length, &kind) != 1) {
     napi_throw_type_error(env, NULL, "onebit native addon: misalignment(array: a typed array)");
     return NULL;
   }
-  napi_typedarray_type kind;
-  size_t length;
-  void *data;
-  CHECK(env, napi_get_typedarray_info(env, argv[0], &kind, &length, &data, NULL, NULL));
   napi_value result;
   CHECK(env, napi_create_uint32(env, (uint32_t)((uintptr_t)data % 64), &result));
   return result;

@@ -100,3 +100,47 @@ function load(): NativeAddonStatus {
     return { available: false, reason: `the native addon did not load: ${(err as Error).message}` };
   }
 }
+
+/** Why native code cannot run here (the addon's status), or null when it can. */
+export function nativeUnavailableReason(): string | null {
+  const status = loadNativeAddon();
+  return status.available ? null : status.reason;
+}
+
+/**
+ * The addon and the level to run at: `level` when it is a level of the addon that this CPU runs, else the best
+ * one this CPU runs when no level is asked for. Throws, naming `label`, when the addon is missing or the level
+ * cannot run.
+ */
+export function resolveNativeLevel(
+  label: string,
+  level: NativeLevel | undefined,
+): { addon: NativeAddon; level: NativeLevel } {
+  const status = loadNativeAddon();
+  if (!status.available) throw new Error(`${label}: native code cannot run: ${status.reason}`);
+  if (level !== undefined && !NATIVE_LEVELS.includes(level))
+    throw new RangeError(`${label}: level must be one of ${NATIVE_LEVELS.join(', ')}, got ${String(level)}`);
+  if (level !== undefined && !status.levels.includes(level))
+    throw new RangeError(
+      `${label}: this CPU cannot run native level '${level}' (it runs ${status.levels.join(', ')})`,
+    );
+  return { addon: status.addon, level: level ?? status.levels[0] };
+}
+
+/** Where each of `names` sits in the addon's table of `set` (the index `run` takes); throws for one missing. */
+export function kernelIndices<K extends string>(
+  label: string,
+  addon: NativeAddon,
+  set: NativeKernelSet,
+  names: readonly K[],
+): Record<K, number> {
+  const table = addon.kernelNames(set);
+  const indices = {} as Record<K, number>;
+  for (const name of names) {
+    const index = table.indexOf(name);
+    if (index < 0)
+      throw new Error(`${label}: the native addon has no kernel ${name}; rebuild it (npm run build:native)`);
+    indices[name] = index;
+  }
+  return indices;
+}

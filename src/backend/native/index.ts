@@ -5,9 +5,15 @@
  * (../kernel-backend.ts); buffers are ordinary typed arrays, which the addon reads in place.
  */
 import type { Backend, KernelArray } from '../backend.js';
-import { isKind, KERNEL_NAMES, kernelBackend, type KernelHost, type KernelName } from '../kernel-backend.js';
+import { isKind, KERNEL_NAMES, kernelBackend, type KernelHost } from '../kernel-backend.js';
 import { availableCores } from '../../wasm/host.js';
-import { loadNativeAddon, type NativeArg, type NativeLevel } from '../../native/addon.js';
+import {
+  kernelIndices,
+  loadNativeAddon,
+  nativeUnavailableReason,
+  type NativeArg,
+  type NativeLevel,
+} from '../../native/addon.js';
 
 export interface NativeBackendOptions {
   /** Threads kernels may use, the calling thread included (default: the machine's cores, at most 8). */
@@ -20,11 +26,7 @@ export interface NativeBackendOptions {
 
 const LABEL = 'native backend';
 
-/** Why the native backend cannot run here, or null when it can. */
-export function nativeUnavailableReason(): string | null {
-  const status = loadNativeAddon();
-  return status.available ? null : status.reason;
-}
+export { nativeUnavailableReason } from '../../native/addon.js';
 
 /** The instruction-set levels this machine's native backend can run, best first ([] without the addon). */
 export function nativeLevels(): readonly NativeLevel[] {
@@ -49,21 +51,14 @@ export function createNativeBackend(options: NativeBackendOptions = {}): Backend
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
     throw new RangeError(`${LABEL}: threads must be an integer in 1..64, got ${threads}`);
   }
+  // The kernels, and the one that is not a parallel kernel: the size of ob_gemm's per-thread workspace.
+  const indices = kernelIndices(LABEL, addon, 'training', [
+    ...KERNEL_NAMES,
+    'ob_gemm_workspace_bytes',
+  ] as const);
   const context = addon.open(level, threads, 'training');
-  const names = addon.kernelNames('training');
-  const index = new Map(names.map((name, i) => [name, i]));
-  const kernel = (name: string): number => {
-    const i = index.get(name);
-    if (i === undefined)
-      throw new Error(`${LABEL}: the addon has no kernel ${name}; rebuild it (npm run build:native)`);
-    return i;
-  };
-  const indices = Object.fromEntries(KERNEL_NAMES.map((name) => [name, kernel(name)])) as Record<
-    KernelName,
-    number
-  >;
 
-  const workspaceBytes = addon.run(context, kernel('ob_gemm_workspace_bytes'), 1);
+  const workspaceBytes = addon.run(context, indices.ob_gemm_workspace_bytes, 1);
   const gemmWorkspace = new Float32Array(Math.ceil((workspaceBytes * threads) / 4));
   const partials = new Float64Array(threads);
 

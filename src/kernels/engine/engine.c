@@ -485,11 +485,6 @@ void oe_dense_lut(int tid, int nt, size_t rows, size_t k, size_t n, const uint8_
   if (mode == OUT_BITS) zero_bits((uint32_t *)out, n, r0, r1, j0, j1);
   size_t kp = words_of(k) * 32, groups = kp / 4;
   uint8_t *tables = scratch + (size_t)tid * 4 * groups * 32;
-#ifdef OB_AVX512
-  /* Integer dot products instead of table lookups, in the same scratch (blocks.h, avx512.h). */
-  vnni_first_layer(r0, r1, j0, j1, k, x, nib, wsum, a, c, mode, p0, p1, act, out, n, tables);
-  return;
-#endif
   for (size_t r = r0; r < r1; r += 4) {
     size_t tile = min_sz(4, r1 - r);
     for (size_t t = 0; t < tile; t++) build_tables(x + (r + t) * kp, groups, tables + t * groups * 32);

@@ -5,7 +5,7 @@
  * still integer arithmetic only (test/float-free.test.ts disassembles the native objects). Buffers are
  * ordinary typed arrays that the addon reads in place; threads are the addon's native threads.
  */
-import { NATIVE_LEVELS, loadNativeAddon, type NativeArg, type NativeLevel } from '../../native/addon.js';
+import { kernelIndices, resolveNativeLevel, type NativeArg, type NativeLevel } from '../../native/addon.js';
 import { checkThreads } from '../../wasm/pool.js';
 import { FF_KERNEL_NAMES, ffKernelCalls, type FfKernelName } from './kernel-calls.js';
 import type { FfBuffer, FfKernels } from './kernels.js';
@@ -28,23 +28,8 @@ export interface NativeKernelOptions {
 export function createNativeKernels(options: NativeKernelOptions = {}): FfKernels {
   const threads = options.threads ?? 1;
   checkThreads(threads, LABEL);
-  const status = loadNativeAddon();
-  if (!status.available) throw new Error(`float-free: the native kernels cannot run: ${status.reason}`);
-  const { addon, levels } = status;
-  if (options.level !== undefined && !NATIVE_LEVELS.includes(options.level))
-    throw new RangeError(
-      `float-free: level must be one of ${NATIVE_LEVELS.join(', ')}, got ${String(options.level)}`,
-    );
-  if (options.level !== undefined && !levels.includes(options.level))
-    throw new RangeError(`float-free: this CPU cannot run native level '${options.level}'`);
-  const level = options.level ?? levels[0];
-  const names = addon.kernelNames('float-free');
-  const indices = {} as Record<FfKernelName, number>;
-  for (const name of FF_KERNEL_NAMES) {
-    const index = names.indexOf(name);
-    if (index < 0) throw new Error(`float-free: the native addon has no kernel ${name}; rebuild it`);
-    indices[name] = index;
-  }
+  const { addon, level } = resolveNativeLevel(LABEL, options.level);
+  const indices = kernelIndices(LABEL, addon, 'float-free', FF_KERNEL_NAMES);
   const context = addon.open(level, threads, 'float-free');
   const alwaysParallel = options.alwaysParallel ?? false;
   const ours = new WeakSet<FfBuffer>();
